@@ -1,0 +1,157 @@
+"""Label geometry computed once per label image and shared by every family.
+
+A measurement family receives either a label image or an :class:`Objects`
+built from it. Everything that depends only on the labels (pixel lists sorted
+by label, areas, bounding boxes, and anything a family caches with
+:meth:`Objects.cached`) is computed once, then reused for every channel.
+
+Object ``i`` (label value ``i``) is row ``i - 1`` of every result: families
+return arrays of length ``Objects.count == labels.max()``. Label ids that do
+not occur (gaps) have ``area == 0`` and families report NaN for them, as
+CellProfiler would for an object without pixels.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Any, Callable, Hashable
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["Objects", "as_objects", "check_image"]
+
+
+class Objects:
+    """A label image plus its label-only geometry, computed lazily and cached.
+
+    Parameters
+    ----------
+    labels : (H, W) ndarray of int
+        0 is background, objects are 1..N.
+
+    Attributes
+    ----------
+    labels : (H, W) ndarray of int32
+    count : int
+        ``labels.max()`` (0 for an empty image); results have this length.
+    """
+
+    def __init__(self, labels: np.ndarray):
+        labels = np.asarray(labels)
+        if labels.ndim != 2:
+            raise InputError(f"label image must be 2-D, got shape {labels.shape}")
+        if labels.dtype.kind not in "iub":
+            raise InputError(f"label image must be integer, got dtype {labels.dtype}")
+        if labels.size and labels.min() < 0:
+            raise InputError("label image has negative labels")
+        self.labels = np.ascontiguousarray(labels, dtype=np.int32)
+        self.count = int(self.labels.max()) if self.labels.size else 0
+        self._cache: dict[Hashable, Any] = {}
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.labels.shape
+
+    @cached_property
+    def order(self) -> np.ndarray:
+        """Flat indices of all object pixels, grouped by label (stable, row-major within a label)."""
+        flat = self.labels.ravel()
+        nz = np.flatnonzero(flat)
+        return nz[np.argsort(flat[nz], kind="stable")]
+
+    @cached_property
+    def pixel_labels(self) -> np.ndarray:
+        """Label of each pixel in :attr:`order` (non-decreasing)."""
+        return self.labels.ravel()[self.order]
+
+    @cached_property
+    def area(self) -> np.ndarray:
+        """Pixel count per object, shape ``(count,)``."""
+        return np.bincount(self.pixel_labels, minlength=self.count + 1)[1:].astype(np.int64)
+
+    @cached_property
+    def offsets(self) -> np.ndarray:
+        """``order[offsets[i]:offsets[i+1]]`` are the pixels of label ``i + 1``; shape ``(count + 1,)``."""
+        out = np.zeros(self.count + 1, dtype=np.int64)
+        np.cumsum(self.area, out=out[1:])
+        return out
+
+    @cached_property
+    def rows(self) -> np.ndarray:
+        """Row (y) of each pixel in :attr:`order`."""
+        return self.order // self.labels.shape[1]
+
+    @cached_property
+    def cols(self) -> np.ndarray:
+        """Column (x) of each pixel in :attr:`order`."""
+        return self.order % self.labels.shape[1]
+
+    @cached_property
+    def present(self) -> np.ndarray:
+        """Boolean per object: the label occurs in the image."""
+        return self.area > 0
+
+    @cached_property
+    def bbox(self) -> np.ndarray:
+        """Bounding boxes ``(min_row, min_col, max_row + 1, max_col + 1)``, shape ``(count, 4)``.
+
+        Absent labels get ``(0, 0, 0, 0)``.
+        """
+        n = self.count
+        box = np.zeros((n, 4), dtype=np.int64)
+        if n == 0 or self.order.size == 0:
+            return box
+        lab = self.pixel_labels - 1
+        big = np.iinfo(np.int64).max
+        mins_r = np.full(n, big)
+        mins_c = np.full(n, big)
+        maxs_r = np.full(n, -1)
+        maxs_c = np.full(n, -1)
+        np.minimum.at(mins_r, lab, self.rows)
+        np.minimum.at(mins_c, lab, self.cols)
+        np.maximum.at(maxs_r, lab, self.rows)
+        np.maximum.at(maxs_c, lab, self.cols)
+        ok = self.present
+        box[ok, 0], box[ok, 1] = mins_r[ok], mins_c[ok]
+        box[ok, 2], box[ok, 3] = maxs_r[ok] + 1, maxs_c[ok] + 1
+        return box
+
+    def cached(self, key: Hashable, compute: Callable[[], Any]) -> Any:
+        """Return ``compute()`` memoised under ``key`` for this label image.
+
+        Families use it for label-only work with parameters (e.g. the object
+        edge, distance maps, texture pixel pairs at a given scale).
+        """
+        if key not in self._cache:
+            self._cache[key] = compute()
+        return self._cache[key]
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return f"Objects(count={self.count}, shape={self.shape})"
+
+
+def as_objects(labels: "np.ndarray | Objects") -> Objects:
+    """Return ``labels`` as :class:`Objects` (no copy if it already is one)."""
+    return labels if isinstance(labels, Objects) else Objects(labels)
+
+
+def check_image(image: np.ndarray, objects: Objects | None = None, name: str = "image") -> np.ndarray:
+    """Validate an intensity image and return it as a float array.
+
+    Raises :class:`~cpfeatures.errors.InputError` for a non-2-D image, a shape
+    different from the labels, or NaN / infinite values.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2:
+        raise InputError(f"{name} must be 2-D, got shape {image.shape}")
+    if objects is not None and image.shape != objects.shape:
+        raise InputError(f"{name} shape {image.shape} differs from label shape {objects.shape}")
+    if image.dtype.kind not in "fiub":
+        raise InputError(f"{name} must be numeric, got dtype {image.dtype}")
+    if image.dtype.kind != "f":
+        image = image.astype(np.float64)
+    if not np.isfinite(image).all():
+        raise InputError(f"{name} contains NaN or infinite values")
+    return image
