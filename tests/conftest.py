@@ -113,3 +113,127 @@ def bundled_plate_dir() -> Path:
 @pytest.fixture(scope="session")
 def cp_ref() -> CellProfilerReference:
     return CellProfilerReference(SHARED)
+
+
+# --------------------------------------------------------------------------------------
+# Synthetic plates shaped like real Harmony exports
+# --------------------------------------------------------------------------------------
+_V5_NS = "http://www.perkinelmer.com/PEHH/HarmonyV5"
+_V7_NS = "43B2A954-E3C3-47E1-B392-6635266B0DD3/HarmonyV7"
+# (channel id, Harmony name, excitation, emission, channel type) as in CPJUMP1's Phenix export
+CPJUMP1_CHANNELS = [
+    (1, "Alexa 647", 640, 706, "Fluorescence"),
+    (2, "Alexa 568", 561, 599, "Fluorescence"),
+    (3, "488 long", 488, 599, "Fluorescence"),
+    (4, "Alexa 488", 488, 522, "Fluorescence"),
+    (5, "HOECHST 33342", 405, 456, "Fluorescence"),
+    (6, "Brightfield H", 740, 0, "Brightfield"),
+    (7, "Brightfield L", 740, 0, "Brightfield"),
+    (8, "Brightfield", 740, 0, "Brightfield"),
+]
+
+
+def write_synthetic_plate(
+    root: Path,
+    wells=((4, 8), (4, 14)),
+    fields=(1, 2),
+    channels=CPJUMP1_CHANNELS,
+    shape=(64, 48),
+    version: int = 5,
+    bom: bool = False,
+    seed: int = 0,
+    images_fn=None,
+) -> Path:
+    """Write a small Harmony export: LZW uint16 TIFFs + an index like the real ones.
+
+    ``version=5`` writes ``Images/Index.idx.xml`` (HarmonyV5, channel fields in
+    each ``<Image>``, TimepointID 0-based); ``version=7`` writes
+    ``Images/Index.xml`` (HarmonyV7, channel fields in ``Maps/Map/Entry``, BOM).
+    ``images_fn(row, col, field, channel_id) -> uint16 array`` overrides the
+    random pixels. Returns the plate folder.
+    """
+    import tifffile
+
+    rng = np.random.default_rng(seed)
+    images_dir = root / "Images"
+    images_dir.mkdir(parents=True, exist_ok=True)
+    px = 5.979760809567617e-07
+    ns = _V5_NS if version < 7 else _V7_NS
+    tp = 0 if version < 7 else 1
+    lines = ['<?xml version="1.0" encoding="utf-8"?>',
+             f'<EvaluationInputData Version="{1 if version < 7 else 2}" xmlns="{ns}">',
+             "  <User>Automation</User>", "  <InstrumentType>Phenix</InstrumentType>", "  <Plates>", "    <Plate>",
+             "      <PlateID>SYNTH_PLATE</PlateID>", "      <Name>SYNTH_PLATE</Name>",
+             "      <PlateTypeName>384 PerkinElmer CellCarrier Ultra</PlateTypeName>",
+             "      <PlateRows>16</PlateRows>", "      <PlateColumns>24</PlateColumns>"]
+    lines += [f'      <Well id="{r:02d}{c:02d}" />' for r, c in wells]
+    lines += ["    </Plate>", "  </Plates>", "  <Wells>"]
+    for r, c in wells:
+        lines += ["    <Well>", f"      <id>{r:02d}{c:02d}</id>", f"      <Row>{r}</Row>", f"      <Col>{c}</Col>"]
+        lines += [f'      <Image id="{r:02d}{c:02d}K1F{f}P1R{ch[0]}" />' for f in fields for ch in channels]
+        lines += ["    </Well>"]
+    lines += ["  </Wells>", "  <Maps>", "    <Map>"]
+    lines += [f'      <Entry ChannelID="{ch[0]}"><FlatfieldProfile>{{"Type": "Identity"}}</FlatfieldProfile></Entry>'
+              for ch in channels]
+    lines += ["    </Map>"]
+
+    def channel_fields(ch):
+        cid, name, ex, em, ctype = ch
+        return [f"<ChannelName>{name}</ChannelName>", "<ImageType>Signal</ImageType>",
+                "<AcquisitionType>NonConfocal</AcquisitionType>", f"<ChannelType>{ctype}</ChannelType>",
+                f'<ImageResolutionX Unit="m">{px!r}</ImageResolutionX>',
+                f'<ImageResolutionY Unit="m">{px!r}</ImageResolutionY>',
+                f"<ImageSizeX>{shape[1]}</ImageSizeX>", f"<ImageSizeY>{shape[0]}</ImageSizeY>",
+                "<BinningX>2</BinningX>", "<BinningY>2</BinningY>", "<MaxIntensity>65535</MaxIntensity>",
+                f'<MainExcitationWavelength Unit="nm">{ex}</MainExcitationWavelength>',
+                f'<MainEmissionWavelength Unit="nm">{em}</MainEmissionWavelength>',
+                '<ObjectiveMagnification Unit="">20</ObjectiveMagnification>',
+                '<ObjectiveNA Unit="">1</ObjectiveNA>', '<ExposureTime Unit="s">0.01</ExposureTime>']
+
+    if version >= 7:
+        lines += ["    <Map>"]
+        for ch in channels:
+            lines += [f'      <Entry ChannelID="{ch[0]}">'] + ["        " + f for f in channel_fields(ch)] + [
+                "      </Entry>"]
+        lines += ["    </Map>"]
+    lines += ["  </Maps>", "  <Images>"]
+    for r, c in wells:
+        for f in fields:
+            for ch in channels:
+                cid = ch[0]
+                name = f"r{r:02d}c{c:02d}f{f:02d}p01-ch{cid}sk1fk1fl1.tiff"
+                lines += ['    <Image Version="1">', f"      <id>{r:02d}{c:02d}K1F{f}P1R{cid}</id>",
+                          "      <State>Ok</State>", f"      <URL>{name}</URL>", f"      <Row>{r}</Row>",
+                          f"      <Col>{c}</Col>", f"      <FieldID>{f}</FieldID>", "      <PlaneID>1</PlaneID>",
+                          f"      <TimepointID>{tp}</TimepointID>", f"      <ChannelID>{cid}</ChannelID>",
+                          "      <FlimID>1</FlimID>"]
+                if version < 7:
+                    lines += ["      " + x for x in channel_fields(ch)]
+                lines += ['      <PositionX Unit="m">-0.000968721</PositionX>',
+                          '      <PositionY Unit="m">-0.000322907</PositionY>',
+                          '      <PositionZ Unit="m">-4E-06</PositionZ>',
+                          "      <AbsTime>2020-11-08T15:25:39.643-05:00</AbsTime>", "    </Image>"]
+                if images_fn is not None:
+                    pixels = np.asarray(images_fn(r, c, f, cid), dtype=np.uint16)
+                else:
+                    pixels = rng.integers(300, 4000, size=shape, dtype=np.uint16)
+                tifffile.imwrite(images_dir / name, pixels, compression="lzw", photometric="minisblack")
+    lines += ["  </Images>", "</EvaluationInputData>"]
+    text = "\r\n".join(lines) + "\r\n"
+    index_name = "Index.idx.xml" if version < 7 else "Index.xml"
+    data = text.encode("utf-8")
+    if bom or version >= 7:
+        data = b"\xef\xbb\xbf" + data
+    (images_dir / index_name).write_bytes(data)
+    return root
+
+
+@pytest.fixture
+def make_plate(tmp_path):
+    """Factory fixture: ``make_plate(**kwargs) -> Path`` writing a synthetic plate under tmp_path."""
+    counter = iter(range(1000))
+
+    def factory(**kwargs):
+        return write_synthetic_plate(tmp_path / f"plate{next(counter)}", **kwargs)
+
+    return factory

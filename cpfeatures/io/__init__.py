@@ -1,0 +1,14 @@
+"""Reading Opera Phenix / Operetta plates exported by Harmony.
+
+>>> from cpfeatures.io import read_plate
+>>> plate = read_plate("data/example_plate")          # doctest: +SKIP
+>>> images = plate.load_site("D08", 5)                # {"DNA": uint16 array, ...}  # doctest: +SKIP
+"""
+
+from .filenames import parse_filename
+from .harmony import HarmonyIndex, parse_index
+from .plate import Plate, PlateWarning, Site, read_plate, well_name
+from .tiff import read_header, read_image
+
+__all__ = ["Plate", "PlateWarning", "Site", "read_plate", "well_name", "parse_index", "HarmonyIndex",
+           "parse_filename", "read_image", "read_header"]

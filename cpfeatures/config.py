@@ -1,0 +1,105 @@
+"""Run settings: defaults reproduce the CPJUMP1 CellProfiler pipelines, a TOML file overrides them.
+
+The defaults are written out as TOML in :data:`DEFAULT_CONFIG_TOML`, so
+``cpfeatures config --default`` prints exactly what a run uses and a user
+copies and edits it. :func:`load_config` merges a user file over the defaults
+(tables merge key by key; other values replace).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+__all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "ROLES"]
+
+#: The stain roles of Cell Painting (JUMP naming): feature columns use these.
+ROLES = ("DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF")
+
+DEFAULT_CONFIG_TOML = """\
+# cpfeatures settings. Defaults reproduce the CPJUMP1 CellProfiler pipelines
+# (CPJUMP1_illum.cppipe and CPJUMP1_analysis.cppipe).
+
+# Harmony channel name -> stain role. Roles name the feature columns
+# (Cells_Intensity_MeanIntensity_DNA). Channels not listed keep their own name.
+[channels]
+"HOECHST 33342" = "DNA"
+"Alexa 488" = "ER"
+"488 long" = "RNA"
+"Alexa 568" = "AGP"
+"Alexa 647" = "Mito"
+"Brightfield" = "Brightfield"
+"Brightfield H" = "HighZBF"
+"Brightfield L" = "LowZBF"
+
+# Channel number -> role, used only when the plate has no index file (names
+# then come from file names, which carry channel numbers only). Empty by default:
+# uncomment the CPJUMP1 Phenix numbering if your export lost its index.
+[channel_ids]
+# 1 = "Mito"
+# 2 = "AGP"
+# 3 = "RNA"
+# 4 = "ER"
+# 5 = "DNA"
+# 6 = "HighZBF"
+# 7 = "LowZBF"
+# 8 = "Brightfield"
+"""
+
+
+def default_config() -> dict[str, Any]:
+    """The default settings as a nested dict (a fresh copy each call)."""
+    return tomllib.loads(DEFAULT_CONFIG_TOML)
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursively merge ``override`` into a copy of ``base`` (tables merge, values replace)."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Defaults, merged with a TOML file and then with ``overrides``.
+
+    Raises
+    ------
+    ConfigError
+        The file is missing or is not valid TOML, or a section has the wrong type.
+    """
+    config = default_config()
+    if path is not None:
+        path = Path(path)
+        try:
+            user = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+        except FileNotFoundError:
+            raise ConfigError("config file not found", path) from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"invalid TOML ({exc})", path) from None
+        config = merge(config, user)
+    if overrides:
+        config = merge(config, overrides)
+    for section in ("channels", "channel_ids"):
+        if not isinstance(config.get(section, {}), dict):
+            raise ConfigError(f"[{section}] must be a table", path)
+    return config
+
+
+def channel_roles(config: dict[str, Any] | None = None) -> tuple[dict[str, str], dict[int, str]]:
+    """The name -> role and channel-number -> role maps of a config."""
+    config = default_config() if config is None else config
+    by_name = {str(k): str(v) for k, v in config.get("channels", {}).items()}
+    try:
+        by_id = {int(k): str(v) for k, v in config.get("channel_ids", {}).items()}
+    except ValueError:
+        raise ConfigError("[channel_ids] keys must be channel numbers") from None
+    return by_name, by_id

@@ -1,0 +1,366 @@
+"""The :class:`Plate`: one plate's images, channels and sites, from a Harmony export."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+import numpy as np
+import pandas as pd
+
+from ..config import channel_roles
+from ..errors import ConfigError, ImageError, PlateError
+from .filenames import TIFF_SUFFIXES, scan_folder
+from .harmony import INDEX_NAMES, parse_index
+from .tiff import read_header, read_image
+
+__all__ = ["Plate", "Site", "read_plate", "well_name", "PlateWarning"]
+
+
+class PlateWarning(UserWarning):
+    """Something about a plate that works but deserves attention."""
+
+
+class Site(NamedTuple):
+    """One imaged field of one well: the unit of work of a plate run."""
+
+    well: str
+    field: int
+
+    def __str__(self) -> str:
+        return f"{self.well}_f{self.field}"
+
+
+def well_name(row: int, col: int) -> str:
+    """Well name from 1-based row and column: (4, 8) -> ``"D08"``; rows past Z go AA, AB, ..."""
+    letters = ""
+    r = int(row)
+    while r > 0:
+        r, rem = divmod(r - 1, 26)
+        letters = chr(65 + rem) + letters
+    return f"{letters}{int(col):02d}"
+
+
+@dataclass
+class Plate:
+    """A plate as exported by Harmony: where each image is and what it shows.
+
+    Build it with :func:`read_plate`.
+
+    Attributes
+    ----------
+    plate_id : str
+    root : Path
+        The folder holding the images (the index's folder).
+    index_path : Path or None
+        The Harmony index, or None when the layout came from file names.
+    images : pandas.DataFrame
+        One row per image: ``row, col, well, field, plane, timepoint,
+        channel_id, channel_name, role, path, pixel_size_um, position_x_um,
+        position_y_um, position_z_um, excitation_nm, emission_nm, exposure_s``
+        and the other index fields.
+    image_shape : tuple of int
+        ``(height, width)`` of every image.
+    dtype : numpy.dtype
+        The stored pixel type (uint16 for Phenix).
+    missing_files : list of str
+        Images the index lists that are not on disk.
+    extra_files : list of str
+        TIFFs in the folder that the index does not list.
+    attrs : dict
+        Plate-level metadata from the index (instrument, measurement, ...).
+    plate_rows, plate_columns : int or None
+        Plate dimensions from the index.
+    """
+
+    plate_id: str
+    root: Path
+    index_path: Path | None
+    images: pd.DataFrame
+    image_shape: tuple[int, int]
+    dtype: np.dtype
+    missing_files: list[str] = field(default_factory=list)
+    extra_files: list[str] = field(default_factory=list)
+    attrs: dict = field(default_factory=dict)
+    plate_rows: int | None = None
+    plate_columns: int | None = None
+
+    # -- summaries ---------------------------------------------------------------
+    @property
+    def channels(self) -> pd.DataFrame:
+        """One row per channel: ``channel_id, channel_name, role, excitation_nm, emission_nm, ...``."""
+        cols = [c for c in ("channel_id", "channel_name", "role", "excitation_nm", "emission_nm",
+                            "channel_type", "exposure_s") if c in self.images]
+        return (self.images[cols].drop_duplicates("channel_id").sort_values("channel_id")
+                .reset_index(drop=True))
+
+    @property
+    def roles(self) -> list[str]:
+        """Channel roles in channel-number order (``["Mito", "AGP", ...]`` for CPJUMP1)."""
+        return list(self.channels["role"])
+
+    @property
+    def wells(self) -> list[str]:
+        """Wells with images, in plate order (row, then column)."""
+        w = self.images.drop_duplicates("well").sort_values(["row", "col"])
+        return list(w["well"])
+
+    @property
+    def fields(self) -> list[int]:
+        return sorted(int(f) for f in self.images["field"].unique())
+
+    @property
+    def planes(self) -> list[int]:
+        return sorted(int(p) for p in self.images["plane"].unique())
+
+    @property
+    def timepoints(self) -> list[int]:
+        return sorted(int(t) for t in self.images["timepoint"].unique())
+
+    @property
+    def sites(self) -> list[Site]:
+        """Every (well, field) with images, in plate order."""
+        s = self.images.drop_duplicates(["well", "field"]).sort_values(["row", "col", "field"])
+        return [Site(w, int(f)) for w, f in zip(s["well"], s["field"])]
+
+    @property
+    def pixel_size_um(self) -> float | None:
+        """Pixel size from the index (the TIFF resolution tag of Phenix files is wrong)."""
+        values = self.images["pixel_size_um"].dropna() if "pixel_size_um" in self.images else []
+        return float(np.median(values)) if len(values) else None
+
+    def __repr__(self) -> str:
+        return (f"Plate({self.plate_id!r}: {len(self.wells)} wells x {len(self.fields)} fields x "
+                f"{len(self.planes)} planes x {len(self.channels)} channels, "
+                f"{self.image_shape[0]}x{self.image_shape[1]} {self.dtype})")
+
+    # -- loading -------------------------------------------------------------------
+    def site_images(self, well: str, field: int, plane: int | None = None,
+                    timepoint: int | None = None) -> pd.DataFrame:
+        """The image rows of one site (one plane and timepoint), one per channel."""
+        img = self.images
+        sel = img[(img["well"] == well) & (img["field"] == int(field))]
+        if sel.empty:
+            raise PlateError(f"no images for well {well} field {field}", self.root)
+        for name, value in (("plane", plane), ("timepoint", timepoint)):
+            available = sorted(sel[name].unique())
+            if value is None:
+                if len(available) > 1:
+                    raise PlateError(
+                        f"well {well} field {field} has {len(available)} {name}s {available}; choose one with {name}=",
+                        self.root)
+                value = available[0]
+            sel = sel[sel[name] == value]
+            if sel.empty:
+                raise PlateError(f"well {well} field {field} has no {name} {value}", self.root)
+        return sel.sort_values("channel_id")
+
+    def load_site(self, well: str, field: int, roles: Iterable[str] | None = None,
+                  plane: int | None = None, timepoint: int | None = None) -> dict[str, np.ndarray]:
+        """Load one site's images.
+
+        Parameters
+        ----------
+        well : str
+            Well name, e.g. ``"D08"``.
+        field : int
+            Field number as in the index.
+        roles : iterable of str, optional
+            Only these channels (by role); all by default.
+        plane, timepoint : int, optional
+            Needed only when the plate has several.
+
+        Returns
+        -------
+        dict of str to ndarray
+            Role -> image as stored (uint16 for Phenix).
+
+        Raises
+        ------
+        ImageError
+            A file is missing, unreadable, or of another shape/dtype than the plate.
+        PlateError
+            The site does not exist, or a requested role is not imaged there.
+        """
+        rows = self.site_images(well, field, plane, timepoint)
+        if roles is not None:
+            roles = list(roles)
+            missing = [r for r in roles if r not in set(rows["role"])]
+            if missing:
+                raise PlateError(f"well {well} field {field} has no image for channel(s) {', '.join(missing)}",
+                                 self.root)
+            rows = rows.set_index("role").loc[roles].reset_index()
+        return {role: read_image(path, self.image_shape, self.dtype)
+                for role, path in zip(rows["role"], rows["path"])}
+
+    def verify(self) -> None:
+        """Read every image's header: raise on the first unreadable file or shape/dtype mismatch.
+
+        Raises
+        ------
+        ImageError
+        """
+        for path in self.images["path"]:
+            if path in self._missing_paths:
+                continue
+            shape, dtype = read_header(path)
+            shape = tuple(s for s in shape if s != 1)
+            if shape != tuple(self.image_shape):
+                raise ImageError(f"image is {'x'.join(map(str, shape))}, the plate's images are "
+                                 f"{self.image_shape[0]}x{self.image_shape[1]}", path)
+            if dtype != self.dtype:
+                raise ImageError(f"image dtype is {dtype}, the plate's images are {self.dtype}", path)
+
+    @property
+    def _missing_paths(self) -> set[str]:
+        return {str(self.root / m) for m in self.missing_files}
+
+
+def _locate(path: Path) -> tuple[Path | None, Path]:
+    """(index file or None, image folder) for a plate dir, its Images/ folder, or an index file."""
+    if not path.exists():
+        raise PlateError("plate path does not exist", path)
+    if path.is_file():
+        if path.suffix.lower() in TIFF_SUFFIXES:
+            raise PlateError("expected a plate folder or its index file, got a single image", path)
+        return path, path.parent
+    for folder in (path, path / "Images", path / "images"):
+        for name in INDEX_NAMES:
+            if (folder / name).is_file():
+                return folder / name, folder
+    for folder in (path / "Images", path / "images", path):
+        if folder.is_dir() and any(p.suffix.lower() in TIFF_SUFFIXES for p in folder.iterdir()):
+            return None, folder
+    raise PlateError("no Harmony index (Index.idx.xml / Index.xml) and no TIFF images found", path)
+
+
+def _assign_roles(images: pd.DataFrame, config: dict | None, from_names: bool) -> pd.Series:
+    by_name, by_id = channel_roles(config)
+    roles = []
+    for cid, name in zip(images["channel_id"], images["channel_name"]):
+        if from_names and name is not None and name in by_name:
+            roles.append(by_name[name])
+        elif int(cid) in by_id:
+            roles.append(by_id[int(cid)])
+        else:
+            roles.append(name if (from_names and name) else f"ch{int(cid)}")
+    roles = pd.Series(roles, index=images.index)
+    per_role = images.assign(role=roles).groupby("role")["channel_id"].nunique()
+    clash = per_role[per_role > 1]
+    if len(clash):
+        raise ConfigError(f"channels map to the same role {list(clash.index)}; fix [channels] in the config")
+    return roles
+
+
+def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool = True) -> Plate:
+    """Read an Opera Phenix / Operetta plate exported by Harmony.
+
+    Parameters
+    ----------
+    path : path-like
+        The plate folder, its ``Images/`` folder, or the index file
+        (``Index.idx.xml`` for Harmony 4-6, ``Index.xml`` for Harmony 7).
+        Without an index, the layout comes from the file names
+        (``rRRcCCfFFpPP-chNskKfkKflL.tiff``) and a :class:`PlateWarning` says
+        channel names are unknown.
+    config : dict, optional
+        Settings from :func:`cpfeatures.config.load_config`; its
+        ``[channels]`` table maps Harmony channel names to roles (default:
+        the CPJUMP1 Phenix mapping) and ``[channel_ids]`` maps channel numbers
+        to roles when there is no index.
+    strict : bool
+        If True (default), files listed in the index but absent raise one
+        :class:`PlateError` listing them all. If False they are recorded in
+        ``Plate.missing_files`` and loading those sites fails with an
+        :class:`ImageError` (a plate run records that site and goes on).
+
+    Returns
+    -------
+    Plate
+
+    Raises
+    ------
+    PlateError
+        Unreadable or malformed index, missing files (strict), no images, an
+        unparseable file name in fallback mode, images of different sizes.
+    ImageError
+        The first image is not a readable TIFF.
+    """
+    path = Path(path)
+    index_path, folder = _locate(path)
+    attrs: dict = {}
+    plate_rows = plate_cols = None
+    if index_path is not None:
+        index = parse_index(index_path)
+        images = index.images
+        plate_id = index.plate_id
+        attrs, plate_rows, plate_cols = index.attrs, index.plate_rows, index.plate_columns
+    else:
+        images = scan_folder(folder)
+        plate_id = (folder.parent if folder.name.lower() == "images" else folder).name
+        warnings.warn(f"{folder}: no Harmony index found; plate layout taken from file names, "
+                      "channel names are unknown (map channel numbers to roles with [channel_ids] in the config)",
+                      PlateWarning, stacklevel=2)
+    images = images.copy()
+    for col, default in (("plane", 1), ("timepoint", 0), ("channel_name", None), ("pixel_size_um", np.nan)):
+        if col not in images:
+            images[col] = default
+        elif default is not None:
+            images[col] = images[col].fillna(default)
+    images["well"] = [well_name(r, c) for r, c in zip(images["row"], images["col"])]
+    images["role"] = _assign_roles(images, config, from_names=index_path is not None)
+    images["path"] = [str(folder / u) for u in images["url"]]
+    dupes = images.duplicated(["well", "field", "plane", "timepoint", "channel_id"])
+    if dupes.any():
+        first = images[dupes].iloc[0]
+        raise PlateError(f"{int(dupes.sum())} duplicate image entries (first: {first['url']})", index_path or folder)
+
+    on_disk = {p.name for p in folder.iterdir()}
+    listed = [u for u in images["url"]]
+    missing = sorted(u for u in listed if Path(u).name not in on_disk and not (folder / u).exists())
+    listed_names = {Path(u).name for u in listed}
+    extra = sorted(n for n in on_disk if Path(n).suffix.lower() in TIFF_SUFFIXES and n not in listed_names)
+    if missing and strict:
+        shown = ", ".join(missing[:20]) + (f", ... ({len(missing) - 20} more)" if len(missing) > 20 else "")
+        raise PlateError(f"{len(missing)} image file(s) listed in the index are missing: {shown}",
+                         index_path or folder)
+    if len(missing) == len(listed):
+        raise PlateError("none of the images listed in the index exist", index_path or folder)
+
+    # Shape: from the index when it says, checked against the first file's header.
+    present = images[~images["url"].isin(missing)]
+    first_path = present["path"].iloc[0]
+    shape, dtype = read_header(first_path)
+    shape = tuple(s for s in shape if s != 1)
+    if len(shape) != 2:
+        raise ImageError(f"expected single-plane 2-D images, got shape {shape}", first_path)
+    if "size_x" in images and images["size_x"].notna().any():
+        sizes = images[["size_y", "size_x"]].dropna().drop_duplicates()
+        if len(sizes) > 1:
+            raise PlateError(f"the index lists images of different sizes: "
+                             f"{', '.join(f'{int(y)}x{int(x)}' for y, x in sizes.values)}", index_path)
+        declared = tuple(int(v) for v in sizes.iloc[0])
+        if declared != shape:
+            raise ImageError(f"image is {shape[0]}x{shape[1]} but the index says {declared[0]}x{declared[1]}",
+                             first_path)
+    ordered = ["row", "col", "well", "field", "plane", "timepoint", "channel_id", "channel_name", "role", "path",
+               "url", "pixel_size_um", "position_x_um", "position_y_um", "position_z_um", "excitation_nm",
+               "emission_nm", "exposure_s"]
+    columns = [c for c in ordered if c in images] + [c for c in images if c not in ordered]
+    images = images[columns].sort_values(["row", "col", "field", "plane", "timepoint", "channel_id"])
+    return Plate(
+        plate_id=str(plate_id),
+        root=folder,
+        index_path=index_path,
+        images=images.reset_index(drop=True),
+        image_shape=(int(shape[0]), int(shape[1])),
+        dtype=np.dtype(dtype),
+        missing_files=missing,
+        extra_files=extra,
+        attrs=attrs,
+        plate_rows=plate_rows,
+        plate_columns=plate_cols,
+    )

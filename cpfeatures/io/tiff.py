@@ -1,0 +1,84 @@
+"""Load single-page microscope TIFFs (LZW-compressed uint16 from Harmony exports)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from ..errors import ImageError
+
+__all__ = ["read_image", "read_header"]
+
+
+def read_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of a TIFF's first page, without decoding pixels.
+
+    Raises
+    ------
+    ImageError
+        The file is missing, not a TIFF, or its header is truncated.
+    """
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages.first
+            return tuple(page.shape), np.dtype(page.dtype)
+    except FileNotFoundError:
+        raise ImageError("image file is missing", path) from None
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as exc:
+        raise ImageError(f"not a readable TIFF ({_reason(exc)})", path) from None
+
+
+def read_image(
+    path: str | os.PathLike,
+    shape: tuple[int, int] | None = None,
+    dtype: np.dtype | str | None = None,
+) -> np.ndarray:
+    """Decode a single-plane TIFF, checking shape and dtype if given.
+
+    Parameters
+    ----------
+    path : path-like
+        The TIFF file.
+    shape, dtype : optional
+        What the plate says every image is; a different file is an error.
+
+    Returns
+    -------
+    ndarray
+        The pixels as stored (uint16 for Phenix exports).
+
+    Raises
+    ------
+    ImageError
+        Missing, truncated or corrupt file, not a TIFF, more than one plane,
+        or a shape/dtype different from the expected one.
+    """
+    path = Path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            image = tif.pages.first.asarray()
+    except FileNotFoundError:
+        raise ImageError("image file is missing", path) from None
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError, RuntimeError) as exc:
+        raise ImageError(f"truncated or corrupt TIFF ({_reason(exc)})", path) from None
+    except Exception as exc:  # imagecodecs raises its own error types on bad compressed data
+        if type(exc).__module__.startswith("imagecodecs"):
+            raise ImageError(f"truncated or corrupt TIFF ({_reason(exc)})", path) from None
+        raise
+    image = np.squeeze(image)
+    if image.ndim != 2:
+        raise ImageError(f"expected a single 2-D plane, got array of shape {image.shape}", path)
+    if shape is not None and tuple(image.shape) != tuple(shape):
+        raise ImageError(f"image is {image.shape[0]}x{image.shape[1]}, the plate's images are {shape[0]}x{shape[1]}", path)
+    if dtype is not None and image.dtype != np.dtype(dtype):
+        raise ImageError(f"image dtype is {image.dtype}, the plate's images are {np.dtype(dtype)}", path)
+    return image
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) < 160 else text[:157] + "..."
