@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "ROLES"]
+__all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "dump_config", "channel_roles", "ROLES"]
 
 #: The stain roles of Cell Painting (JUMP naming): feature columns use these.
 ROLES = ("DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF")
@@ -103,3 +103,10 @@ def channel_roles(config: dict[str, Any] | None = None) -> tuple[dict[str, str],
     except ValueError:
         raise ConfigError("[channel_ids] keys must be channel numbers") from None
     return by_name, by_id
+
+
+def dump_config(config: dict[str, Any]) -> str:
+    """Settings as TOML text (recorded in the store so a run is reproducible)."""
+    import tomli_w
+
+    return tomli_w.dumps(config)
