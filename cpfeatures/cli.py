@@ -108,6 +108,74 @@ def inspect(plate, as_json, config, quick):
         sys.exit(2)
 
 
+@main.command()
+@click.argument("plate", type=click.Path(exists=False))
+@click.option("-o", "--output", "out", required=True, help="Output Zarr store: a path or an fsspec URL (s3://...).")
+@click.option("--config", type=click.Path(dir_okay=False), help="TOML settings (see `cpfeatures config --default`).")
+@click.option("--workers", type=int, default=None, help="Local worker processes (default: one per core).")
+@click.option("--threads-per-worker", type=int, default=None, help="Threads per local worker (default 1).")
+@click.option("--scheduler", default=None, help="Address of an existing dask.distributed scheduler, e.g. tcp://host:8786.")
+@click.option("--wells", default=None, help="Comma-separated wells to run, e.g. D08,D14.")
+@click.option("--sites", default=None, help="Comma-separated sites to run, e.g. D08_f5,L09_f5.")
+@click.option("--save-labels", is_flag=True, help="Also store the Nuclei/Cells/Cytoplasm label images.")
+@click.option("--no-progress", is_flag=True, help="No live progress bar.")
+@_friendly
+def run(plate, out, config, workers, threads_per_worker, scheduler, wells, sites, save_labels, no_progress):
+    """Segment and measure every site of PLATE into the store OUT (resumable).
+
+    Illumination functions are computed once per channel over the plate, then
+    each site is processed by one dask task and written atomically. Running the
+    same command again resumes: finished sites are skipped. Failed sites are
+    recorded in the store's error table; the exit code is 1 if any failed.
+    """
+    from .run import run_plate
+
+    summary = run_plate(plate, out, config, workers=workers, threads_per_worker=threads_per_worker,
+                        scheduler=scheduler, wells=_split(wells), sites=_split(sites), save_labels=save_labels,
+                        progress=not no_progress)
+    done, skipped, failed = len(summary.done), len(summary.skipped), len(summary.failed)
+    rate = done / summary.seconds * 60 if summary.seconds and done else 0.0
+    click.echo(f"plate {summary.plate_id}: {done} sites done, {skipped} already in the store, {failed} failed; "
+               f"{summary.n_objects} cells; {summary.seconds:.1f} s ({rate:.1f} sites/min) -> {summary.store}")
+    for row in summary.failed.itertuples():
+        click.echo(f"  failed {row.site}: {row.message}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("store")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
+@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
+              help="Folder for Image, Nuclei, Cells, Cytoplasm and SingleCells tables.")
+@_friendly
+def export(store, fmt, out):
+    """Write a store's tables as Parquet or CSV (pycytominer reads them unchanged)."""
+    from .store import export as export_store
+
+    for path in export_store(store, out, fmt=fmt):
+        click.echo(path)
+
+
+@main.command()
+@click.option("--default", "show_default", is_flag=True, help="Print the default settings (CPJUMP1 pipelines).")
+@click.option("--show", "store", default=None, help="Print the settings a store was written with.")
+@_friendly
+def config(show_default, store):
+    """Print settings as TOML: the defaults, or those recorded in a store."""
+    from .config import DEFAULT_CONFIG_TOML
+    from .store import open_store
+
+    if store:
+        click.echo(open_store(store).info.get("config", ""))
+    else:
+        click.echo(DEFAULT_CONFIG_TOML)
+
+
+def _split(value):
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
 def _num(value):
     try:
         value = float(value)

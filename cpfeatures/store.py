@@ -99,7 +99,9 @@ class Store:
     """
 
     def __init__(self, url: str | os.PathLike, mode: str = "r", storage_options: dict | None = None):
-        self.url = os.fspath(url)
+        url = os.fspath(url)
+        # Local paths are made absolute: workers of a cluster may run in another directory.
+        self.url = url if "://" in url else os.path.abspath(url)
         kwargs = {"storage_options": storage_options} if storage_options else {}
         try:
             if mode == "r":

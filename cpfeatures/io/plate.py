@@ -291,6 +291,7 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
     """
     path = Path(path)
     index_path, folder = _locate(path)
+    folder = folder.absolute()  # image paths must work from any worker's working directory
     attrs: dict = {}
     plate_rows = plate_cols = None
     if index_path is not None:

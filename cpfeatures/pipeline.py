@@ -1,0 +1,147 @@
+"""One site, start to finish: correct -> segment -> measure -> tables.
+
+:func:`process_site` is a plain function of arrays (no dask, no store), usable
+on its own from Python; the plate run (:mod:`cpfeatures.run`) calls it once per
+site and writes its result.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .config import load_config
+from .errors import InputError
+from .store import OBJECT_TABLES, SiteTables
+
+__all__ = ["process_site", "correct_images", "site_tables"]
+
+
+def correct_images(images: dict[str, np.ndarray], illum: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:
+    """Raw images -> float images in [0, 1], divided by the illumination function when given.
+
+    Matches CellProfiler's LoadData "rescale" (uint16 / 65535) followed by
+    CorrectIlluminationApply "Divide" and clipping (CPJUMP1 module 2).
+    """
+    from .illum import apply as apply_illum
+
+    out = {}
+    for role, image in images.items():
+        function = None if illum is None else illum.get(role)
+        out[role] = apply_illum(image, function)
+    return out
+
+
+def process_site(images: dict[str, np.ndarray], illum: dict[str, np.ndarray] | None = None,
+                 config: dict | None = None, save_labels: bool = False,
+                 image_metadata: dict | None = None) -> SiteTables:
+    """Segment and measure one site with the run's settings.
+
+    Parameters
+    ----------
+    images : dict of str to ndarray
+        Raw images by role as stored (uint16), e.g. from ``Plate.load_site``.
+    illum : dict of str to ndarray, optional
+        Illumination functions by role (from the plate-level reduction).
+    config : dict, optional
+        Settings (:func:`cpfeatures.config.load_config`); defaults = CPJUMP1.
+    save_labels : bool
+        Keep the label images in the result.
+    image_metadata : dict, optional
+        Extra non-numeric Image-table values (file names).
+
+    Returns
+    -------
+    SiteTables
+        ``Image`` (one row) and ``Nuclei``/``Cells``/``Cytoplasm`` tables with
+        CellProfiler column names, ready for the store.
+    """
+    cfg = config or load_config()
+    if not images:
+        raise InputError("no images given for the site")
+    corrected = correct_images(images, illum)
+    labels, details = _segment(corrected, cfg)
+    tables = site_tables(labels, corrected, cfg, details)
+    return SiteTables(tables, dict(image_metadata or {}), labels=labels if save_labels else None)
+
+
+def _segment(corrected: dict[str, np.ndarray], cfg: dict) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    from .segment import segment_site
+
+    labels, details = segment_site(corrected, illum=None, settings=cfg.get("segment"), return_details=True)
+    return labels, details
+
+
+def site_tables(labels: dict[str, np.ndarray], corrected: dict[str, np.ndarray], cfg: dict,
+                details: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
+    """Measure every compartment and build the Image row (see :func:`process_site`)."""
+    from .measure import Objects, measure_objects
+
+    details = details or {}
+    mcfg = cfg.get("measure", {})
+    compartments = mcfg.get("compartments", list(OBJECT_TABLES))
+    roles = [r for r in mcfg.get("images", list(corrected)) if r in corrected]
+    measured_images = {r: corrected[r] for r in roles}
+    objects = {c: Objects(labels[c]) for c in compartments}
+    shared_cache: dict = {}  # whole-image work (granularity) shared across compartments
+    tables = {}
+    for comp in compartments:
+        frame = measure_objects(objects[comp], measured_images, families=mcfg.get("families", "all"),
+                                settings=_family_settings(mcfg, comp, details), cache=shared_cache)
+        frame = _add_relationships(frame, comp, objects)
+        frame = frame.rename(columns={c: f"{comp}_{c}" for c in frame.columns if c != "ObjectNumber"})
+        tables[comp] = frame
+    tables = {"Image": _image_row(labels, measured_images, cfg, details, shared_cache), **tables}
+    return tables
+
+
+def _family_settings(mcfg: dict, comp: str, details: dict) -> dict:
+    settings = {k: dict(v) for k, v in mcfg.items() if isinstance(v, dict)}
+    neighbors = settings.get("neighbors", {})
+    settings["neighbors"] = {"measurements": neighbors.get(comp, []),
+                             "discarded": details.get(f"{comp}Unedited") if comp != "Cytoplasm" else None}
+    return settings
+
+
+def _add_relationships(frame: pd.DataFrame, comp: str, objects: dict) -> pd.DataFrame:
+    """CellProfiler's Number/Parent/Children columns: object i of every compartment is one cell."""
+    n = len(frame)
+    frame = frame.copy()
+    frame["Number_Object_Number"] = frame["ObjectNumber"].astype(float)
+    ones = np.ones(n)
+    if comp == "Nuclei":
+        frame["Children_Cells_Count"] = _has(objects, "Cells", frame["ObjectNumber"])
+        frame["Children_Cytoplasm_Count"] = _has(objects, "Cytoplasm", frame["ObjectNumber"])
+    elif comp == "Cells":
+        frame["Parent_Nuclei"] = frame["ObjectNumber"].astype(float)
+        frame["Children_Cytoplasm_Count"] = _has(objects, "Cytoplasm", frame["ObjectNumber"])
+    elif comp == "Cytoplasm":
+        frame["Parent_Cells"] = frame["ObjectNumber"].astype(float) * ones
+        frame["Parent_Nuclei"] = frame["ObjectNumber"].astype(float) * ones
+    return frame
+
+
+def _has(objects: dict, comp: str, numbers: pd.Series) -> np.ndarray:
+    if comp not in objects:
+        return np.zeros(len(numbers))
+    area = objects[comp].area
+    idx = numbers.to_numpy(dtype=np.int64) - 1
+    ok = (idx >= 0) & (idx < len(area))
+    out = np.zeros(len(numbers))
+    out[ok] = (area[idx[ok]] > 0).astype(float)
+    return out
+
+
+def _image_row(labels, images, cfg, details, shared_cache) -> pd.DataFrame:
+    from .measure.core import measure_image
+
+    row: dict[str, float] = {}
+    for comp, lab in labels.items():
+        row[f"Count_{comp}"] = float(np.unique(lab[lab > 0]).size)
+    for key, value in details.items():
+        if key.startswith("Threshold_") and np.isscalar(value):
+            row[key] = float(value)
+    row.update(measure_image(images, cfg.get("measure", {}), cache=shared_cache))
+    return pd.DataFrame([row])
