@@ -1,0 +1,37 @@
+"""measure_objects: one table per object set with CellProfiler column names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cpfeatures.errors import InputError
+from cpfeatures.measure import measure_objects
+from cpfeatures.measure import Objects, available_families, intensity
+
+
+def test_columns_and_rows():
+    labels = np.zeros((10, 10), int)
+    labels[1:3, 1:3] = 1
+    labels[5:9, 5:9] = 3
+    images = {"DNA": np.random.default_rng(0).random((10, 10)), "RNA": np.full((10, 10), 0.5)}
+    frame = measure_objects(labels, images, families=["intensity"])
+    assert list(frame["ObjectNumber"]) == [1, 3]  # only ids present
+    assert frame.columns[0] == "ObjectNumber"
+    assert "Intensity_MeanIntensity_DNA" in frame and "Location_MaxIntensity_X_RNA" in frame
+    direct = intensity(labels, images["DNA"])["Intensity_MeanIntensity"][[0, 2]]
+    np.testing.assert_array_equal(frame["Intensity_MeanIntensity_DNA"], direct)
+
+
+def test_prepared_objects_are_reused():
+    labels = np.zeros((10, 10), int)
+    labels[2:6, 2:6] = 1
+    objects = Objects(labels)
+    measure_objects(objects, {"A": np.ones((10, 10)) * 0.1, "B": np.ones((10, 10)) * 0.2})
+    assert ("intensity", "edge") in objects._cache
+
+
+def test_unknown_family():
+    with pytest.raises(InputError, match="valid"):
+        measure_objects(np.zeros((4, 4), int), {}, families=["telepathy"])
+    assert "intensity" in available_families()
