@@ -36,11 +36,11 @@ def _edge_positions(objects: Objects) -> np.ndarray:
 def _basic(values: np.ndarray, labels: np.ndarray, n: int):
     """count, sum, mean, population std, min, max per label 1..n (NaN where empty)."""
     count = np.bincount(labels, minlength=n + 1)[1:].astype(float)
-    total = np.bincount(labels, weights=values, minlength=n + 1)[1:]
+    total = np.bincount(labels, weights=values, minlength=n + 1)[1:].astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
         dev = values - mean[labels - 1]
-        std = np.sqrt(np.bincount(labels, weights=dev * dev, minlength=n + 1)[1:] / count)
+        std = np.sqrt(np.bincount(labels, weights=dev * dev, minlength=n + 1)[1:].astype(np.float64) / count)
     lo = np.full(n, np.nan)
     hi = np.full(n, np.nan)
     present = count > 0
