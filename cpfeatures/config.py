@@ -49,6 +49,51 @@ DEFAULT_CONFIG_TOML = """\
 # 6 = "HighZBF"
 # 7 = "LowZBF"
 # 8 = "Brightfield"
+
+[run]
+# Channels (roles) loaded and measured; all channels of the plate when absent.
+# channels = ["DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF"]
+
+# Plate-level illumination functions (CPJUMP1_illum.cppipe).
+[illum]
+enabled = true
+downsample = 0.2            # Resize x0.2, bilinear
+median_filter_size = 20     # CorrectIlluminationCalculate "Median Filter"
+rescale = true              # divide by the robust minimum (2nd percentile)
+
+# Segmentation (CPJUMP1_analysis.cppipe modules 14-18).
+[segment]
+nuclei_image = "DNA"
+cells_image = "RNA"
+shrink_nuclei = true        # IdentifyTertiaryObjects "shrink smaller object"
+
+[segment.nuclei]
+background_block_size = 30
+background_smoothing = 50.0
+threshold_method = "minimum_cross_entropy"
+threshold_smoothing_scale = 3.0
+threshold_correction = 1.25
+threshold_bounds = [0.014, 1.0]
+diameter_range = [10, 75]
+discard_outside_diameter = true
+discard_border = true
+maxima_suppression_distance = 8.0
+low_resolution_maxima = true
+
+[segment.cells]
+method = "watershed_image"  # or "distance_n"
+distance = 10
+threshold_method = "minimum_cross_entropy"
+threshold_smoothing_scale = 0.0
+threshold_correction = 1.0
+threshold_bounds = [0.005, 0.014]
+fill_holes = true
+
+# Measurements: families x compartments x images (modules 19-27).
+[measure]
+compartments = ["Nuclei", "Cells", "Cytoplasm"]
+families = "all"            # or a list of: intensity, texture, granularity, sizeshape,
+                            # radial, colocalization, neighbors (those available)
 """
 
 

@@ -90,7 +90,7 @@ def site_tables(labels: dict[str, np.ndarray], corrected: dict[str, np.ndarray],
     for comp in compartments:
         frame = measure_objects(objects[comp], measured_images, families=mcfg.get("families", "all"),
                                 settings=_family_settings(mcfg, comp, details), cache=shared_cache)
-        frame = _add_relationships(frame, comp, objects)
+        frame = _add_identity_columns(frame, comp, objects)
         frame = frame.rename(columns={c: f"{comp}_{c}" for c in frame.columns if c != "ObjectNumber"})
         tables[comp] = frame
     tables = {"Image": _image_row(labels, measured_images, cfg, details, shared_cache), **tables}
@@ -105,10 +105,24 @@ def _family_settings(mcfg: dict, comp: str, details: dict) -> dict:
     return settings
 
 
-def _add_relationships(frame: pd.DataFrame, comp: str, objects: dict) -> pd.DataFrame:
-    """CellProfiler's Number/Parent/Children columns: object i of every compartment is one cell."""
+def _add_identity_columns(frame: pd.DataFrame, comp: str, objects: dict) -> pd.DataFrame:
+    """What CellProfiler's Identify modules write per object.
+
+    ``Location_Center_X/Y`` (pixel centroid), ``Number_Object_Number`` and the
+    Parent/Children columns; object i of every compartment is one cell.
+    """
     n = len(frame)
     frame = frame.copy()
+    obj = objects[comp]
+    idx = frame["ObjectNumber"].to_numpy(dtype=np.int64) - 1
+    area = obj.area.astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        cx = np.bincount(obj.pixel_labels, weights=obj.cols, minlength=obj.count + 1)[1:] / area
+        cy = np.bincount(obj.pixel_labels, weights=obj.rows, minlength=obj.count + 1)[1:] / area
+    frame["Location_Center_X"] = cx[idx]
+    frame["Location_Center_Y"] = cy[idx]
+    if comp != "Cytoplasm":
+        frame["Location_Center_Z"] = 0.0
     frame["Number_Object_Number"] = frame["ObjectNumber"].astype(float)
     ones = np.ones(n)
     if comp == "Nuclei":
