@@ -104,15 +104,15 @@ def _features(mat, lo, maxv, out):
     for k in range(r):
         msq += minus[k] * minus[k]
     hx = _entropy(px)
+    nz = np.flatnonzero(px)
     hxy1 = 0.0
     hxy2 = 0.0
-    for a in range(r):
-        for b in range(r):
+    for a in nz:
+        for b in nz:
             c = px[a] * px[b]
-            if c > 0:
-                lc = np.log2(c)
-                hxy1 -= p[a, b] * lc
-                hxy2 -= c * lc
+            lc = np.log2(c)
+            hxy1 -= p[a, b] * lc
+            hxy2 -= c * lc
     out[0] = asm
     out[1] = contrast
     out[2] = 1.0 if sx == 0.0 else (sij - ux * ux) / (sx * sx)

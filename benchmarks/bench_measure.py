@@ -1,0 +1,106 @@
+"""Measurement speed: ours vs cp-measure on the same real site and masks, one process.
+
+Default: well M02 (181 cells, the densest shared site), CellProfiler's Cells masks,
+5 fluorescent channels (DNA, ER, RNA, AGP, Mito). Prints per-family CPU seconds for
+ours, cp-measure's numba backend (its fastest) and, for texture, its default backend
+(mahotas), with the ratios. Then our cost for the full CPJUMP1 configuration
+(8 images x 3 object sets, texture scales 3/5/10, granularity 0.5/0.5/10/16, plus the
+Image-table texture and granularity) next to CellProfiler's own module times.
+
+    python benchmarks/bench_measure.py [--well M02] [--shared ../shared] [--skip-default-texture]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import time
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from cpfeatures.illum import apply as apply_illum
+from cpfeatures.measure import Objects, measure_image, measure_objects
+
+CHANNELS = {"Mito": 1, "AGP": 2, "RNA": 3, "ER": 4, "DNA": 5, "HighZBF": 6, "LowZBF": 7, "Brightfield": 8}
+FLUOR = ["DNA", "ER", "RNA", "AGP", "Mito"]
+# CellProfiler 4.2.8 CPU s per site for the CPJUMP1 configuration (reference README)
+CELLPROFILER = {"intensity": 7.6, "texture": 47.2, "granularity": 43.0}
+
+
+def cpu(fn, *args, **kwargs):
+    t0 = time.process_time()
+    out = fn(*args, **kwargs)
+    return time.process_time() - t0, out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
+    ap.add_argument("--well", default="M02")
+    ap.add_argument("--skip-default-texture", action="store_true", help="skip cp-measure's slow mahotas texture")
+    args = ap.parse_args()
+    plate = args.shared / "data" / "cpjump1_example_plate" / "Images"
+    ref = args.shared / "reference" / "cellprofiler"
+    r, c = ord(args.well[0]) - 64, int(args.well[1:])
+    images = {}
+    for role, ch in CHANNELS.items():
+        raw = tifffile.imread(plate / f"r{r:02d}c{c:02d}f05p01-ch{ch}sk1fk1fl1.tiff")
+        images[role] = apply_illum(raw, np.load(gzip.open(ref / "illum" / f"EXAMPLE_Illum{role}.npy.gz")))
+    with np.load(ref / "labels" / f"{args.well}_s5_labels.npz") as z:
+        labels = {k: z[k].astype(np.int32) for k in z.files}
+    cells = labels["Cells"]
+    fluor = {k: images[k] for k in FLUOR}
+
+    import cp_measure
+    from cp_measure.core.measuregranularity import get_granularity
+    from cp_measure.core.measureobjectintensity import get_intensity as cpm_intensity_default
+    from cp_measure.core.measuretexture import get_texture as cpm_texture_default
+    from cp_measure.core.numba.measureobjectintensity import get_intensity as cpm_intensity
+    from cp_measure.core.numba.measuretexture import get_texture as cpm_texture
+
+    # warm-up: numba compilation on both sides
+    small = cells[:200, :200]
+    cpm_intensity(small, fluor["DNA"][:200, :200], legacy=True)
+    cpm_texture(small, fluor["DNA"][:200, :200], 3)
+    measure_objects(small, {"DNA": fluor["DNA"][:200, :200]}, families=["intensity", "texture", "granularity"])
+
+    print(f"site {args.well}: {cells.max()} cells, 5 channels, same masks and images\n")
+    print(f"{'family':<28}{'ours CPU-s':>12}{'cp-measure':>12}{'ratio':>8}")
+    rows = []
+    t_ours, _ = cpu(measure_objects, Objects(cells), fluor, families=["intensity"])
+    t_peer = sum(cpu(cpm_intensity, cells, im, legacy=True)[0] for im in fluor.values())
+    rows.append(("intensity (numba peer)", t_ours, t_peer))
+    t_ours, _ = cpu(measure_objects, Objects(cells), fluor, families=["texture"])
+    t_peer = sum(cpu(cpm_texture, cells, im, s)[0] for im in fluor.values() for s in (3, 5, 10))
+    rows.append(("texture 3 scales (numba)", t_ours, t_peer))
+    if not args.skip_default_texture:
+        t_def = sum(cpu(cpm_texture_default, cells, im, 3)[0] for im in fluor.values()) * 3
+        rows.append(("texture 3 scales (mahotas)", t_ours, t_def))
+    t_ours, _ = cpu(measure_objects, Objects(cells), fluor, families=["granularity"],
+                    settings={"granularity": {"subsample": 0.5, "background_subsample": 0.5}})
+    t_peer = sum(cpu(get_granularity, cells, im, 0.5, 0.5, 10, 16)[0] for im in fluor.values())
+    rows.append(("granularity", t_ours, t_peer))
+    for name, ours, peer in rows:
+        print(f"{name:<28}{ours:>12.3f}{peer:>12.3f}{peer / ours:>7.1f}x")
+
+    print("\nfull CPJUMP1 configuration: 8 images x Nuclei, Cells, Cytoplasm (+ Image-table texture/granularity)")
+    print(f"{'family':<28}{'ours CPU-s':>12}{'CellProfiler':>14}{'ratio':>8}")
+    total_ours = 0.0
+    for fam in ("intensity", "texture", "granularity"):
+        cache: dict = {}
+        t0 = time.process_time()
+        for comp in ("Nuclei", "Cells", "Cytoplasm"):
+            measure_objects(Objects(labels[comp]), images, families=[fam], cache=cache)
+        if fam in ("texture", "granularity"):
+            measure_image(images, {}, cache, families=[fam])
+        t = time.process_time() - t0
+        total_ours += t
+        print(f"{fam:<28}{t:>12.2f}{CELLPROFILER[fam]:>14.1f}{CELLPROFILER[fam] / t:>7.1f}x")
+    cp_total = sum(CELLPROFILER.values())
+    print(f"{'together':<28}{total_ours:>12.2f}{cp_total:>14.1f}{cp_total / total_ours:>7.1f}x")
+
+
+if __name__ == "__main__":
+    main()
