@@ -81,8 +81,9 @@ maxima_suppression_distance = 8.0
 low_resolution_maxima = true
 
 [segment.cells]
-method = "watershed_image"  # or "distance_n"
-distance = 10
+method = "watershed_image"  # or "propagation", "distance_n"
+distance = 10               # distance_n: expansion in pixels
+regularization = 0.05       # propagation: weight of distance vs intensity
 threshold_method = "minimum_cross_entropy"
 threshold_smoothing_scale = 0.0
 threshold_correction = 1.0

@@ -8,21 +8,23 @@ import skimage.segmentation
 
 from ..errors import ConfigError
 from .morphology import fill_labeled_holes, touching_border
+from .propagate import propagate
 from .threshold import threshold_image
 
 __all__ = ["identify_cells", "CELLS_DEFAULTS", "METHODS"]
 
 #: IdentifySecondaryObjects settings of CPJUMP1_analysis.cppipe module 17.
 CELLS_DEFAULTS = {
-    "method": "watershed_image",          # "watershed_image" | "distance_n"
+    "method": "watershed_image",          # "watershed_image" | "propagation" | "distance_n"
     "distance": 10,                       # pixels, for "distance_n"
+    "regularization": 0.05,               # for "propagation"
     "threshold_method": "minimum_cross_entropy",
     "threshold_smoothing_scale": 0.0,
     "threshold_correction": 1.0,
     "threshold_bounds": (0.005, 0.014),
     "fill_holes": True,
 }
-METHODS = ("watershed_image", "distance_n")
+METHODS = ("watershed_image", "propagation", "distance_n")
 _EIGHT = np.ones((3, 3), bool)
 
 
@@ -63,7 +65,9 @@ def identify_cells(image: np.ndarray, nuclei: np.ndarray, unedited_nuclei: np.nd
     settings : dict, optional
         Overrides of :data:`CELLS_DEFAULTS`. ``method``: "watershed_image"
         (watershed of the inverted image within the thresholded foreground,
-        CPJUMP1's choice) or "distance_n" (nuclei expanded by ``distance``).
+        CPJUMP1's choice), "propagation" (CellProfiler's geodesic propagation
+        with ``regularization``, the default of most Cell Painting pipelines) or
+        "distance_n" (nuclei expanded by ``distance`` pixels).
 
     Returns
     -------
@@ -84,6 +88,11 @@ def identify_cells(image: np.ndarray, nuclei: np.ndarray, unedited_nuclei: np.nd
         out = np.zeros(seeds.shape, np.int32)
         grow = distances <= s["distance"]
         out[grow] = seeds[i[grow], j[grow]]
+    elif method == "propagation":
+        binary, th = threshold_image(image, s["threshold_method"], s["threshold_correction"],
+                                     tuple(s["threshold_bounds"]), s["threshold_smoothing_scale"])
+        details.update({f"Threshold_{k}_Cells": v for k, v in th.items()})
+        out, _ = propagate(image, seeds, binary, float(s["regularization"]))
     else:
         binary, th = threshold_image(image, s["threshold_method"], s["threshold_correction"],
                                      tuple(s["threshold_bounds"]), s["threshold_smoothing_scale"])
