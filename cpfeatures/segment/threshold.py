@@ -8,6 +8,8 @@ writes to the Image table (``Threshold_FinalThreshold_<Objects>`` ...).
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.ndimage as ndi
 import skimage.filters
@@ -79,9 +81,15 @@ def correct_threshold(threshold: float, factor: float = 1.0, bounds: tuple[float
 def smooth_masked(image: np.ndarray, sigma: float, mask: np.ndarray | None = None) -> np.ndarray:
     """Gaussian smoothing with zero padding, divided by the smoothed mask (undoes edge effects)."""
     image = np.asarray(image, dtype=np.float64)
-    mask = np.ones(image.shape, bool) if mask is None else mask
-    bleed = ndi.gaussian_filter(mask.astype(np.float64), sigma, mode="constant", cval=0)
-    smoothed = ndi.gaussian_filter(np.where(mask, image, 0.0), sigma, mode="constant", cval=0)
+    if mask is None:
+        # the filtered all-ones image is separable: an outer product of two 1-D filters
+        rows = ndi.gaussian_filter1d(np.ones(image.shape[0]), sigma, mode="constant", cval=0)
+        cols = ndi.gaussian_filter1d(np.ones(image.shape[1]), sigma, mode="constant", cval=0)
+        bleed = np.outer(rows, cols)
+        smoothed = ndi.gaussian_filter(image, sigma, mode="constant", cval=0)
+    else:
+        bleed = ndi.gaussian_filter(mask.astype(np.float64), sigma, mode="constant", cval=0)
+        smoothed = ndi.gaussian_filter(np.where(mask, image, 0.0), sigma, mode="constant", cval=0)
     return smoothed / (bleed + np.finfo(float).eps)
 
 
@@ -139,8 +147,16 @@ def sum_of_entropies(image: np.ndarray, binary: np.ndarray, mask: np.ndarray | N
     return out
 
 
+@functools.lru_cache(maxsize=4)
+def _noise(shape: tuple[int, ...]) -> np.ndarray:
+    # the same seeded draw for every image of a shape: computed once per process
+    noise = np.random.RandomState(0).normal(size=shape)
+    noise.setflags(write=False)
+    return noise
+
+
 def _perturb(image: np.ndarray, bits: int) -> np.ndarray:
-    r = np.random.RandomState(0).normal(size=image.shape)
+    r = _noise(image.shape)
     delta = 2.0 ** -bits
     base = np.clip(image, delta, 1)
     out = np.exp2(np.log2(base + delta) * r + (1 - r) * np.log2(base))
