@@ -20,7 +20,7 @@ import scipy.ndimage as ndi
 import scipy.sparse
 import skimage.morphology
 
-from ._morphology import reconstruct_dilation
+from ._morphology import MaxTree
 from .objects import Objects, as_objects, check_image
 
 __all__ = ["granularity", "granularity_spectrum", "granularity_image", "GranularitySpectrum",
@@ -84,12 +84,13 @@ def granularity_spectrum(image: np.ndarray, subsample: float = 0.25, background_
     start = max(start, np.finfo(float).eps)
     cross = skimage.morphology.disk(1).astype(bool)
     ero = pixels.copy()
+    tree = MaxTree(pixels)  # every step reconstructs under the same image
     spectrum = np.zeros(spectrum_length)
     recs = []
     for k in range(spectrum_length):
         previous = current
         ero = skimage.morphology.erosion(ero, cross)
-        rec = reconstruct_dilation(ero, pixels)  # = skimage reconstruction with disk(1), exactly
+        rec = tree.reconstruct(ero)  # = skimage reconstruction with disk(1), exactly
         current = float(rec.mean())
         spectrum[k] = (previous - current) * 100 / start
         recs.append(rec)
