@@ -59,57 +59,57 @@ def _key(d):
 
 
 @numba.njit(cache=True)
+def _push(heap, size, key, lab, i, j):
+    """Push (key, label, row, col) onto a binary min-heap stored in rows of ``heap``; grows it."""
+    if size == heap.shape[0]:
+        bigger = np.empty((heap.shape[0] * 2, 4), np.int64)
+        bigger[:size] = heap[:size]
+        heap = bigger
+    c = size
+    heap[c, 0], heap[c, 1], heap[c, 2], heap[c, 3] = key, lab, i, j
+    while c > 0:
+        p = (c - 1) // 2
+        if not _less(heap[c, 0], heap[c, 1], heap[c, 2], heap[c, 3], heap[p, 0], heap[p, 1], heap[p, 2], heap[p, 3]):
+            break
+        for f in range(4):
+            heap[c, f], heap[p, f] = heap[p, f], heap[c, f]
+        c = p
+    return heap, size + 1
+
+
+@numba.njit(cache=True)
+def _pop(heap, size):
+    """Remove the smallest row (``heap[0]``: read it first) and return the new size."""
+    size -= 1
+    for f in range(4):
+        heap[0, f] = heap[size, f]
+    c = 0
+    while True:
+        left = 2 * c + 1
+        s = c
+        for k in (left, left + 1):
+            if k < size and _less(heap[k, 0], heap[k, 1], heap[k, 2], heap[k, 3],
+                                  heap[s, 0], heap[s, 1], heap[s, 2], heap[s, 3]):
+                s = k
+        if s == c:
+            return size
+        for f in range(4):
+            heap[c, f], heap[s, f] = heap[s, f], heap[c, f]
+        c = s
+
+
+@numba.njit(cache=True)
 def _propagate(image, seeds, mask, weight, labels, distances):
     m, n = image.shape
-    cap = 1024
-    hk = np.empty(cap, np.int64)
-    hl = np.empty(cap, np.int64)
-    hi = np.empty(cap, np.int64)
-    hj = np.empty(cap, np.int64)
+    heap = np.empty((1024, 4), np.int64)
     size = 0
     for i in range(m):
         for j in range(n):
             if seeds[i, j] != 0 and mask[i, j]:
-                if size == cap:
-                    cap *= 2
-                    hk = np.concatenate((hk, np.empty(cap - hk.size, np.int64)))
-                    hl = np.concatenate((hl, np.empty(cap - hl.size, np.int64)))
-                    hi = np.concatenate((hi, np.empty(cap - hi.size, np.int64)))
-                    hj = np.concatenate((hj, np.empty(cap - hj.size, np.int64)))
-                # push (sift up)
-                c = size
-                hk[c], hl[c], hi[c], hj[c] = 0, seeds[i, j], i, j
-                size += 1
-                while c > 0:
-                    p = (c - 1) // 2
-                    if _less(hk[c], hl[c], hi[c], hj[c], hk[p], hl[p], hi[p], hj[p]):
-                        hk[c], hk[p] = hk[p], hk[c]
-                        hl[c], hl[p] = hl[p], hl[c]
-                        hi[c], hi[p] = hi[p], hi[c]
-                        hj[c], hj[p] = hj[p], hj[c]
-                        c = p
-                    else:
-                        break
+                heap, size = _push(heap, size, 0, seeds[i, j], i, j)
     while size > 0:
-        lab, i1, j1 = hl[0], hi[0], hj[0]
-        size -= 1
-        hk[0], hl[0], hi[0], hj[0] = hk[size], hl[size], hi[size], hj[size]
-        c = 0
-        while True:
-            left = 2 * c + 1
-            right = left + 1
-            s = c
-            if left < size and _less(hk[left], hl[left], hi[left], hj[left], hk[s], hl[s], hi[s], hj[s]):
-                s = left
-            if right < size and _less(hk[right], hl[right], hi[right], hj[right], hk[s], hl[s], hi[s], hj[s]):
-                s = right
-            if s == c:
-                break
-            hk[c], hk[s] = hk[s], hk[c]
-            hl[c], hl[s] = hl[s], hl[c]
-            hi[c], hi[s] = hi[s], hi[c]
-            hj[c], hj[s] = hj[s], hj[c]
-            c = s
+        lab, i1, j1 = heap[0, 1], heap[0, 2], heap[0, 3]
+        size = _pop(heap, size)
         if labels[i1, j1] != 0:
             continue
         labels[i1, j1] = lab
@@ -124,25 +124,7 @@ def _propagate(image, seeds, mask, weight, labels, distances):
             d = _step(image, i1, j1, i2, j2, weight) + d0
             if distances[i2, j2] == -1 or distances[i2, j2] > d:
                 distances[i2, j2] = d
-                if size == cap:
-                    cap *= 2
-                    hk = np.concatenate((hk, np.empty(cap - hk.size, np.int64)))
-                    hl = np.concatenate((hl, np.empty(cap - hl.size, np.int64)))
-                    hi = np.concatenate((hi, np.empty(cap - hi.size, np.int64)))
-                    hj = np.concatenate((hj, np.empty(cap - hj.size, np.int64)))
-                c = size
-                hk[c], hl[c], hi[c], hj[c] = _key(d), lab, i2, j2
-                size += 1
-                while c > 0:
-                    p = (c - 1) // 2
-                    if _less(hk[c], hl[c], hi[c], hj[c], hk[p], hl[p], hi[p], hj[p]):
-                        hk[c], hk[p] = hk[p], hk[c]
-                        hl[c], hl[p] = hl[p], hl[c]
-                        hi[c], hi[p] = hi[p], hi[c]
-                        hj[c], hj[p] = hj[p], hj[c]
-                        c = p
-                    else:
-                        break
+                heap, size = _push(heap, size, _key(d), lab, i2, j2)
 
 
 def propagate(image: np.ndarray, seeds: np.ndarray, mask: np.ndarray, weight: float = 0.05

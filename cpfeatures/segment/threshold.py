@@ -93,17 +93,21 @@ def smooth_masked(image: np.ndarray, sigma: float, mask: np.ndarray | None = Non
     return smoothed / (bleed + np.finfo(float).eps)
 
 
+def _floored(image, mask):
+    """Image, mask and CellProfiler's intensity floor for the threshold statistics (1/256 of the max)."""
+    image = np.asarray(image, dtype=np.float64)
+    mask = np.ones(image.shape, bool) if mask is None else mask
+    floor = float(image[mask].max()) / 256 if mask.any() else 0.0
+    return image, mask, floor
+
+
 def weighted_variance(image: np.ndarray, binary: np.ndarray, mask: np.ndarray | None = None) -> float:
     """CellProfiler's ``Threshold_WeightedVariance``.
 
     The variances of log2 intensities of foreground and background, weighted
     by class size; intensities are floored at 1/256 of the maximum.
     """
-    image = np.asarray(image, dtype=np.float64)
-    mask = np.ones(image.shape, bool) if mask is None else mask
-    if not mask.any():
-        return 0.0
-    floor = float(image[mask].max()) / 256
+    image, mask, floor = _floored(image, mask)
     if floor == 0:
         return 0.0
     fg = np.log2(np.maximum(image[binary & mask], floor))
@@ -124,11 +128,7 @@ def sum_of_entropies(image: np.ndarray, binary: np.ndarray, mask: np.ndarray | N
     ``smooth_with_noise``: a normal multiplier from ``RandomState(0)``), which
     we reproduce so the values agree.
     """
-    image = np.asarray(image, dtype=np.float64)
-    mask = np.ones(image.shape, bool) if mask is None else mask
-    if not mask.any():
-        return 0.0
-    floor = float(image[mask].max()) / 256
+    image, mask, floor = _floored(image, mask)
     if floor == 0:
         return 0.0
     clamped = _perturb(np.maximum(image, floor), bits=8)
