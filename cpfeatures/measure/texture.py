@@ -233,12 +233,33 @@ def texture(labels, image: np.ndarray, scale: int = 3, gray_levels: int = 256,
     return out
 
 
+def _whole_image(q: np.ndarray, scale: int) -> np.ndarray:
+    """mahotas.haralick(q, distance=scale) for a whole image: counts pairs with one bincount per direction."""
+    levels = int(q.max()) + 1
+    h, w = q.shape
+    out = np.full((4, 13), np.nan)
+    codes = q.astype(np.int64)
+    mats = []
+    for dy, dx in zip(_DY * scale, _DX * scale):
+        # pixel (y, x) pairs with (y + dy, x + dx), both inside the image
+        a = codes[0:h - dy, max(0, -dx):w - max(0, dx)]
+        b = codes[dy:h, max(0, dx):w - max(0, -dx)]
+        m = np.bincount((a * levels + b).ravel(), minlength=levels * levels).reshape(levels, levels)
+        mats.append((m + m.T).astype(np.float64))
+    if any(m.sum() == 0 for m in mats):
+        return out  # mahotas raises; CellProfiler stores 0
+    feats = np.empty(13)
+    for d, m in enumerate(mats):
+        _features(m, 0, levels, feats)
+        out[d] = feats
+    return out
+
+
 def texture_image(image: np.ndarray, scale: int = 3, gray_levels: int = 256,
                   quantized: np.ndarray | None = None) -> dict[str, float]:
     """Whole-image Haralick features (CellProfiler's Image-table texture; zeros are counted)."""
     q = quantize(check_image(image), gray_levels) if quantized is None else quantized
-    whole = Objects(np.ones(q.shape, np.int32))
-    values = np.nan_to_num(_run(whole, q, scale, ignore_zeros=False)[0], nan=0.0)
+    values = np.nan_to_num(_whole_image(q, int(scale)), nan=0.0)
     return {f"Texture_{name}_{scale}_{d:02d}_{gray_levels}": float(values[d, f])
             for d in range(4) for f, name in enumerate(FEATURES)}
 
