@@ -57,17 +57,24 @@ def _entropy(p):
 
 @numba.njit(cache=True)
 def _features(mat, lo, maxv, out):
-    """13 Haralick features of one symmetric count matrix over gray levels lo..lo+R-1."""
+    """13 Haralick features of one symmetric count matrix over gray levels lo..lo+R-1.
+
+    Loops run over occupied levels only (rows with a non-zero marginal); the
+    values are mahotas' definitions, see the module docstring.
+    """
     r = mat.shape[0]
-    total = mat.sum()
-    p = mat / total
+    inv = 1.0 / mat.sum()
     px = np.zeros(r)
     for a in range(r):
         for b in range(r):
-            px[b] += p[a, b]
+            px[b] += mat[a, b]
+    nz = np.flatnonzero(px)
+    lpx = np.zeros(r)
     ux = 0.0
     vx2 = 0.0
-    for a in range(r):
+    for a in nz:
+        px[a] *= inv
+        lpx[a] = np.log2(px[a])
         ux += px[a] * (lo + a)
         vx2 += px[a] * (lo + a) * (lo + a)
     vx = vx2 - ux * ux
@@ -78,9 +85,13 @@ def _features(mat, lo, maxv, out):
     sij = 0.0
     idm = 0.0
     ent = 0.0
-    for a in range(r):
-        for b in range(r):
-            v = p[a, b]
+    hxy1 = 0.0
+    hxy2 = 0.0
+    for a in nz:
+        for b in nz:
+            lc = lpx[a] + lpx[b]
+            hxy2 -= px[a] * px[b] * lc
+            v = mat[a, b] * inv
             if v == 0:
                 continue
             i = lo + a
@@ -89,30 +100,23 @@ def _features(mat, lo, maxv, out):
             sij += i * j * v
             idm += v / (1.0 + (i - j) * (i - j))
             ent -= v * np.log2(v)
+            hxy1 -= v * lc
             plus[a + b] += v
             minus[abs(a - b)] += v
     contrast = 0.0
+    msq = 0.0
     for k in range(r):
         contrast += k * k * minus[k]
+        msq += minus[k] * minus[k]
     sa = 0.0
     sv2 = 0.0
     for k in range(2 * r - 1):
         t = 2 * lo + k
         sa += t * plus[k]
         sv2 += t * t * plus[k]
-    msq = 0.0
-    for k in range(r):
-        msq += minus[k] * minus[k]
-    hx = _entropy(px)
-    nz = np.flatnonzero(px)
-    hxy1 = 0.0
-    hxy2 = 0.0
+    hx = 0.0
     for a in nz:
-        for b in nz:
-            c = px[a] * px[b]
-            lc = np.log2(c)
-            hxy1 -= p[a, b] * lc
-            hxy2 -= c * lc
+        hx -= px[a] * lpx[a]
     out[0] = asm
     out[1] = contrast
     out[2] = 1.0 if sx == 0.0 else (sij - ux * ux) / (sx * sx)
@@ -130,72 +134,75 @@ def _features(mat, lo, maxv, out):
 
 
 @numba.njit(cache=True)
-def _haralick_objects(q, labels, order, offsets, distance, ignore_zeros, out):
+def _haralick_objects(q, labels, n, distance, out):
+    """Haralick features of objects 1..n, ignoring pixels quantized to 0 (as CellProfiler does).
+
+    Two raster passes over the image (sequential memory): the occupied gray
+    range of each object, then the co-occurrence counts of every object into
+    one buffer holding each object's 4 R x R matrices.
+    """
     h, w = labels.shape
-    n = offsets.size - 1
-    feats = np.empty(13)
-    for obj in range(n):
-        a0, a1 = offsets[obj], offsets[obj + 1]
-        if a1 == a0:
-            continue
-        lo = 256
-        hi = -1
-        for t in range(a0, a1):
-            v = q.flat[order[t]]
-            if v == 0 and ignore_zeros:
-                continue
-            if v < lo:
-                lo = v
-            if v > hi:
-                hi = v
-        if hi < 0:
-            out[obj, :, :] = np.nan
-            continue
-        if not ignore_zeros:
-            lo = 0
-        r = hi - lo + 1
-        mats = np.zeros((4, r, r))
-        lab = obj + 1
-        for t in range(a0, a1):
-            pix = order[t]
-            y = pix // w
-            x = pix % w
+    lo = np.full(n, 256, np.int64)
+    hi = np.full(n, -1, np.int64)
+    for y in range(h):
+        for x in range(w):
+            lab = labels[y, x]
             v = q[y, x]
-            if v == 0 and ignore_zeros:
+            if lab == 0 or v == 0:
                 continue
+            if v < lo[lab - 1]:
+                lo[lab - 1] = v
+            if v > hi[lab - 1]:
+                hi[lab - 1] = v
+    size = np.zeros(n, np.int64)
+    base = np.zeros(n + 1, np.int64)
+    for k in range(n):
+        size[k] = hi[k] - lo[k] + 1 if hi[k] >= 0 else 0
+        base[k + 1] = base[k] + 4 * size[k] * size[k]
+    buf = np.zeros(base[n])
+    for y in range(h):
+        for x in range(w):
+            lab = labels[y, x]
+            v = q[y, x]
+            if lab == 0 or v == 0:
+                continue
+            k = lab - 1
+            r = size[k]
+            row = base[k] + (v - lo[k]) * r - lo[k]
             for d in range(4):
-                yy = y + _DY_G[d] * distance
-                xx = x + _DX_G[d] * distance
+                yy = y + _DY[d] * distance
+                xx = x + _DX[d] * distance
                 if yy < 0 or yy >= h or xx < 0 or xx >= w:
                     continue
                 if labels[yy, xx] != lab:
                     continue
                 u = q[yy, xx]
-                if u == 0 and ignore_zeros:
+                if u == 0:
                     continue
-                mats[d, v - lo, u - lo] += 1.0
-                mats[d, u - lo, v - lo] += 1.0
+                buf[row + d * r * r + u] += 1.0
+    feats = np.empty(13)
+    for k in range(n):
+        r = size[k]
+        if r == 0:
+            out[k, :, :] = np.nan  # no pixel above 0: mahotas raises, CellProfiler stores 0
+            continue
+        mats = buf[base[k]:base[k + 1]].reshape(4, r, r)
         empty = False
         for d in range(4):
             if mats[d].sum() == 0:
                 empty = True
         if empty:
-            out[obj, :, :] = np.nan  # mahotas raises for the object; CellProfiler then stores 0
+            out[k, :, :] = np.nan  # a direction without pairs: mahotas raises for the object
             continue
-        maxv = hi + 1  # mahotas sizes its matrix by the largest value in the crop
         for d in range(4):
-            _features(mats[d], lo, maxv, feats)
-            out[obj, d, :] = feats
+            sym = mats[d] + mats[d].T  # mahotas counts both orders
+            _features(sym, lo[k], hi[k] + 1, feats)  # matrix size = largest value + 1
+            out[k, d, :] = feats
 
 
-_DY_G = _DY
-_DX_G = _DX
-
-
-def _run(objects: Objects, q: np.ndarray, scale: int, ignore_zeros: bool = True) -> np.ndarray:
+def _run(objects: Objects, q: np.ndarray, scale: int) -> np.ndarray:
     out = np.full((objects.count, 4, 13), np.nan)
-    _haralick_objects(np.ascontiguousarray(q), objects.labels, objects.order, objects.offsets, int(scale),
-                      ignore_zeros, out)
+    _haralick_objects(np.ascontiguousarray(q), objects.labels, objects.count, int(scale), out)
     return out
 
 
