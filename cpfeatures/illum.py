@@ -43,7 +43,8 @@ def strel_disk(radius: float) -> np.ndarray:
 
 
 def to_float(image: np.ndarray, name: str = "image") -> np.ndarray:
-    """An image as float64 in [0, 1]: integers are divided by their type's maximum (65535 for uint16).
+    """An image as float in [0, 1]: integers become float32 divided by their type's maximum (65535 for
+    uint16), as CellProfiler loads them; float input keeps its precision.
 
     Raises
     ------
@@ -54,16 +55,17 @@ def to_float(image: np.ndarray, name: str = "image") -> np.ndarray:
     if image.ndim != 2:
         raise InputError(f"{name} must be 2-D, got shape {image.shape}")
     if image.dtype.kind in "ui":
-        return image.astype(np.float64) / float(np.iinfo(image.dtype).max)
+        # CellProfiler's LoadData "rescale": float32 pixels / the type's maximum, in float32
+        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
     if image.dtype.kind == "b":
-        return image.astype(np.float64)
+        return image.astype(np.float32)
     if image.dtype.kind != "f":
         raise InputError(f"{name} has unsupported dtype {image.dtype}")
     if not np.isfinite(image).all():
         raise InputError(f"{name} contains NaN or infinite values")
     if image.size and image.min() < 0:
         raise InputError(f"{name} has negative values; expected intensities in [0, 1]")
-    return image.astype(np.float64, copy=False)
+    return image
 
 
 def _resize(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -191,7 +193,9 @@ def apply(image: np.ndarray, function: np.ndarray | None = None, clip: bool = Tr
         raise InputError(f"illumination function shape {function.shape} differs from image shape {data.shape}")
     if not np.isfinite(function).all() or (function.size and function.min() <= 0):
         raise InputError("illumination function has non-positive or non-finite values")
-    out = data / function
+    # CellProfiler divides its float32 image by the float32 function; matching that precision
+    # matters for rank-based features (RWC ties) and is exact for everything else.
+    out = data / function.astype(data.dtype, copy=False)
     return np.clip(out, 0.0, 1.0) if clip else out
 
 

@@ -68,9 +68,10 @@ class CellProfilerReference:
 
     @lru_cache(maxsize=64)
     def corrected(self, well: str, role: str) -> np.ndarray:
-        """CellProfiler's corrected image: clip(raw / 65535 / illum, 0, 1), float64."""
-        img = self.raw(well, role).astype(np.float64) / 65535.0
-        return np.clip(img / self.illum(role), 0.0, 1.0)
+        """CellProfiler's corrected image: clip(raw / 65535 / illum, 0, 1) computed in float32 as
+        CellProfiler does (its pixel data and illumination functions are float32)."""
+        img = self.raw(well, role).astype(np.float32) / np.float32(65535)
+        return np.clip(img / self.illum(role).astype(np.float32), 0.0, 1.0)
 
     @lru_cache(maxsize=16)
     def labels(self, well: str) -> dict[str, np.ndarray]:

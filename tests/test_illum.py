@@ -13,8 +13,12 @@ from cpfeatures.errors import InputError
 
 def test_apply_matches_cellprofiler_definition(cp_ref):
     raw, f = cp_ref.raw("D08", "Mito"), cp_ref.illum("Mito")
-    np.testing.assert_allclose(illum.apply(raw, f), cp_ref.corrected("D08", "Mito"), rtol=1e-6, atol=1e-9)
-    assert illum.apply(raw).max() <= 1 and illum.apply(raw).dtype == np.float64
+    # CellProfiler computes in float32: raw / 65535 / illum, clipped to [0, 1]
+    want = np.clip((raw.astype(np.float32) / np.float32(65535)) / f.astype(np.float32), 0, 1)
+    got = illum.apply(raw, f)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want)
+    assert illum.apply(raw).max() <= 1
 
 
 def test_calculate_against_cellprofiler_functions(cp_ref):

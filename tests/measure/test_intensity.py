@@ -31,7 +31,7 @@ def test_equals_cellprofiler_export(cp_ref, well, compartment):
 
 def test_against_cp_measure(cp_ref):
     labels = cp_ref.labels("N14")["Cells"]
-    image = cp_ref.corrected("N14", "ER")
+    image = cp_ref.corrected("N14", "ER").astype(np.float64)  # both sides accumulate in float64
     ours = intensity(labels, image)
     peer = get_intensity(labels, image, legacy=True)
     for key in FEATURES:
