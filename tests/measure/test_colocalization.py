@@ -56,5 +56,6 @@ def test_edge_cases():
     const = colocalization(labels, np.full((20, 20), 0.5), a)
     assert np.isnan(const["Correlation_Correlation"][0])  # undefined Pearson r, as CellProfiler
     zero = colocalization(labels, np.zeros((20, 20)), a)
-    assert zero["Correlation_Manders_2"][0] == 0
+    # a dark image: every pixel is >= 15% of a 0 maximum, so all of image 2 "colocalizes"
+    assert zero["Correlation_Manders_2"][0] == 1 and np.isnan(zero["Correlation_Manders_1"][0])
     assert all(len(v) == 0 for v in colocalization(np.zeros((4, 4), int), np.zeros((4, 4)), np.zeros((4, 4))).values())
