@@ -4,8 +4,8 @@ Default: well M02 (181 cells, the densest shared site), CellProfiler's Cells mas
 5 fluorescent channels (DNA, ER, RNA, AGP, Mito). Prints per-family CPU seconds for
 ours, cp-measure's numba backend (its fastest) and, for texture, its default backend
 (mahotas), with the ratios. Then our cost for the full CPJUMP1 configuration
-(8 images x 3 object sets, texture scales 3/5/10, granularity 0.5/0.5/10/16, plus the
-Image-table texture and granularity) next to CellProfiler's own module times.
+(8 images x 3 object sets, texture scales 3/5/10, granularity 0.5/0.5/10/16, 28 colocalization
+pairs, plus the Image-table texture and granularity) next to CellProfiler's own module times.
 
     python benchmarks/bench_measure.py [--well M02] [--shared ../shared] [--skip-default-texture]
 """
@@ -26,7 +26,7 @@ from cpfeatures.measure import Objects, measure_image, measure_objects
 CHANNELS = {"Mito": 1, "AGP": 2, "RNA": 3, "ER": 4, "DNA": 5, "HighZBF": 6, "LowZBF": 7, "Brightfield": 8}
 FLUOR = ["DNA", "ER", "RNA", "AGP", "Mito"]
 # CellProfiler 4.2.8 CPU s per site for the CPJUMP1 configuration (reference README)
-CELLPROFILER = {"intensity": 7.6, "texture": 47.2, "granularity": 43.0}
+CELLPROFILER = {"intensity": 7.6, "texture": 47.2, "granularity": 43.0, "colocalization": 18.5}
 
 
 def cpu(fn, *args, **kwargs):
@@ -82,13 +82,25 @@ def main() -> None:
                     settings={"granularity": {"subsample": 0.5, "background_subsample": 0.5}})
     t_peer = sum(cpu(get_granularity, cells, im, 0.5, 0.5, 10, 16)[0] for im in fluor.values())
     rows.append(("granularity", t_ours, t_peer))
+    from itertools import combinations
+
+    from cp_measure.core.measurecolocalization import (get_correlation_manders_fold, get_correlation_overlap,
+                                                       get_correlation_pearson, get_correlation_rwc)
+
+    t_ours, _ = cpu(measure_objects, Objects(cells), fluor, families=["colocalization"])
+    t_peer = 0.0
+    for a, b in combinations(FLUOR, 2):
+        for fn in (get_correlation_pearson, get_correlation_manders_fold, get_correlation_overlap,
+                   get_correlation_rwc):
+            t_peer += cpu(fn, fluor[a], fluor[b], cells)[0]
+    rows.append(("colocalization 10 pairs", t_ours, t_peer))
     for name, ours, peer in rows:
         print(f"{name:<28}{ours:>12.3f}{peer:>12.3f}{peer / ours:>7.1f}x")
 
     print("\nfull CPJUMP1 configuration: 8 images x Nuclei, Cells, Cytoplasm (+ Image-table texture/granularity)")
     print(f"{'family':<28}{'ours CPU-s':>12}{'CellProfiler':>14}{'ratio':>8}")
     total_ours = 0.0
-    for fam in ("intensity", "texture", "granularity"):
+    for fam in ("intensity", "texture", "granularity", "colocalization"):
         cache: dict = {}
         t0 = time.process_time()
         for comp in ("Nuclei", "Cells", "Cytoplasm"):

@@ -151,7 +151,7 @@ def intensity(labels, image: np.ndarray) -> dict[str, np.ndarray]:
     image = check_image(image, objects)
     n = objects.count
     flat = image.ravel()
-    vals = flat[objects.order]
+    vals = flat[objects.order].astype(np.float64)  # one conversion, then float64 sums as CellProfiler
     labs = objects.pixel_labels
     rows = objects.rows.astype(float)
     cols = objects.cols.astype(float)
