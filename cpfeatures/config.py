@@ -93,8 +93,22 @@ fill_holes = true
 # Measurements: families x compartments x images (modules 19-27).
 [measure]
 compartments = ["Nuclei", "Cells", "Cytoplasm"]
-families = "all"            # or a list of: intensity, texture, granularity, sizeshape,
-                            # radial, colocalization, neighbors (those available)
+families = "all"            # or a list of: intensity, texture, granularity, colocalization
+                            # (and, as they land: sizeshape, radial, neighbors)
+# images = ["AGP", "Brightfield", "DNA", "ER", "HighZBF", "LowZBF", "Mito", "RNA"]  # default: all
+
+[measure.texture]           # MeasureTexture (module 27)
+scales = [3, 5, 10]
+gray_levels = 256
+
+[measure.granularity]       # MeasureGranularity (module 20)
+subsample = 0.5
+background_subsample = 0.5
+element_size = 10
+spectrum_length = 16
+
+[measure.colocalization]    # MeasureColocalization (module 19)
+threshold = 15.0            # % of each image's maximum within the object
 """
 
 

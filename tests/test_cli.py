@@ -68,3 +68,16 @@ def test_inspect_bad_index_one_line(tmp_path, content):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "Index.idx.xml" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def test_config_default_is_valid_toml_with_cpjump1_values():
+    import tomllib
+
+    result = run("config", "--default")
+    assert result.exit_code == 0
+    cfg = tomllib.loads(result.output)
+    assert cfg["measure"]["texture"]["scales"] == [3, 5, 10]
+    assert cfg["measure"]["granularity"]["subsample"] == 0.5
+    assert cfg["segment"]["nuclei"]["threshold_bounds"] == [0.014, 1.0]
+    assert cfg["segment"]["cells"]["threshold_bounds"] == [0.005, 0.014]
+    assert cfg["illum"]["median_filter_size"] == 20
