@@ -7,8 +7,21 @@ image by :func:`granularity_spectrum`; every object set then only needs the
 mean of each reconstructed image within its objects. CellProfiler upsamples
 each reconstruction back to full size before taking object means; since
 bilinear upsampling is linear, the object means are a fixed sparse matrix
-(computed once per label image) times the small reconstruction, which gives
+(computed once per label image) times the small reconstructions, which gives
 the same numbers without 16 full-size interpolations per image.
+
+The kernels (in :mod:`._granularity`) use only comparisons for the
+morphology, so the reconstructions equal scikit-image's bit for bit: the
+disk opening is a min/max over the disk's rows, the 16 reconstructions share
+one max-tree of the background-subtracted image and are computed together,
+one cache line per tree node.
+
+References
+----------
+CellProfiler 4.2.8, ``cellprofiler/modules/measuregranularity.py``.
+J. Serra, *Image Analysis and Mathematical Morphology*, Academic Press, 1982.
+L. Vincent, "Morphological grayscale reconstruction in image analysis:
+applications and efficient algorithms", IEEE Trans. Image Process. 2(2), 1993.
 """
 
 from __future__ import annotations
@@ -18,9 +31,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.ndimage as ndi
 import scipy.sparse
-import skimage.morphology
 
-from ._morphology import MaxTree
+from ..errors import InputError
+from ._granularity import disk_opening, granular_steps, max_tree, stretch, upsampling_csr
 from .objects import Objects, as_objects, check_image
 
 __all__ = ["granularity", "granularity_spectrum", "granularity_image", "GranularitySpectrum",
@@ -37,101 +50,124 @@ class GranularitySpectrum:
     ----------
     image_spectrum : ndarray (spectrum_length,)
         The Image-table ``Granularity_<k>`` values.
-    reconstructions : list of ndarray
-        The reconstructed (subsampled) image after each step.
+    reconstructions : ndarray (small pixels, spectrum_length)
+        The reconstructed (subsampled) image after each step, one column per
+        step, in the subsampled image's dtype (its values are pixel values).
     small_shape, full_shape : tuple
     full_image : ndarray
         The original image (object start means are taken on it, as CellProfiler does).
     """
 
     image_spectrum: np.ndarray
-    reconstructions: list
+    reconstructions: np.ndarray
     small_shape: tuple
     full_shape: tuple
     full_image: np.ndarray
 
 
 def _subsample(image: np.ndarray, factor: float) -> tuple[np.ndarray, np.ndarray]:
-    # CellProfiler: new_shape = shape * factor (float), mgrid over it / factor, linear map_coordinates.
+    """CellProfiler's resize: ``shape * factor`` (float) points at ``index / factor``, linear.
+
+    When ``1 / factor`` is an integer (CPJUMP1's 0.5, the default 0.25) every
+    sample falls on a pixel and linear interpolation returns that pixel exactly,
+    so a strided view gives the same array without interpolating.
+    """
     shape = np.array(image.shape) * factor
+    step = 1.0 / factor
+    if step == round(step):
+        k = int(round(step))
+        out = np.ascontiguousarray(image[::k, ::k])
+        if out.shape == tuple(int(np.ceil(v)) for v in shape):
+            return out, shape
     i, j = np.mgrid[0:shape[0], 0:shape[1]].astype(float) / factor
     return ndi.map_coordinates(image, (i, j), order=1), shape
 
 
 def granularity_spectrum(image: np.ndarray, subsample: float = 0.25, background_subsample: float = 0.25,
                          element_size: int = 10, spectrum_length: int = 16) -> GranularitySpectrum:
-    """The image-only part of MeasureGranularity (see the module docstring)."""
+    """The image-only part of MeasureGranularity, done once per image.
+
+    Parameters
+    ----------
+    image : (H, W) ndarray of float in [0, 1]
+    subsample : float
+        Factor for the working image ("Subsampling factor for granularity measurements").
+    background_subsample : float
+        Further factor for the background estimate ("Subsampling factor for background reduction").
+    element_size : int
+        Radius of the disk whose opening is the background ("Radius of structuring element").
+    spectrum_length : int
+        Number of erosion + reconstruction steps ("Range of the granular spectrum").
+
+    Returns
+    -------
+    GranularitySpectrum
+        The Image-table spectrum and the reconstructions that object sets reuse.
+
+    Notes
+    -----
+    CellProfiler's steps: subsample (linear), estimate the background as the
+    opening with ``disk(element_size)`` of a further subsampled copy, upsample it
+    back (linear), subtract and clip at 0; then ``spectrum_length`` times erode
+    the previous erosion with ``disk(1)`` and reconstruct it by dilation under the
+    background-subtracted image. Step ``k`` of the spectrum is the drop of the
+    mean in percent of the starting mean. The reconstructions share one max-tree
+    of the background-subtracted image (see :mod:`._morphology`).
+    """
     image = check_image(image)
+    if image.dtype not in (np.float32, np.float64):
+        image = image.astype(np.float64)
+    if not 0 < subsample <= 1 or not 0 < background_subsample <= 1:
+        raise InputError(f"granularity subsampling factors must be in (0, 1], got {subsample}, "
+                         f"{background_subsample}")
+    if element_size < 1 or spectrum_length < 1:
+        raise InputError(f"granularity element size and spectrum length must be >= 1, got {element_size}, "
+                         f"{spectrum_length}")
     full_shape = image.shape
     if subsample < 1:
         pixels, new_shape = _subsample(image, subsample)
     else:
         pixels, new_shape = image.copy(), np.array(image.shape, float)
+    if min(pixels.shape) < 2:
+        raise InputError(f"image {image.shape} too small for granularity subsampling {subsample}")
     if background_subsample < 1:
         back, back_shape = _subsample(pixels, background_subsample)
     else:
         back, back_shape = pixels, new_shape
-    disk = skimage.morphology.disk(element_size).astype(bool)
-    back = skimage.morphology.dilation(skimage.morphology.erosion(back, disk), disk)
+    back = disk_opening(back, int(element_size))
     if background_subsample < 1:
-        i, j = np.mgrid[0:new_shape[0], 0:new_shape[1]].astype(float)
-        i *= float(back_shape[0] - 1) / float(new_shape[0] - 1)
-        j *= float(back_shape[1] - 1) / float(new_shape[1] - 1)
-        back = ndi.map_coordinates(back, (i, j), order=1)
-    pixels = np.maximum(pixels - back, 0)
-    start = float(pixels.mean())
-    current = start
-    start = max(start, np.finfo(float).eps)
-    cross = skimage.morphology.disk(1).astype(bool)
-    ero = pixels.copy()
-    tree = MaxTree(pixels)  # every step reconstructs under the same image
-    spectrum = np.zeros(spectrum_length)
-    recs = []
-    for k in range(spectrum_length):
-        previous = current
-        ero = skimage.morphology.erosion(ero, cross)
-        rec = tree.reconstruct(ero)  # = skimage reconstruction with disk(1), exactly
-        current = float(rec.mean())
-        spectrum[k] = (previous - current) * 100 / start
-        recs.append(rec)
+        back = stretch(back, pixels.shape)
+    pixels = np.ascontiguousarray(np.maximum(pixels - back, 0))
+    mean0 = float(pixels.mean())  # in the image dtype, as CellProfiler's numpy.mean
+    start = max(mean0, np.finfo(float).eps)
+    order = np.argsort(pixels.ravel()).astype(np.int32)  # any tie order gives a valid max-tree
+    recs, means = granular_steps(pixels, order, max_tree(pixels, order), int(spectrum_length))
+    previous = np.concatenate([[mean0], means[:-1]])
+    spectrum = (previous - means) * 100 / start
     return GranularitySpectrum(spectrum, recs, tuple(pixels.shape), full_shape, image)
 
 
 def _upsampling_matrix(objects: Objects, small_shape: tuple) -> scipy.sparse.csr_matrix:
     """Sparse (n_objects x small pixels): row sums of bilinear weights over each object's pixels."""
     def compute():
-        h, w = objects.shape
-        sh, sw = small_shape
-        y = objects.rows * (float(sh - 1) / float(h - 1))
-        x = objects.cols * (float(sw - 1) / float(w - 1))
-        y0 = np.minimum(np.floor(y).astype(np.int64), sh - 1)
-        x0 = np.minimum(np.floor(x).astype(np.int64), sw - 1)
-        fy, fx = y - y0, x - x0
-        y1, x1 = np.minimum(y0 + 1, sh - 1), np.minimum(x0 + 1, sw - 1)
-        rows = np.tile(objects.pixel_labels - 1, 4)
-        cols = np.concatenate([y0 * sw + x0, y0 * sw + x1, y1 * sw + x0, y1 * sw + x1])
-        vals = np.concatenate([(1 - fy) * (1 - fx), (1 - fy) * fx, fy * (1 - fx), fy * fx])
-        m = scipy.sparse.coo_matrix((vals, (rows, cols)), shape=(objects.count, sh * sw)).tocsr()
-        m.sum_duplicates()
-        return m
+        indptr, indices, data = upsampling_csr(objects.order, objects.offsets, objects.shape,
+                                               tuple(int(v) for v in small_shape))
+        return scipy.sparse.csr_matrix((data, indices, indptr), shape=(objects.count, small_shape[0] * small_shape[1]))
     return objects.cached(("granularity", "upsample", small_shape), compute)
 
 
 def _object_spectrum(objects: Objects, spec: GranularitySpectrum) -> np.ndarray:
     n = objects.count
-    area = objects.area.astype(float)
-    out = np.full((n, len(spec.reconstructions)), np.nan)
+    steps = spec.reconstructions.shape[1]
     if n == 0:
-        return out
+        return np.full((0, steps), np.nan)
+    area = objects.area.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        current = np.bincount(objects.pixel_labels, weights=spec.full_image.ravel()[objects.order],
-                              minlength=n + 1)[1:] / area
-        start = np.maximum(current, np.finfo(float).eps)
-        up = _upsampling_matrix(objects, spec.small_shape)
-        for k, rec in enumerate(spec.reconstructions):
-            new = (up @ rec.ravel()) / area
-            out[:, k] = (current - new) * 100 / start
-            current = new
+        start_mean = np.bincount(objects.pixel_labels, weights=spec.full_image.ravel()[objects.order],
+                                 minlength=n + 1)[1:] / area
+        means = np.asarray(_upsampling_matrix(objects, spec.small_shape) @ spec.reconstructions) / area[:, None]
+        previous = np.column_stack([start_mean, means[:, :-1]])
+        out = (previous - means) * 100 / np.maximum(start_mean, np.finfo(float).eps)[:, None]
     out[~objects.present] = np.nan
     return out
 
@@ -159,43 +195,95 @@ def granularity(labels, image: np.ndarray, subsample: float = 0.25, background_s
     if spectrum is None:
         spectrum = granularity_spectrum(check_image(image, objects), subsample, background_subsample,
                                         element_size, spectrum_length)
+    elif tuple(spectrum.full_shape) != objects.shape:
+        raise InputError(f"granularity spectrum of a {spectrum.full_shape} image given for {objects.shape} labels")
     values = _object_spectrum(objects, spectrum)
     return {f"Granularity_{k + 1}": values[:, k] for k in range(values.shape[1])}
 
 
-def granularity_image(image: np.ndarray, **settings) -> dict[str, float]:
-    """Image-table spectrum ``Granularity_k``."""
-    spec = granularity_spectrum(image, **settings)
-    return {f"Granularity_{k + 1}": float(v) for k, v in enumerate(spec.image_spectrum)}
+def granularity_image(image: np.ndarray, subsample: float = 0.25, background_subsample: float = 0.25,
+                      element_size: int = 10, spectrum_length: int = 16,
+                      spectrum: GranularitySpectrum | None = None) -> dict[str, float]:
+    """Image-table granular spectrum ``Granularity_1..N`` of one image.
+
+    Parameters
+    ----------
+    image : ndarray of float in [0, 1]
+    subsample, background_subsample, element_size, spectrum_length
+        MeasureGranularity settings (CPJUMP1: 0.5, 0.5, 10, 16).
+    spectrum : GranularitySpectrum, optional
+        Already computed :func:`granularity_spectrum` of this image.
+
+    Returns
+    -------
+    dict
+        ``Granularity_k`` -> float: the drop of the image mean at step ``k`` in
+        percent of the background-subtracted image's mean.
+    """
+    if spectrum is None:
+        spectrum = granularity_spectrum(image, subsample, background_subsample, element_size, spectrum_length)
+    return {f"Granularity_{k + 1}": float(v) for k, v in enumerate(spectrum.image_spectrum)}
 
 
-def _cached_spectrum(cache: dict | None, name: str, image: np.ndarray, settings: dict) -> GranularitySpectrum:
+def _cached_spectrum(cache: dict | None, name: str, image: np.ndarray, settings: dict | None) -> GranularitySpectrum:
+    """The spectrum of ``image``, computed once per (name, array, settings) in ``cache``.
+
+    The entry keeps a reference to the array, so its ``id`` cannot be reused by
+    another array while the entry lives; a different array under the same name
+    (e.g. the next site with a long-lived cache) is a different key.
+    """
     params = {**DEFAULTS, **(settings or {})}
+    unknown = set(params) - set(DEFAULTS)
+    if unknown:
+        raise InputError(f"unknown granularity setting(s) {', '.join(sorted(unknown))}; valid: {', '.join(DEFAULTS)}")
     key = ("granularity", name, id(image), tuple(sorted(params.items())))
-    if cache is not None and key in cache:
-        return cache[key]
+    if cache is not None and key in cache and cache[key][0] is image:
+        return cache[key][1]
     spec = granularity_spectrum(image, **params)
     if cache is not None:
-        cache[key] = spec
+        cache[key] = (image, spec)
     return spec
 
 
-def measure_family(objects: Objects, images: dict[str, np.ndarray], settings: dict | None = None,
+def measure_family(objects, images: dict[str, np.ndarray], settings: dict | None = None,
                    cache: dict | None = None) -> dict[str, np.ndarray]:
-    """``Granularity_<k>_<Image>`` for every image; the spectrum is shared through ``cache``."""
+    """``Granularity_<k>_<Image>`` of one object set for every image (CellProfiler's column names).
+
+    Parameters
+    ----------
+    objects : Objects or ndarray of int
+    images : dict of str to ndarray
+        Corrected images by name (the name ends the column name).
+    settings : dict, optional
+        ``subsample``, ``background_subsample``, ``element_size``,
+        ``spectrum_length``; CPJUMP1's 0.5, 0.5, 10, 16 by default.
+    cache : dict, optional
+        Pass the same dict for every object set of a site (and to
+        :func:`measure_image_family`): each image's spectrum is then computed
+        once, keyed by image name, ``id`` of the array and settings. An entry
+        holds the array and its reconstructions (about 19 MB per 1080x1080
+        float32 image at subsample 0.5); drop the dict after the site.
+
+    Returns
+    -------
+    dict
+        ``Granularity_<k>_<Image>`` -> one value per label 1..max (NaN for absent labels).
+    """
+    objects = as_objects(objects)
     out = {}
     for name, image in images.items():
-        spec = _cached_spectrum(cache, name, check_image(image, objects), settings)
-        for key, values in granularity(objects, image, spectrum=spec).items():
+        spec = _cached_spectrum(cache, name, image, settings)
+        for key, values in granularity(objects, None, spectrum=spec).items():
             out[f"{key}_{name}"] = values
     return out
 
 
 def measure_image_family(images: dict[str, np.ndarray], settings: dict | None = None,
                          cache: dict | None = None) -> dict[str, float]:
+    """Image-table ``Granularity_<k>_<Image>`` for every image (shares ``cache`` with :func:`measure_family`)."""
     out = {}
     for name, image in images.items():
-        spec = _cached_spectrum(cache, name, check_image(image), settings)
-        for k, v in enumerate(spec.image_spectrum):
-            out[f"Granularity_{k + 1}_{name}"] = float(v)
+        spec = _cached_spectrum(cache, name, image, settings)
+        for key, value in granularity_image(None, spectrum=spec).items():
+            out[f"{key}_{name}"] = value
     return out
