@@ -172,6 +172,120 @@ def config(show_default, store):
         click.echo(DEFAULT_CONFIG_TOML)
 
 
+@main.command()
+@click.argument("store")
+@click.option("-o", "--output", "out", required=True, help="Profiles file (.parquet, .csv or .csv.gz).")
+@click.option("--platemap", type=click.Path(dir_okay=False), default=None,
+              help="Plate map (CSV, or tab-separated .txt/.tsv) joined on the well.")
+@click.option("--external-metadata", type=click.Path(dir_okay=False), default=None,
+              help="Perturbation annotations joined on --external-join-on (e.g. CPJUMP1 compound metadata).")
+@click.option("--external-join-on", default=None, help="Column shared by the plate map and --external-metadata.")
+@click.option("--operation", type=click.Choice(["median", "mean"]), default="median", show_default=True)
+@click.option("--normalize", "method", type=click.Choice(["mad_robustize", "standardize", "robustize", "none"]),
+              default="mad_robustize", show_default=True, help="Per-plate normalization.")
+@click.option("--samples", default="all", show_default=True,
+              help="Rows the normalization is fitted on: 'all' or a query like \"Metadata_control_type == 'negcon'\".")
+@click.option("--feature-select/--no-feature-select", default=True, show_default=True,
+              help="CPJUMP1's selection: frequency, correlation (--corr-threshold), NaN and blocklist filters.")
+@click.option("--corr-threshold", type=float, default=0.9, show_default=True)
+@click.option("--keep-stages", is_flag=True, help="Also write the aggregated, annotated and normalized tables.")
+@_friendly
+def profile(store, out, platemap, external_metadata, external_join_on, operation, method, samples,
+            feature_select, corr_threshold, keep_stages):
+    """Turn a run's single cells into well profiles: aggregate, annotate, normalize, select."""
+    from pathlib import Path
+
+    from . import profile as prof
+
+    out = Path(out)
+    stages = []
+    table = prof.aggregate(store, operation=operation)
+    n_features = sum(not c.startswith("Metadata_") for c in table.columns)
+    stages.append(("aggregated", table))
+    if platemap:
+        table = prof.annotate(table, platemap, external_metadata=external_metadata,
+                              external_join_on=external_join_on)
+        stages.append(("annotated", table))
+    if method != "none":
+        table = prof.normalize(table, method=method, samples=samples)
+        stages.append(("normalized", table))
+    if feature_select:
+        table = prof.feature_select(table, corr_threshold=corr_threshold)
+    prof.write_profiles(table, out)
+    if keep_stages:
+        stem = out.name.split(".")[0]
+        for name, frame in stages:
+            click.echo(prof.write_profiles(frame, out.with_name(f"{stem}_{name}{''.join(out.suffixes)}")))
+    kept = sum(not c.startswith("Metadata_") for c in table.columns)
+    click.echo(f"{len(table)} profiles, {kept} of {n_features} features -> {out}")
+
+
+@main.command()
+@click.argument("profiles", type=click.Path(dir_okay=False))
+@click.option("--replicates-by", required=True, help="Column(s) identifying a perturbation, comma-separated.")
+@click.option("--match-by", default=None, help="Annotation column for Percent Matching (e.g. Metadata_target).")
+@click.option("--across", default=None, help="Percent Matching only between groups differing in this column.")
+@click.option("--reference", default=None,
+              help="Query selecting control profiles (e.g. \"Metadata_control_type == 'negcon'\"): mAP ranks "
+                   "replicates against them; they are not scored for replicating/matching.")
+@click.option("--null-size", type=int, default=10000, show_default=True, help="mAP null rankings.")
+@click.option("--n-samples", type=int, default=1000, show_default=True, help="Replicating/matching null samples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("-o", "--output", "out", default="scores", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for percent_replicating.csv, percent_matching.csv and map.csv.")
+@_friendly
+def score(profiles, replicates_by, match_by, across, reference, null_size, n_samples, seed, out):
+    """Percent Replicating, Percent Matching and mAP of a profile table."""
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import profile as prof
+    from .errors import InputError
+
+    frame = prof.load_profiles(profiles)
+    by = _split(replicates_by)
+    feats = prof.infer_features(frame)
+    incomplete = [c for c in feats if not frame[c].notna().all()]
+    if incomplete:
+        click.echo(f"warning: {len(incomplete)} feature(s) with missing values are left out of the scores", err=True)
+        frame = frame.drop(columns=incomplete)
+    scored = frame
+    if reference:
+        from .profile._frames import select_rows
+
+        scored = frame.drop(index=select_rows(frame, reference).index)
+    outdir = Path(out)
+    outdir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    rep = prof.percent_replicating(scored, by, n_samples=n_samples, seed=seed)
+    rep.per_group.to_csv(outdir / "percent_replicating.csv", index=False)
+    rows.append(("Percent Replicating", f"{rep.percent_replicating:.1f}%",
+                 f"{len(rep.per_group)} perturbations, null p95 = {rep.null_p95:.3f}"))
+    if match_by:
+        try:
+            mat = prof.percent_matching(scored, by, match_by, across=across, n_samples=n_samples, seed=seed)
+        except InputError as exc:
+            rows.append(("Percent Matching", "n/a", str(exc)))
+        else:
+            mat.per_pair.to_csv(outdir / "percent_matching.csv", index=False)
+            rows.append(("Percent Matching", f"{mat.percent_matching:.1f}%",
+                         f"{len(mat.per_pair)} matching pairs, null p95 = {mat.null_p95:.3f}"))
+    maps = prof.mean_average_precision(frame, by, reference_query=reference, null_size=null_size, seed=seed)
+    maps.to_csv(outdir / "map.csv", index=False)
+    rows.append(("mAP (mean)", f"{maps['mean_average_precision'].mean():.3f}",
+                 f"{int(maps['below_corrected_p'].sum())} of {len(maps)} significant (FDR < 0.05)"
+                 + (" vs reference" if reference else "")))
+    table = Table(title=str(profiles))
+    for name in ("score", "value", "detail"):
+        table.add_column(name)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    click.echo(f"tables written to {outdir}")
+
+
 def _split(value):
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 

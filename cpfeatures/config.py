@@ -93,9 +93,11 @@ fill_holes = true
 # Measurements: families x compartments x images (modules 19-27).
 [measure]
 compartments = ["Nuclei", "Cells", "Cytoplasm"]
-families = "all"            # or a list of: intensity, texture, granularity, colocalization
-                            # (and, as they land: sizeshape, radial, neighbors)
+families = "all"            # or a list of: intensity, texture, granularity, colocalization,
+                            # neighbors (and, as they land: sizeshape, radial)
 # images = ["AGP", "Brightfield", "DNA", "ER", "HighZBF", "LowZBF", "Mito", "RNA"]  # default: all
+image_families = ["texture", "granularity"]  # Image-table features; add "imagequality" for
+                            # MeasureImageQuality (focus, saturation...; CPJUMP1 disables it, ~0.7 CPU-s/site)
 
 [measure.texture]           # MeasureTexture (module 27)
 scales = [3, 5, 10]
@@ -109,6 +111,10 @@ spectrum_length = 16
 
 [measure.colocalization]    # MeasureColocalization (module 19)
 threshold = 15.0            # % of each image's maximum within the object
+
+[measure.neighbors]         # MeasureObjectNeighbors (modules 22-24): per object set, distances in
+Nuclei = [1]                # pixels or "adjacent"; objects discarded at the border count
+Cells = [5, "adjacent"]
 """
 
 

@@ -100,8 +100,12 @@ def site_tables(labels: dict[str, np.ndarray], corrected: dict[str, np.ndarray],
 def _family_settings(mcfg: dict, comp: str, details: dict) -> dict:
     settings = {k: dict(v) for k, v in mcfg.items() if isinstance(v, dict)}
     neighbors = settings.get("neighbors", {})
+    # CellProfiler's "objects discarded for touching the border" image is the object set's
+    # small_removed_segmented: for nuclei that is taken after the border filter (so only objects
+    # removed as too large come back), for cells the watershed from all nuclei before filtering.
+    discarded = {"Nuclei": "NucleiSmallRemoved", "Cells": "CellsUnedited"}.get(comp)
     settings["neighbors"] = {"measurements": neighbors.get(comp, []),
-                             "discarded": details.get(f"{comp}Unedited") if comp != "Cytoplasm" else None}
+                             "discarded": details.get(discarded) if discarded else None}
     return settings
 
 
@@ -157,5 +161,6 @@ def _image_row(labels, images, cfg, details, shared_cache) -> pd.DataFrame:
     for key, value in details.items():
         if key.startswith("Threshold_") and np.isscalar(value):
             row[key] = float(value)
-    row.update(measure_image(images, cfg.get("measure", {}), cache=shared_cache))
+    mcfg = cfg.get("measure", {})
+    row.update(measure_image(images, mcfg, cache=shared_cache, families=mcfg.get("image_families")))
     return pd.DataFrame([row])

@@ -112,6 +112,17 @@ def bundled_plate_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bundled_run(bundled_plate_dir, tmp_path_factory) -> Path:
+    """A store from running the whole bundled plate once (shared by the run and profile tests)."""
+    from cpfeatures.run import run_plate
+
+    out = tmp_path_factory.mktemp("bundled_run") / "example.zarr"
+    summary = run_plate(bundled_plate_dir, out, workers=1, progress=False)
+    assert summary.ok and len(summary.done) == 4
+    return out
+
+
+@pytest.fixture(scope="session")
 def cp_ref() -> CellProfilerReference:
     return CellProfilerReference(SHARED)
 

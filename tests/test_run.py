@@ -26,11 +26,8 @@ CLI = [sys.executable, "-m", "cpfeatures.cli"]
 
 
 @pytest.fixture(scope="module")
-def reference_run(bundled_plate_dir, tmp_path_factory):
-    out = tmp_path_factory.mktemp("ref") / "ref.zarr"
-    summary = run_plate(bundled_plate_dir, out, workers=1, progress=False)
-    assert summary.ok and len(summary.done) == 4
-    return out
+def reference_run(bundled_run):
+    return bundled_run
 
 
 def _sorted(frame: pd.DataFrame) -> pd.DataFrame:

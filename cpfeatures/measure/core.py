@@ -107,7 +107,12 @@ def measure_image(images: dict[str, np.ndarray], settings: dict | None = None, c
     """Image-table features (whole-image texture, granularity spectrum, image quality) of available families."""
     settings = settings or {}
     out: dict[str, float] = {}
-    for name in families or IMAGE_FAMILIES:
+    names = list(IMAGE_FAMILIES) if families is None else list(families)
+    unknown = [n for n in names if n not in IMAGE_FAMILIES]
+    if unknown:
+        raise InputError(f"unknown image famil{'y' if len(unknown) == 1 else 'ies'} {', '.join(unknown)}; "
+                         f"valid: {', '.join(IMAGE_FAMILIES)}")
+    for name in names:
         module = _module(name, IMAGE_FAMILIES)
         if module is None or not hasattr(module, "measure_image_family"):
             continue

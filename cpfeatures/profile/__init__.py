@@ -1,0 +1,27 @@
+"""Profiles and scores: single cells -> well profiles -> Percent Replicating / Matching, mAP.
+
+One verb per module, pycytominer's semantics and CPJUMP1's settings as defaults;
+every verb takes a DataFrame or the path of a CSV / Parquet table (``aggregate``
+also a run's store).
+
+- :func:`aggregate` single cells (store or table) to per-well medians with ``Metadata_Object_Count``
+- :func:`annotate` join plate maps and perturbation metadata
+- :func:`normalize` per-plate ``mad_robustize`` / ``standardize`` / ``robustize``, optionally to controls
+- :func:`feature_select` variance / frequency / correlation / NaN / blocklist / outlier filters
+- :func:`percent_replicating`, :func:`percent_matching` correlation scores against seeded nulls
+- :func:`average_precision`, :func:`mean_average_precision` copairs' mAP with p-values and FDR
+"""
+
+from ._frames import infer_features, load_profiles, metadata_columns, write_profiles
+from .aggregate import aggregate
+from .annotate import annotate, canonical_well
+from .average_precision import average_precision, fdr_bh, mean_average_precision
+from .blocklist import default_blocklist
+from .feature_select import CPJUMP1_OPERATIONS, OPERATIONS, feature_select
+from .normalize import normalize
+from .replicating import MatchingResult, ReplicatingResult, percent_matching, percent_replicating
+
+__all__ = ["aggregate", "annotate", "normalize", "feature_select", "percent_replicating", "percent_matching",
+           "average_precision", "mean_average_precision", "fdr_bh", "default_blocklist", "canonical_well",
+           "infer_features", "load_profiles", "metadata_columns", "write_profiles", "OPERATIONS",
+           "CPJUMP1_OPERATIONS", "ReplicatingResult", "MatchingResult"]

@@ -1,0 +1,135 @@
+"""Reading, writing and splitting profile tables (metadata columns vs feature columns).
+
+Profiles are pandas DataFrames whose metadata columns start with ``Metadata_``
+and whose features carry CellProfiler's compartment prefix (``Cells_``,
+``Nuclei_``, ``Cytoplasm_``; ``Image_`` optionally), as pycytominer expects.
+Every public verb accepts such a frame or the path of a CSV / TSV / Parquet file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+
+__all__ = ["load_profiles", "write_profiles", "infer_features", "metadata_columns", "COMPARTMENTS"]
+
+COMPARTMENTS = ("Cells", "Nuclei", "Cytoplasm")
+
+
+def _suffixes(path: Path) -> str:
+    return "".join(path.suffixes[-2:]).lower()
+
+
+def load_profiles(data: "pd.DataFrame | str | os.PathLike", what: str = "profiles") -> pd.DataFrame:
+    """A profile table from a DataFrame (returned as is) or a CSV/TSV/Parquet file.
+
+    Parameters
+    ----------
+    data : DataFrame or path
+        ``.csv``, ``.csv.gz``, ``.tsv``, ``.txt`` (tab-separated), ``.parquet``.
+    what : str
+        What the table is, for error messages ("profiles", "platemap").
+
+    Returns
+    -------
+    pandas.DataFrame
+    """
+    if isinstance(data, pd.DataFrame):
+        return data
+    if not isinstance(data, (str, os.PathLike)):
+        raise InputError(f"{what} must be a pandas DataFrame or a file path, got {type(data).__name__}")
+    path = Path(data)
+    if not path.exists():
+        raise InputError(f"{what} file not found", path)
+    kind = _suffixes(path)
+    try:
+        if kind.endswith(".parquet") or kind.endswith(".pq"):
+            return pd.read_parquet(path)
+        sep = "\t" if any(kind.endswith(s) for s in (".tsv", ".txt", ".tsv.gz", ".txt.gz")) else ","
+        return pd.read_csv(path, sep=sep, low_memory=False)
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"cannot read {what}: {exc}", path) from None
+
+
+def write_profiles(frame: pd.DataFrame, path: "str | os.PathLike") -> Path:
+    """Write a table as Parquet (``.parquet``) or CSV (anything else; ``.gz`` compresses)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if _suffixes(path).endswith(".parquet"):
+        frame.to_parquet(path, index=False)
+    else:
+        frame.to_csv(path, index=False, sep="\t" if _suffixes(path).startswith(".tsv") else ",")
+    return path
+
+
+def metadata_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns starting with ``Metadata_``, in table order."""
+    return [c for c in frame.columns if str(c).startswith("Metadata_")]
+
+
+def infer_features(frame: pd.DataFrame, features="infer", image_features: bool = False,
+                   compartments=COMPARTMENTS) -> list[str]:
+    """The feature columns of a profile table.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    features : "infer" or list of str
+        With "infer", the numeric columns whose names start with a compartment
+        (and ``Image_`` if ``image_features``), pycytominer's rule; a list is
+        checked against the table.
+    image_features : bool
+    compartments : sequence of str
+
+    Returns
+    -------
+    list of str
+    """
+    if not isinstance(features, str):
+        features = list(features)
+        missing = [f for f in features if f not in frame.columns]
+        if missing:
+            raise InputError(f"{len(missing)} feature column(s) not in the table, e.g. {missing[:3]}")
+        return features
+    if features != "infer":
+        raise InputError(f'features must be "infer" or a list of column names, got {features!r}')
+    prefixes = tuple(f"{c}_" if not c.endswith("_") else c for c in compartments)
+    if image_features:
+        prefixes += ("Image_",)
+    out = [c for c in frame.columns if str(c).startswith(prefixes)
+           and (pd.api.types.is_numeric_dtype(frame[c]) or frame[c].isna().all())]
+    if not out:
+        raise InputError("no feature columns found: expected columns starting with "
+                         f"{', '.join(prefixes)} (pass features=[...] for other names)")
+    return out
+
+
+def feature_array(frame: pd.DataFrame, features: list[str], order: str = "C") -> np.ndarray:
+    """Features as a float64 matrix (rows = profiles), C- or Fortran-contiguous.
+
+    pandas keeps a float frame's columns contiguous, so ``order="F"`` (one
+    contiguous array per feature, what column-wise statistics want) usually
+    needs no copy.
+    """
+    x = frame[features].to_numpy(dtype=np.float64, na_value=np.nan)
+    return np.asfortranarray(x) if order == "F" else np.ascontiguousarray(x)
+
+
+def select_rows(frame: pd.DataFrame, samples: str) -> pd.DataFrame:
+    """``frame`` (``samples == "all"``) or the rows matching a pandas query."""
+    if samples == "all":
+        return frame
+    if not isinstance(samples, str):
+        raise InputError(f'samples must be "all" or a pandas query string, got {samples!r}')
+    try:
+        chosen = frame.query(samples)
+    except Exception as exc:  # pandas raises many types for a bad expression
+        raise InputError(f"samples query {samples!r} failed: {exc}") from None
+    if chosen.empty:
+        raise InputError(f"samples query {samples!r} matches no profile")
+    return chosen

@@ -1,0 +1,227 @@
+"""feature_select: drop uninformative, redundant, incomplete and blocklisted features.
+
+The operations and their rules are pycytominer's, so the same features are kept;
+they run in the order given, each on the features the previous ones kept.
+
+- ``variance_threshold``: population variance ``<= min_variance`` (pycytominer >= 1.2).
+- ``frequency_threshold``: the ratio of the second most common value's count to
+  the most common one's ``< freq_cut`` (0 for a constant feature), or fewer than
+  ``unique_cut`` x rows distinct values. This is what CPJUMP1's recipe (written
+  for pycytominer < 1.2) calls ``variance_threshold``.
+- ``correlation_threshold``: for every pair of features with Pearson correlation
+  ``> corr_threshold``, drop the one whose total absolute correlation with all
+  features is larger.
+- ``drop_na_columns``: more than ``na_cutoff`` of the rows are NaN.
+- ``blocklist``: names in the blocklist (default: :func:`default_blocklist`).
+- ``drop_outliers``: the largest absolute value exceeds ``outlier_cutoff``.
+
+The work is vectorized: one sort per column for the frequencies (numba), one
+correlation matrix by BLAS for the correlations, where pycytominer applies
+Python functions per column and per correlated pair.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ._frames import feature_array, infer_features, load_profiles, select_rows
+from .blocklist import default_blocklist
+
+__all__ = ["feature_select", "OPERATIONS", "CPJUMP1_OPERATIONS"]
+
+OPERATIONS = ("variance_threshold", "frequency_threshold", "correlation_threshold", "drop_na_columns",
+              "blocklist", "drop_outliers")
+#: CPJUMP1's feature-selection recipe in today's pycytominer names.
+CPJUMP1_OPERATIONS = ("frequency_threshold", "correlation_threshold", "drop_na_columns", "blocklist")
+
+
+@numba.njit(cache=True)
+def _value_count_stats(sorted_x):
+    """Per column of a column-sorted matrix (NaN last): top two run lengths and the number of distinct values."""
+    n, m = sorted_x.shape
+    first = np.zeros(m, np.int64)
+    second = np.zeros(m, np.int64)
+    distinct = np.zeros(m, np.int64)
+    for j in range(m):
+        run = 0
+        top1 = 0
+        top2 = 0
+        k = 0
+        prev = 0.0
+        for i in range(n):
+            v = sorted_x[i, j]
+            if v != v:  # NaN: sorted last, not counted
+                break
+            if run > 0 and v == prev:
+                run += 1
+            else:
+                if run > 0:
+                    if run > top1:
+                        top2 = top1
+                        top1 = run
+                    elif run > top2:
+                        top2 = run
+                k += 1
+                run = 1
+                prev = v
+        if run > 0:
+            if run > top1:
+                top2 = top1
+                top1 = run
+            elif run > top2:
+                top2 = run
+        first[j] = top1
+        second[j] = top2
+        distinct[j] = k
+    return first, second, distinct
+
+
+def _frequency(x: np.ndarray, freq_cut: float, unique_cut: float) -> np.ndarray:
+    first, second, distinct = _value_count_stats(np.sort(x, axis=0))
+    ratio = np.where(distinct >= 2, second / np.maximum(first, 1), 0.0)
+    return (ratio < freq_cut) | (distinct / x.shape[0] < unique_cut)
+
+
+def _pearson(x: np.ndarray) -> np.ndarray:
+    """Feature-by-feature Pearson correlation of complete data (``np.corrcoef``'s values).
+
+    BLAS's symmetric rank-k update computes one triangle of ``Xc' Xc``, half the
+    work of the general product ``np.corrcoef`` uses.
+    """
+    from scipy.linalg.blas import dsyrk
+
+    xc = np.asfortranarray(x - x.mean(axis=0))
+    upper = dsyrk(1.0, xc, trans=1)  # Xc' Xc in the upper triangle, shape (features, features)
+    cov = np.triu(upper) + np.triu(upper, 1).T
+    std = np.sqrt(np.diag(cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / std[:, None] / std[None, :]
+    return np.clip(corr, -1.0, 1.0, out=corr)
+
+
+def _correlation(x: np.ndarray, threshold: float) -> np.ndarray:
+    if np.isfinite(x).all():
+        corr = _pearson(x)
+    else:  # pairwise-complete correlations, as pandas (and so pycytominer) compute them
+        corr = pd.DataFrame(x).corr(method="pearson").to_numpy()
+    corr = np.atleast_2d(corr)
+    total = np.nansum(np.abs(corr), axis=0)
+    rank = np.empty(len(total), np.int64)
+    rank[np.argsort(total, kind="quicksort")] = np.arange(len(total))
+    a, b = np.nonzero(np.tril(corr > threshold, k=-1))  # a > b, NaN compares False
+    drop = np.zeros(len(total), bool)
+    drop[np.where(rank[a] > rank[b], a, b)] = True
+    return drop
+
+
+def _variance(x: np.ndarray, min_variance: float) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            var = np.nanvar(x, axis=0)
+            if min_variance == 0:
+                var = np.fmin(var, np.nanmax(x, axis=0) - np.nanmin(x, axis=0))
+    return ~(var > min_variance)
+
+
+def _outliers(x: np.ndarray, cutoff: float) -> np.ndarray:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return (np.abs(np.nanmax(x, axis=0)) > cutoff) | (np.abs(np.nanmin(x, axis=0)) > cutoff)
+
+
+def feature_select(profiles, operations=CPJUMP1_OPERATIONS, features="infer", samples: str = "all",
+                   freq_cut: float = 0.05, unique_cut: float = 0.01, corr_threshold: float = 0.9,
+                   na_cutoff: float = 0.05, min_variance: float = 1e-6, outlier_cutoff: float = 500.0,
+                   blocklist=None, image_features: bool = False, return_excluded: bool = False):
+    """Select features.
+
+    Parameters
+    ----------
+    profiles : DataFrame or path
+    operations : str or sequence of str
+        From :data:`OPERATIONS`, applied in order. Default: CPJUMP1's recipe.
+    features : "infer" or list of str
+    samples : str
+        ``"all"`` or a pandas query choosing the rows the statistics use.
+    freq_cut, unique_cut : float
+        ``frequency_threshold`` cut-offs.
+    corr_threshold : float
+        ``correlation_threshold`` cut-off in (0, 1).
+    na_cutoff : float
+        Largest allowed fraction of NaN rows (``drop_na_columns``).
+    min_variance : float
+        ``variance_threshold`` cut-off.
+    outlier_cutoff : float
+        ``drop_outliers`` cut-off on absolute values.
+    blocklist : list of str or path, optional
+        Feature names to drop (a text file: one name per line, a ``blocklist``
+        header line allowed); default :func:`default_blocklist`.
+    image_features : bool
+    return_excluded : bool
+        Also return ``{operation: [dropped features]}``.
+
+    Returns
+    -------
+    pandas.DataFrame or (DataFrame, dict)
+        ``profiles`` without the excluded features (other columns untouched).
+    """
+    profiles = load_profiles(profiles)
+    ops = [operations] if isinstance(operations, str) else list(operations)
+    unknown = [op for op in ops if op not in OPERATIONS]
+    if unknown:
+        raise InputError(f"unknown feature_select operation(s) {unknown}; valid: {', '.join(OPERATIONS)}")
+    if not 0 <= freq_cut <= 1 or not 0 <= unique_cut <= 1 or not 0 <= na_cutoff <= 1:
+        raise InputError("freq_cut, unique_cut and na_cutoff must be between 0 and 1")
+    if not 0 <= corr_threshold <= 1:
+        raise InputError(f"corr_threshold must be between 0 and 1, got {corr_threshold}")
+    feats = infer_features(profiles, features, image_features)
+    rows = select_rows(profiles, samples)
+    x_all = feature_array(rows, feats, order="F")  # column statistics read contiguous columns
+    keep = np.ones(len(feats), bool)
+    excluded: dict[str, list[str]] = {}
+    for op in ops:
+        idx = np.flatnonzero(keep)
+        if op == "blocklist":
+            names = set(_read_blocklist(blocklist))
+            drop = np.array([feats[i] in names for i in idx], bool)
+        else:
+            x = x_all if len(idx) == len(feats) else x_all[:, idx]
+            if op == "variance_threshold":
+                drop = _variance(x, min_variance)
+            elif op == "frequency_threshold":
+                drop = _frequency(x, freq_cut, unique_cut)
+            elif op == "correlation_threshold":
+                drop = _correlation(x, corr_threshold) if len(idx) > 1 else np.zeros(len(idx), bool)
+            elif op == "drop_na_columns":
+                drop = np.isnan(x).sum(axis=0) / max(len(x), 1) > na_cutoff
+            else:
+                drop = _outliers(x, outlier_cutoff)
+        excluded[op] = [feats[i] for i in idx[drop]]
+        keep[idx[drop]] = False
+    if not keep.any():
+        raise InputError(f"feature selection ({', '.join(ops)}) removed every feature")
+    dropped = {feats[i] for i in np.flatnonzero(~keep)}
+    out = profiles[[c for c in profiles.columns if c not in dropped]]
+    return (out, excluded) if return_excluded else out
+
+
+def _read_blocklist(blocklist) -> list[str]:
+    if blocklist is None:
+        return default_blocklist()
+    if isinstance(blocklist, (list, tuple, set)):
+        return list(blocklist)
+    from pathlib import Path
+
+    path = Path(blocklist)
+    if not path.exists():
+        raise InputError("blocklist file not found", path)
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    return [n for n in names if n.lower() != "blocklist"]

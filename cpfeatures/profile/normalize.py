@@ -1,0 +1,93 @@
+"""normalize: per-plate feature scaling against all wells or a reference population.
+
+The methods are pycytominer's: ``standardize`` (scikit-learn's StandardScaler:
+mean and population standard deviation), ``robustize`` (RobustScaler: median and
+interquartile range) and ``mad_robustize`` (median and 1.4826 x the median
+absolute deviation, plus a tiny epsilon; CPJUMP1's choice, fitted on the DMSO
+wells). Statistics ignore NaN. Each plate is fitted on its own rows (CPJUMP1
+normalizes plate by plate), which equals calling pycytominer once per plate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from ._frames import feature_array, infer_features, load_profiles, metadata_columns, select_rows
+
+__all__ = ["normalize", "METHODS"]
+
+METHODS = ("standardize", "robustize", "mad_robustize")
+_MAD_SCALE = 1.4826  # consistency constant for a normal distribution (pycytominer's)
+
+
+def _scale_or_one(scale: np.ndarray) -> np.ndarray:
+    # scikit-learn leaves constant features unscaled instead of dividing by ~0
+    scale = scale.copy()
+    scale[~(scale >= 10 * np.finfo(scale.dtype).eps)] = 1.0
+    return scale
+
+
+def _fit(x: np.ndarray, method: str, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as pycytominer
+        if method == "standardize":
+            center = np.nanmean(x, axis=0)
+            return center, _scale_or_one(np.nanstd(x, axis=0))
+        center = np.nanmedian(x, axis=0)
+        if method == "robustize":
+            q1, q3 = np.nanpercentile(x, [25, 75], axis=0)
+            return center, _scale_or_one(q3 - q1)
+        mad = np.nanmedian(np.abs(x - center), axis=0) * _MAD_SCALE
+        return center, mad + epsilon
+
+
+def normalize(profiles, method: str = "mad_robustize", samples: str = "all", features="infer",
+              by: str | None = "Metadata_Plate", image_features: bool = False,
+              mad_robustize_epsilon: float = 1e-18) -> pd.DataFrame:
+    """Normalize features per plate.
+
+    Parameters
+    ----------
+    profiles : DataFrame or path
+    method : {"mad_robustize", "standardize", "robustize"}
+    samples : str
+        ``"all"`` or a pandas query selecting the rows the statistics are fitted
+        on, e.g. ``"Metadata_control_type == 'negcon'"``; every row is transformed.
+    features : "infer" or list of str
+    by : str or None
+        Fit separately within each value of this column (default per plate);
+        None, or a column absent from the table, fits all rows together.
+    image_features : bool
+    mad_robustize_epsilon : float
+        Added to the MAD so constant features do not divide by zero.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The metadata columns, then the normalized features (float64), same rows.
+    """
+    profiles = load_profiles(profiles)
+    method = str(method).lower()
+    if method not in METHODS:
+        raise InputError(f"normalize method must be one of {METHODS}, got {method!r}")
+    feats = infer_features(profiles, features, image_features)
+    meta = metadata_columns(profiles)
+    x = feature_array(profiles, feats)
+    out = np.empty_like(x)
+    if by is not None and by in profiles.columns and profiles[by].isna().any():
+        raise InputError(f"normalize by {by!r}: {int(profiles[by].isna().sum())} profile(s) have no value")
+    groups = [np.arange(len(profiles))] if by is None or by not in profiles.columns else \
+        [np.flatnonzero((profiles[by] == v).to_numpy()) for v in pd.unique(profiles[by])]
+    for rows in groups:
+        part = profiles.iloc[rows]
+        fit_rows = part if samples == "all" else select_rows(part, samples)
+        center, scale = _fit(feature_array(fit_rows, feats), method, mad_robustize_epsilon)
+        out[rows] = (x[rows] - center) / scale
+    result = pd.concat([profiles[meta].reset_index(drop=True),
+                        pd.DataFrame(out, columns=feats)], axis=1)
+    result.index = profiles.index
+    return result

@@ -1,0 +1,62 @@
+"""feature_select against pycytominer: same features kept, on real NF1 single cells and the LINCS plate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pycytominer
+import pytest
+
+from cpfeatures.errors import InputError
+from cpfeatures.profile import default_blocklist, feature_select
+
+PYCYTO_BLOCKLIST = pycytominer.__file__.rsplit("/", 1)[0] + "/data/blocklist_features.txt"
+
+
+@pytest.mark.parametrize("operation", ["variance_threshold", "frequency_threshold", "correlation_threshold",
+                                       "drop_na_columns", "drop_outliers"])
+def test_each_operation_equals_pycytominer(nf1_cells, operation):
+    ours = feature_select(nf1_cells, operations=[operation])
+    ref = pycytominer.feature_select(nf1_cells, operation=[operation])
+    assert sorted(ours.columns) == sorted(ref.columns)
+    assert len(ours.columns) < len(nf1_cells.columns) or operation in ("drop_na_columns", "drop_outliers")
+
+
+def test_cpjump1_recipe_equals_pycytominer(lincs):
+    ops = ["frequency_threshold", "correlation_threshold", "drop_na_columns", "blocklist"]
+    ours = feature_select(lincs, operations=ops, corr_threshold=0.5)
+    ref = pycytominer.feature_select(lincs, operation=ops, corr_threshold=0.5, blocklist_file=PYCYTO_BLOCKLIST)
+    assert sorted(ours.columns) == sorted(ref.columns)
+    assert len(ref.columns) < len(lincs.columns)  # the threshold makes it drop features
+
+
+def test_samples_query(lincs):
+    ours = feature_select(lincs, operations=["correlation_threshold"], samples="Metadata_broad_sample == 'DMSO'",
+                          corr_threshold=0.6)
+    ref = pycytominer.feature_select(lincs, operation=["correlation_threshold"],
+                                     samples="Metadata_broad_sample == 'DMSO'", corr_threshold=0.6)
+    assert sorted(ours.columns) == sorted(ref.columns)
+
+
+def test_blocklist_is_pycytominers():
+    listed = [l.strip() for l in open(PYCYTO_BLOCKLIST) if l.strip() and l.strip() != "blocklist"]
+    assert default_blocklist() == sorted(listed)
+
+
+def test_nan_correlations_and_returned_exclusions():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 3))
+    frame = pd.DataFrame({"Metadata_Well": [f"A{i:02d}" for i in range(40)], "Cells_a": x[:, 0],
+                          "Cells_b": x[:, 0] * 2 + 1e-3 * x[:, 1], "Cells_c": x[:, 2]})
+    frame.loc[3, "Cells_c"] = np.nan
+    ours, excluded = feature_select(frame, operations=["correlation_threshold"], return_excluded=True)
+    ref = pycytominer.feature_select(frame, operation=["correlation_threshold"])
+    assert sorted(ours.columns) == sorted(ref.columns)
+    assert len(excluded["correlation_threshold"]) == 1
+
+
+def test_bad_arguments(lincs):
+    with pytest.raises(InputError, match="unknown feature_select"):
+        feature_select(lincs, operations=["pca"])
+    with pytest.raises(InputError, match="corr_threshold"):
+        feature_select(lincs, corr_threshold=1.5)
