@@ -53,6 +53,8 @@ DEFAULT_CONFIG_TOML = """\
 [run]
 # Channels (roles) loaded and measured; all channels of the plate when absent.
 # channels = ["DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF"]
+empty_sites = "fail"        # a site where no nucleus is found: "fail" (recorded in errors/, retried on
+                            # resume) or "keep" (stored with Count_Nuclei = 0, e.g. for toxic compounds)
 
 # Plate-level illumination functions (CPJUMP1_illum.cppipe).
 [illum]

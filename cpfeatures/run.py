@@ -82,8 +82,13 @@ def run_site(url: str, plate_id: str, well: str, fieldno: int, paths: dict[str, 
         illum = _store_illum(url)
         result = process(images, illum=illum, config=config, save_labels=save_labels,
                          image_metadata={f"FileName_Orig{r}": os.path.basename(p) for r, p in paths.items()})
-        store.write_site(plate_id, well, fieldno, result)
         n = int(len(result.tables.get("Cells", [])))
+        if n == 0 and len(result.tables.get("Nuclei", [])) == 0 and \
+                config.get("run", {}).get("empty_sites", "fail") != "keep":
+            dna = paths.get("DNA", next(iter(paths.values())))
+            raise CpfeaturesError("no nucleus segmented in this site (empty well, out of focus or wrong exposure?); "
+                                  "set [run] empty_sites = \"keep\" to store empty sites", dna)
+        store.write_site(plate_id, well, fieldno, result)
         return {"site": key, "ok": True, "n_objects": n, "seconds": time.perf_counter() - t0, "error": None}
     except Exception as exc:  # a bad site must never stop the plate
         record = store.record_error(well, fieldno, exc)

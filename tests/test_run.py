@@ -142,3 +142,18 @@ def test_export_for_pycytominer(reference_run, tmp_path):
     want = cells.groupby("Metadata_Well")["Cells_Intensity_MeanIntensity_DNA"].median()
     got = profiles.set_index("Metadata_Well")["Cells_Intensity_MeanIntensity_DNA"]
     np.testing.assert_allclose(got.loc[want.index], want)
+
+
+def test_empty_sites_fail_unless_kept(make_plate, tmp_path):
+    # uniform images: thresholding finds no nucleus anywhere
+    plate = make_plate(wells=((2, 3),), fields=(1,), shape=(96, 96),
+                       images_fn=lambda row, col, field, ch: np.full((96, 96), 100, np.uint16))
+    cfg = load_config(overrides={"illum": {"enabled": False}})
+    summary = run_plate(plate, tmp_path / "fail.zarr", cfg, workers=1, progress=False)
+    assert not summary.ok and summary.done == []
+    errors = Store(tmp_path / "fail.zarr").errors()
+    assert errors["message"].str.contains("no nucleus").all() and errors["file"].str.contains("-ch5").all()
+    kept = load_config(overrides={"illum": {"enabled": False}, "run": {"empty_sites": "keep"}})
+    summary = run_plate(plate, tmp_path / "keep.zarr", kept, workers=1, progress=False)
+    assert summary.ok and summary.done == ["B03_f1"]
+    assert read_table(tmp_path / "keep.zarr", "image")["Count_Nuclei"].tolist() == [0.0]
