@@ -96,7 +96,7 @@ fill_holes = true
 [measure]
 compartments = ["Nuclei", "Cells", "Cytoplasm"]
 families = "all"            # or a list of: intensity, texture, granularity, colocalization,
-                            # neighbors (and, as they land: sizeshape, radial)
+                            # radial, neighbors (and, as it lands: sizeshape)
 # images = ["AGP", "Brightfield", "DNA", "ER", "HighZBF", "LowZBF", "Mito", "RNA"]  # default: all
 image_families = ["texture", "granularity"]  # Image-table features; add "imagequality" for
                             # MeasureImageQuality (focus, saturation...; CPJUMP1 disables it, ~0.7 CPU-s/site)
@@ -113,6 +113,12 @@ spectrum_length = 16
 
 [measure.colocalization]    # MeasureColocalization (module 19)
 threshold = 15.0            # % of each image's maximum within the object
+
+[measure.radial]            # MeasureObjectIntensityDistribution (module 25)
+bins = 4                    # scaled bins from each object's centre to its edge
+scaled = true
+max_radius = 100            # only used when scaled = false
+# zernike = 9               # intensity Zernike moments up to this degree (CPJUMP1: off)
 
 [measure.neighbors]         # MeasureObjectNeighbors (modules 22-24): per object set, distances in
 Nuclei = [1]                # pixels or "adjacent"; objects discarded at the border count

@@ -38,41 +38,36 @@ OPERATIONS = ("variance_threshold", "frequency_threshold", "correlation_threshol
 CPJUMP1_OPERATIONS = ("frequency_threshold", "correlation_threshold", "drop_na_columns", "blocklist")
 
 
-@numba.njit(cache=True)
-def _value_count_stats(sorted_x):
-    """Per column of a column-sorted matrix (NaN last): top two run lengths and the number of distinct values."""
-    n, m = sorted_x.shape
+@numba.njit(cache=True, parallel=True)
+def _value_count_stats(x):
+    """Per column (F-ordered ``x``): the two largest value counts and the number of distinct values (NaN skipped)."""
+    n, m = x.shape
     first = np.zeros(m, np.int64)
     second = np.zeros(m, np.int64)
     distinct = np.zeros(m, np.int64)
-    for j in range(m):
+    for j in numba.prange(m):
+        col = np.sort(x[:, j])  # NaN sort last
         run = 0
         top1 = 0
         top2 = 0
         k = 0
         prev = 0.0
-        for i in range(n):
-            v = sorted_x[i, j]
-            if v != v:  # NaN: sorted last, not counted
-                break
+        for i in range(n + 1):
+            v = col[i] if i < n else np.nan
             if run > 0 and v == prev:
                 run += 1
-            else:
-                if run > 0:
-                    if run > top1:
-                        top2 = top1
-                        top1 = run
-                    elif run > top2:
-                        top2 = run
-                k += 1
-                run = 1
-                prev = v
-        if run > 0:
-            if run > top1:
-                top2 = top1
-                top1 = run
-            elif run > top2:
-                top2 = run
+                continue
+            if run > 0:  # a run of equal values ends
+                if run > top1:
+                    top2 = top1
+                    top1 = run
+                elif run > top2:
+                    top2 = run
+            if v != v:  # NaN (or the end)
+                break
+            k += 1
+            run = 1
+            prev = v
         first[j] = top1
         second[j] = top2
         distinct[j] = k
@@ -80,38 +75,43 @@ def _value_count_stats(sorted_x):
 
 
 def _frequency(x: np.ndarray, freq_cut: float, unique_cut: float) -> np.ndarray:
-    first, second, distinct = _value_count_stats(np.sort(x, axis=0))
+    first, second, distinct = _value_count_stats(np.asfortranarray(x))
     ratio = np.where(distinct >= 2, second / np.maximum(first, 1), 0.0)
     return (ratio < freq_cut) | (distinct / x.shape[0] < unique_cut)
 
 
-def _pearson(x: np.ndarray) -> np.ndarray:
-    """Feature-by-feature Pearson correlation of complete data (``np.corrcoef``'s values).
+def _pearson_upper(x: np.ndarray) -> np.ndarray:
+    """Upper triangle (diagonal included, zeros below) of the features' Pearson correlation matrix.
 
     BLAS's symmetric rank-k update computes one triangle of ``Xc' Xc``, half the
-    work of the general product ``np.corrcoef`` uses.
+    work of the general product ``np.corrcoef`` uses; values are ``np.corrcoef``'s.
     """
     from scipy.linalg.blas import dsyrk
 
     xc = np.asfortranarray(x - x.mean(axis=0))
-    upper = dsyrk(1.0, xc, trans=1)  # Xc' Xc in the upper triangle, shape (features, features)
-    cov = np.triu(upper) + np.triu(upper, 1).T
-    std = np.sqrt(np.diag(cov))
+    upper = dsyrk(1.0, xc, trans=1)  # only the upper triangle is written; the rest stays 0
+    std = np.sqrt(np.diag(upper).copy())
     with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cov / std[:, None] / std[None, :]
-    return np.clip(corr, -1.0, 1.0, out=corr)
+        upper /= std[:, None]
+        upper /= std[None, :]
+    return np.clip(upper, -1.0, 1.0, out=upper)
 
 
 def _correlation(x: np.ndarray, threshold: float) -> np.ndarray:
     if np.isfinite(x).all():
-        corr = _pearson(x)
+        upper = _pearson_upper(x)
+        mag = np.abs(upper)
+        # column sums of |corr| over the full symmetric matrix, the diagonal once
+        total = np.nansum(mag, axis=0) + np.nansum(mag, axis=1) - np.nan_to_num(np.diagonal(mag))
+        del mag
+        np.fill_diagonal(upper, 0.0)
+        b, a = np.nonzero(upper > threshold)  # b < a: pycytominer's (pair_b, pair_a), NaN compares False
     else:  # pairwise-complete correlations, as pandas (and so pycytominer) compute them
-        corr = pd.DataFrame(x).corr(method="pearson").to_numpy()
-    corr = np.atleast_2d(corr)
-    total = np.nansum(np.abs(corr), axis=0)
+        corr = np.atleast_2d(pd.DataFrame(x).corr(method="pearson").to_numpy())
+        total = np.nansum(np.abs(corr), axis=0)
+        a, b = np.nonzero(np.tril(corr > threshold, k=-1))  # a > b
     rank = np.empty(len(total), np.int64)
     rank[np.argsort(total, kind="quicksort")] = np.arange(len(total))
-    a, b = np.nonzero(np.tril(corr > threshold, k=-1))  # a > b, NaN compares False
     drop = np.zeros(len(total), bool)
     drop[np.where(rank[a] > rank[b], a, b)] = True
     return drop
