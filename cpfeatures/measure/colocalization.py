@@ -43,20 +43,71 @@ class _Channel:
     """Per-image quantities shared by every pair the image is in (object pixels in label order)."""
 
     def __init__(self, objects: Objects, image: np.ndarray, threshold: float):
-        n = objects.count
-        lab = objects.pixel_labels
         self.values = check_image(image, objects).ravel()[objects.order].astype(np.float64)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.bincount(lab, weights=self.values, minlength=n + 1)[1:] / objects.area
-        self.centered = self.values - (mean[lab - 1] if lab.size else 0.0)
-        self.norm = np.sqrt(np.bincount(lab, weights=self.centered ** 2, minlength=n + 1)[1:])
-        peak = np.full(n, -np.inf)
-        if lab.size:
-            peak[objects.present] = np.maximum.reduceat(self.values, objects.offsets[:-1][objects.present])
-        self.above = self.values >= (threshold / 100) * (peak[lab - 1] if lab.size else 0.0)
-        self.total_above = np.bincount(lab[self.above], weights=self.values[self.above], minlength=n + 1)[1:]
+        self.centered, self.norm, self.above, self.total_above = _channel_stats(
+            self.values, objects.offsets, threshold / 100)
         # dense rank among all object pixels of the image (CellProfiler ranks image-wide)
-        self.rank = np.unique(self.values, return_inverse=True)[1].astype(np.int64).ravel()
+        self.rank = _dense_rank(image.ravel()[objects.order] if image.dtype == np.float32 else self.values)
+
+
+@numba.njit(cache=True)
+def _channel_stats(values, offsets, fraction):
+    """Per object segment: values minus the object mean, the norm of that, the pixels at or
+    above ``fraction`` of the object's maximum, and the sum of those pixels' values.
+
+    Sums run in pixel order, as the ``np.bincount`` formulation they replace.
+    """
+    n = offsets.size - 1
+    centered = np.empty_like(values)
+    above = np.zeros(values.size, np.bool_)
+    norm = np.zeros(n)
+    total_above = np.zeros(n)
+    for k in range(n):
+        a, b = offsets[k], offsets[k + 1]
+        if b == a:
+            norm[k] = 0.0
+            continue
+        total = 0.0
+        peak = values[a]
+        for i in range(a, b):
+            total += values[i]
+            if values[i] > peak:
+                peak = values[i]
+        mean = total / (b - a)
+        ss = 0.0
+        cut = fraction * peak
+        ta = 0.0
+        for i in range(a, b):
+            d = values[i] - mean
+            centered[i] = d
+            ss += d * d
+            if values[i] >= cut:
+                above[i] = True
+                ta += values[i]
+        norm[k] = np.sqrt(ss)
+        total_above[k] = ta
+    return centered, norm, above, total_above
+
+
+def _dense_rank(values: np.ndarray) -> np.ndarray:
+    """0-based rank of each value among the distinct values (``np.unique(..., return_inverse=True)[1]``).
+
+    For non-negative float32 values the bit patterns order like the values, so one
+    sort of ``bits << 32 | position`` keys replaces numpy's argsort of floats.
+    """
+    n = values.size
+    if values.dtype == np.float32 and n and n < 2 ** 32 and not np.signbit(values).any() and np.little_endian:
+        keys = (values.view(np.uint32).astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
+        keys.sort()
+        words = keys.view(np.uint32)  # little endian: [position, bits] per key
+        bits, position = words[1::2], words[0::2]
+        dense = np.empty(n, np.int64)
+        dense[0] = 0
+        np.cumsum(bits[1:] != bits[:-1], out=dense[1:])
+        rank = np.empty(n, np.int64)
+        rank[position] = dense
+        return rank
+    return np.unique(values, return_inverse=True)[1].astype(np.int64).ravel()
 
 
 @numba.njit(cache=True)
