@@ -96,7 +96,7 @@ fill_holes = true
 [measure]
 compartments = ["Nuclei", "Cells", "Cytoplasm"]
 families = "all"            # or a list of: intensity, texture, granularity, colocalization,
-                            # radial, neighbors (and, as it lands: sizeshape)
+                            # sizeshape, radial, neighbors
 # images = ["AGP", "Brightfield", "DNA", "ER", "HighZBF", "LowZBF", "Mito", "RNA"]  # default: all
 image_families = ["texture", "granularity"]  # Image-table features; add "imagequality" for
                             # MeasureImageQuality (focus, saturation...; CPJUMP1 disables it, ~0.7 CPU-s/site)
@@ -113,6 +113,10 @@ spectrum_length = 16
 
 [measure.colocalization]    # MeasureColocalization (module 19)
 threshold = 15.0            # % of each image's maximum within the object
+
+[measure.sizeshape]         # MeasureObjectSizeShape (module 26)
+zernike = true              # Zernike shape moments up to degree 9
+zernike_degree = 9
 
 [measure.radial]            # MeasureObjectIntensityDistribution (module 25)
 bins = 4                    # scaled bins from each object's centre to its edge
