@@ -45,7 +45,9 @@ def _to_nucleus_ids(out: np.ndarray, nuclei: np.ndarray) -> np.ndarray:
     n_out = int(out.max())
     if n_out == 0:
         return out.astype(np.int32)
-    lookup = np.asarray(ndi.maximum(nuclei, out, index=np.arange(n_out + 1)), dtype=np.int64)
+    lookup = np.zeros(n_out + 1, np.int64)
+    inside = nuclei > 0
+    np.maximum.at(lookup, out[inside], nuclei[inside])  # the largest nucleus id in each region
     lookup[0] = 0
     return lookup[out].astype(np.int32)
 

@@ -73,7 +73,7 @@ def fill_labeled_holes(labels: np.ndarray, mask: np.ndarray | None = None) -> np
 
 def relabel(labels: np.ndarray) -> np.ndarray:
     """Renumber labels to 1..N consecutively, preserving order."""
-    present = np.unique(labels)
+    present = np.flatnonzero(np.bincount(labels.ravel())) if labels.size else np.zeros(0, np.int64)
     present = present[present > 0]
     lookup = np.zeros(int(labels.max()) + 1 if labels.size else 1, np.int32)
     lookup[present] = np.arange(1, present.size + 1, dtype=np.int32)

@@ -76,7 +76,7 @@ def segment_site(images: dict[str, np.ndarray], illum: dict[str, np.ndarray] | N
     if not return_details:
         return labels
     details = {k: v for k, v in {**ndet, **cdet}.items() if k.startswith("Threshold_")}
-    details.update({f"Count_{k}": int(np.unique(v[v > 0]).size) for k, v in labels.items()})
+    details.update({f"Count_{k}": int(np.count_nonzero(np.bincount(v.ravel())[1:])) for k, v in labels.items()})
     details.update({"NucleiUnedited": ndet["unedited"], "NucleiSmallRemoved": ndet["small_removed"],
                     "CellsUnedited": cdet["unedited"]})
     return labels, details
