@@ -86,14 +86,13 @@ def _features(mat, lo, maxv, out):
     idm = 0.0
     ent = 0.0
     hxy1 = 0.0
-    hxy2 = 0.0
     for a in nz:
         for b in nz:
-            lc = lpx[a] + lpx[b]
-            hxy2 -= px[a] * px[b] * lc
-            v = mat[a, b] * inv
-            if v == 0:
+            c = mat[a, b]
+            if c == 0:
                 continue
+            v = c * inv
+            lc = lpx[a] + lpx[b]
             i = lo + a
             j = lo + b
             asm += v * v
@@ -117,6 +116,9 @@ def _features(mat, lo, maxv, out):
     hx = 0.0
     for a in nz:
         hx -= px[a] * lpx[a]
+    # HXY2 = -sum_ab px_a px_b log2(px_a px_b) = 2 HX (the marginals sum to 1); mahotas sums the
+    # outer product, which agrees to rounding (~1e-16) at a fraction of the cost
+    hxy2 = 2.0 * hx
     out[0] = asm
     out[1] = contrast
     out[2] = 1.0 if sx == 0.0 else (sij - ux * ux) / (sx * sx)
