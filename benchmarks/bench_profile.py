@@ -62,6 +62,7 @@ def lincs(shared: Path):
     p = measure(pycytominer.normalize, frame, method="mad_robustize", samples=dmso)
     feats = [c for c in p[3].columns if not c.startswith("Metadata_")]
     row("normalize mad_robustize (DMSO)", o, p, f"max |diff| {np.abs(o[3][feats] - p[3][feats]).max().max():.1e}")
+    feature_select(frame.iloc[:40], operations=OPS)  # load the numba kernels once (first call ~1 s)
     o = measure(feature_select, frame, operations=OPS, corr_threshold=0.5)
     p = measure(pycytominer.feature_select, frame, operation=OPS, corr_threshold=0.5, blocklist_file=BLOCKLIST)
     row("feature_select CPJUMP1 recipe", o, p, "same features" if sorted(o[3]) == sorted(p[3]) else "DIFFERENT")

@@ -101,8 +101,9 @@ def infer_features(frame: pd.DataFrame, features="infer", image_features: bool =
     prefixes = tuple(f"{c}_" if not c.endswith("_") else c for c in compartments)
     if image_features:
         prefixes += ("Image_",)
-    out = [c for c in frame.columns if str(c).startswith(prefixes)
-           and (pd.api.types.is_numeric_dtype(frame[c]) or frame[c].isna().all())]
+    dtypes = frame.dtypes
+    out = [c for c, dtype in dtypes.items() if str(c).startswith(prefixes)
+           and (pd.api.types.is_numeric_dtype(dtype) or frame[c].isna().all())]
     if not out:
         raise InputError("no feature columns found: expected columns starting with "
                          f"{', '.join(prefixes)} (pass features=[...] for other names)")
