@@ -321,5 +321,15 @@ def _print_inspect(s: dict) -> None:
     console.print(f"  missing files: {len(s['missing_files'])}   extra TIFFs not in index: {len(s['extra_files'])}")
 
 
+def _register_report_commands() -> None:
+    from .report.cli import overlay, report
+
+    main.add_command(report)
+    main.add_command(overlay)
+
+
+_register_report_commands()
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

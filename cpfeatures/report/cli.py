@@ -1,0 +1,92 @@
+"""``cpfeatures report`` and ``cpfeatures overlay``.
+
+Registered on the main command group with ``main.add_command(report)`` and
+``main.add_command(overlay)`` (``from cpfeatures.report.cli import report, overlay``).
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+__all__ = ["report", "overlay"]
+
+
+def _friendly(func):
+    """Run a command; print cpfeatures errors as one line and exit 2 (as :mod:`cpfeatures.cli` does)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from ..errors import CpfeaturesError
+
+        try:
+            return func(*args, **kwargs)
+        except CpfeaturesError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
+
+
+def _split(values) -> list[str]:
+    out = []
+    for value in values or ():
+        out.extend(v.strip() for v in str(value).split(",") if v.strip())
+    return out
+
+
+@click.command("report")
+@click.argument("store")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write (self-contained: open it in any browser).")
+@click.option("--plate", default=None, type=click.Path(),
+              help="Plate folder for the segmentation overlays (default: the one the run read).")
+@click.option("--scores", multiple=True,
+              help="Folder written by `cpfeatures score`, or score tables (comma-separated or repeated).")
+@click.option("--profiles", default=None, type=click.Path(dir_okay=False),
+              help="Profiles from `cpfeatures profile`: their correlation matrix; well groups for overlays.")
+@click.option("--sites", default=None, help="Sites to draw as overlays, e.g. D08_f5,L09_f5 (a well: its first field).")
+@click.option("--feature", default=None, help="Feature mapped as a well-median heatmap (default Cells DNA intensity).")
+@click.option("--overlays", "n_overlays", type=click.IntRange(0, 96), default=6, show_default=True,
+              help="Sites drawn when --sites is not given.")
+@click.option("--feature-sites", type=click.IntRange(0, None), default=3, show_default=True,
+              help="Fields per well whose cells give the feature map (0: all; slower on big plates).")
+@_friendly
+def report(store, out, plate, scores, profiles, sites, feature, n_overlays, feature_sites):
+    """Write a QC report of the run in STORE as one HTML file.
+
+    Run summary and failed sites, plate heatmaps (cells, failures, a feature's
+    well median, image quality), illumination functions, segmentation overlays,
+    feature distributions, and Percent Replicating / Matching / mAP when --scores
+    is given. Works on a run with failures or without scores.
+    """
+    from .html import build_report
+
+    score_paths = _split(scores) or None
+    path = build_report(store, out, plate=plate, scores=score_paths, profiles=profiles, sites=sites,
+                        feature=feature, n_overlays=n_overlays, feature_sites=feature_sites or None)
+    size = path.stat().st_size / 1e6
+    click.echo(f"report written to {path} ({size:.1f} MB)")
+
+
+@click.command("overlay")
+@click.argument("plate", type=click.Path())
+@click.option("--well", required=True, help="Well, e.g. D08.")
+@click.option("--field", type=int, required=True, help="Field number, e.g. 5.")
+@click.option("-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="PNG file to write.")
+@click.option("--store", default=None,
+              help="The run's store: its labels (--save-labels), illumination functions and settings.")
+@_friendly
+def overlay(plate, well, field, out, store):
+    """Draw one site of PLATE as a composite with nuclei and cell outlines (full resolution PNG).
+
+    AGP red, RNA green, DNA blue; nuclei outlined in cyan, cells in yellow. Labels
+    come from the store when the run kept them, else the site is segmented with
+    the run's settings (or the defaults without --store).
+    """
+    from .overlay import overlay as draw
+
+    path = draw(plate, well, field, out, store=store)
+    click.echo(f"overlay written to {path}")
