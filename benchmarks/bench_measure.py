@@ -13,26 +13,16 @@ pairs, plus the Image-table texture and granularity) next to CellProfiler's own 
 from __future__ import annotations
 
 import argparse
-import gzip
 import time
 from pathlib import Path
 
-import numpy as np
-import tifffile
 
-from cpfeatures.illum import apply as apply_illum
+from _sites import FLUOR, cpu, load_site  # noqa: E402  (benchmarks/_sites.py)
+
 from cpfeatures.measure import Objects, measure_image, measure_objects
 
-CHANNELS = {"Mito": 1, "AGP": 2, "RNA": 3, "ER": 4, "DNA": 5, "HighZBF": 6, "LowZBF": 7, "Brightfield": 8}
-FLUOR = ["DNA", "ER", "RNA", "AGP", "Mito"]
 # CellProfiler 4.2.8 CPU s per site for the CPJUMP1 configuration (reference README)
 CELLPROFILER = {"intensity": 7.6, "texture": 47.2, "granularity": 43.0, "colocalization": 18.5}
-
-
-def cpu(fn, *args, **kwargs):
-    t0 = time.process_time()
-    out = fn(*args, **kwargs)
-    return time.process_time() - t0, out
 
 
 def main() -> None:
@@ -41,21 +31,11 @@ def main() -> None:
     ap.add_argument("--well", default="M02")
     ap.add_argument("--skip-default-texture", action="store_true", help="skip cp-measure's slow mahotas texture")
     args = ap.parse_args()
-    plate = args.shared / "data" / "cpjump1_example_plate" / "Images"
-    ref = args.shared / "reference" / "cellprofiler"
-    r, c = ord(args.well[0]) - 64, int(args.well[1:])
-    images = {}
-    for role, ch in CHANNELS.items():
-        raw = tifffile.imread(plate / f"r{r:02d}c{c:02d}f05p01-ch{ch}sk1fk1fl1.tiff")
-        images[role] = apply_illum(raw, np.load(gzip.open(ref / "illum" / f"EXAMPLE_Illum{role}.npy.gz")))
-    with np.load(ref / "labels" / f"{args.well}_s5_labels.npz") as z:
-        labels = {k: z[k].astype(np.int32) for k in z.files}
+    images, labels = load_site(args.shared, args.well)
     cells = labels["Cells"]
     fluor = {k: images[k] for k in FLUOR}
 
-    import cp_measure
     from cp_measure.core.measuregranularity import get_granularity
-    from cp_measure.core.measureobjectintensity import get_intensity as cpm_intensity_default
     from cp_measure.core.measuretexture import get_texture as cpm_texture_default
     from cp_measure.core.numba.measureobjectintensity import get_intensity as cpm_intensity
     from cp_measure.core.numba.measuretexture import get_texture as cpm_texture

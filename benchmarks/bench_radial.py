@@ -14,40 +14,17 @@ CellProfiler's configuration (8 images x Nuclei, Cells, Cytoplasm) next to CellP
 from __future__ import annotations
 
 import argparse
-import gzip
 import time
 from pathlib import Path
 
 import numpy as np
-import tifffile
 
-from cpfeatures.illum import apply as apply_illum
+from _sites import FLUOR, cpu, load_site  # noqa: E402  (benchmarks/_sites.py)
+
 from cpfeatures.measure import Objects
 from cpfeatures.measure.radial import measure_family
 
-CHANNELS = {"Mito": 1, "AGP": 2, "RNA": 3, "ER": 4, "DNA": 5, "HighZBF": 6, "LowZBF": 7, "Brightfield": 8}
-FLUOR = ["DNA", "ER", "RNA", "AGP", "Mito"]
 CELLPROFILER_CPU_S = 5.2  # MeasureObjectIntensityDistribution, CPJUMP1 configuration, per site (reference README)
-
-
-def cpu(fn, *args, **kwargs):
-    t0 = time.process_time()
-    out = fn(*args, **kwargs)
-    return time.process_time() - t0, out
-
-
-def load_site(shared: Path, well: str):
-    plate = shared / "data" / "cpjump1_example_plate" / "Images"
-    ref = shared / "reference" / "cellprofiler"
-    r, c = ord(well[0]) - 64, int(well[1:])
-    images = {}
-    for role, ch in CHANNELS.items():
-        raw = tifffile.imread(plate / f"r{r:02d}c{c:02d}f05p01-ch{ch}sk1fk1fl1.tiff")
-        with gzip.open(ref / "illum" / f"EXAMPLE_Illum{role}.npy.gz") as fh:
-            images[role] = apply_illum(raw, np.load(fh))
-    with np.load(ref / "labels" / f"{well}_s5_labels.npz") as z:
-        labels = {k: z[k].astype(np.int32) for k in z.files}
-    return images, labels
 
 
 def main() -> None:

@@ -6,7 +6,6 @@ one-line message on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import functools
 import json
 import sys
 import warnings
@@ -14,21 +13,11 @@ import warnings
 import click
 
 from . import __version__
+from ._click import friendly
 from .errors import CpfeaturesError
 
 
-def _friendly(func):
-    """Run a command; print cpfeatures errors as one line and exit 2."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except CpfeaturesError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_friendly = friendly
 
 
 def _show_warnings(message, category, filename, lineno, file=None, line=None):

@@ -205,7 +205,6 @@ def intensity(labels, image: np.ndarray) -> dict[str, np.ndarray]:
     """
     objects = as_objects(labels)
     image = check_image(image, objects)
-    n = objects.count
     flat = image.ravel()
     vals = flat[objects.order].astype(np.float64)  # one conversion, then float64 sums as CellProfiler
     rows, cols = objects.cached(("intensity", "coords"),

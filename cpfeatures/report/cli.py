@@ -6,28 +6,15 @@ Registered on the main command group with ``main.add_command(report)`` and
 
 from __future__ import annotations
 
-import functools
-import sys
 
 import click
+
+from .._click import friendly
 
 __all__ = ["report", "overlay"]
 
 
-def _friendly(func):
-    """Run a command; print cpfeatures errors as one line and exit 2 (as :mod:`cpfeatures.cli` does)."""
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):
-        from ..errors import CpfeaturesError
-
-        try:
-            return func(*args, **kwargs)
-        except CpfeaturesError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_friendly = friendly
 
 
 def _split(values) -> list[str]:

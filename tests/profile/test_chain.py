@@ -8,7 +8,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pycytominer
-import pytest
 
 from cpfeatures.profile import aggregate, annotate, feature_select, normalize
 from cpfeatures.store import Store

@@ -1,0 +1,24 @@
+"""What every ``cpfeatures`` command shares: bad input becomes one line on stderr, not a traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+
+import click
+
+from .errors import CpfeaturesError
+
+
+def friendly(func):
+    """Run a command; print cpfeatures errors as one line and exit 2."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except CpfeaturesError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+
+    return wrapper
