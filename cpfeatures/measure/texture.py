@@ -5,9 +5,11 @@ CellProfiler 4.2.8 quantizes the whole image to 8 bits
 there), then for each object calls ``mahotas.features.haralick`` on the
 object's bounding box with the other pixels set to 0, ``ignore_zeros=True``,
 ``distance=scale``. We reproduce that definition without cropping: one numba
-kernel walks each object's pixels once, accumulates its 4 symmetric
-co-occurrence matrices over the object's occupied gray-level range only, and
-evaluates the 13 features from them.
+kernel per (image, object set) handles every scale; object by object it walks
+the object's bounding box, accumulates its 4 co-occurrence matrices over the
+object's occupied gray-level range only (a small int32 buffer that stays in
+cache), and evaluates the 13 features in reused scratch. The Image-table
+texture counts the pairs of all scales and directions in one numba call.
 
 Details that decide agreement (all from mahotas/CellProfiler):
 
@@ -36,6 +38,7 @@ FEATURES = ["AngularSecondMoment", "Contrast", "Correlation", "Variance", "Inver
             "InfoMeas1", "InfoMeas2"]
 _DY = np.array([0, 1, 1, 1], np.int64)
 _DX = np.array([1, 1, 0, -1], np.int64)
+_NTAB = 1024  # counts below this get their p log2 p cached per matrix
 
 
 def quantize(image: np.ndarray, gray_levels: int = 256) -> np.ndarray:
@@ -47,74 +50,112 @@ def quantize(image: np.ndarray, gray_levels: int = 256) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _entropy(p):
-    h = 0.0
-    for v in p:
-        if v > 0:
-            h -= v * np.log2(v)
-    return h
+def _symmetrize(cnt, sym):
+    """``sym[:r*r]`` as the R x R float matrix ``cnt + cnt.T`` (mahotas counts both orders); returns that view."""
+    r = cnt.shape[0]
+    mat = sym[:r * r].reshape(r, r)
+    for a in range(r):
+        for b in range(r):
+            mat[a, b] = np.float64(cnt[a, b]) + np.float64(cnt[b, a])
+    return mat
 
 
 @numba.njit(cache=True)
-def _features(mat, lo, maxv, out):
+def _features(mat, lo, maxv, scratch, nz, seen, out):
     """13 Haralick features of one symmetric count matrix over gray levels lo..lo+R-1.
 
     Loops run over occupied levels only (rows with a non-zero marginal); the
-    values are mahotas' definitions, see the module docstring.
+    values are mahotas' definitions, see the module docstring. ``scratch``
+    (float, >= 5R + _NTAB), ``nz`` (int, >= R) and ``seen`` (int, _NTAB + 1,
+    zeros at first, then only passed along) are reused work space;
+    the same count always gives the same p log2 p, so it is computed once per
+    distinct small count (bit-identical to computing it every time).
     """
     r = mat.shape[0]
-    inv = 1.0 / mat.sum()
-    px = np.zeros(r)
+    px = scratch[0:r]
+    lpx = scratch[r:2 * r]
+    minus = scratch[2 * r:3 * r]
+    plus = scratch[3 * r:5 * r - 1]
+    tab = scratch[5 * r:5 * r + _NTAB]
+    seen[_NTAB] += 1  # a new stamp: seen[c] == stamp means tab[c] holds this matrix's p log2 p of count c
+    stamp = seen[_NTAB]
+    px[:] = 0.0
+    lpx[:] = 0.0
+    minus[:] = 0.0
+    plus[:] = 0.0
+    total = 0.0
     for a in range(r):
         for b in range(r):
             px[b] += mat[a, b]
-    nz = np.flatnonzero(px)
-    lpx = np.zeros(r)
+    m = 0
+    for a in range(r):
+        total += px[a]  # integer-valued: exact in any order
+        if px[a] != 0.0:
+            nz[m] = a
+            m += 1
+    inv = 1.0 / total
     ux = 0.0
     vx2 = 0.0
-    for a in nz:
+    for ia in range(m):
+        a = nz[ia]
         px[a] *= inv
         lpx[a] = np.log2(px[a])
         ux += px[a] * (lo + a)
         vx2 += px[a] * (lo + a) * (lo + a)
     vx = vx2 - ux * ux
     sx = np.sqrt(vx) if vx > 0 else 0.0
-    plus = np.zeros(2 * r - 1)
-    minus = np.zeros(r)
     asm = 0.0
     sij = 0.0
     idm = 0.0
     ent = 0.0
     hxy1 = 0.0
-    for a in nz:
-        for b in nz:
+    for ia in range(m):
+        a = nz[ia]
+        for ib in range(m):
+            b = nz[ib]
+            # branch-free over empty cells: a zero count adds exact zeros to every sum
             c = mat[a, b]
-            if c == 0:
-                continue
             v = c * inv
+            ci = np.int64(c)
+            if ci < _NTAB:
+                if seen[ci] != stamp:
+                    tab[ci] = v * np.log2(v) if ci > 0 else 0.0
+                    seen[ci] = stamp
+                vlv = tab[ci]
+            else:
+                vlv = v * np.log2(v)
             lc = lpx[a] + lpx[b]
             i = lo + a
             j = lo + b
             asm += v * v
             sij += i * j * v
             idm += v / (1.0 + (i - j) * (i - j))
-            ent -= v * np.log2(v)
+            ent -= vlv
             hxy1 -= v * lc
             plus[a + b] += v
             minus[abs(a - b)] += v
     contrast = 0.0
     msq = 0.0
+    hm = 0.0
     for k in range(r):
-        contrast += k * k * minus[k]
-        msq += minus[k] * minus[k]
+        mk = minus[k]
+        contrast += k * k * mk
+        msq += mk * mk
+        if mk > 0:
+            hm -= mk * np.log2(mk)
     sa = 0.0
     sv2 = 0.0
+    hp = 0.0
     for k in range(2 * r - 1):
         t = 2 * lo + k
-        sa += t * plus[k]
-        sv2 += t * t * plus[k]
+        pk = plus[k]
+        sa += t * pk
+        sv2 += t * t * pk
+        if pk > 0:
+            hp -= pk * np.log2(pk)
     hx = 0.0
-    for a in nz:
+    for ia in range(m):
+        a = nz[ia]
         hx -= px[a] * lpx[a]
     # HXY2 = -sum_ab px_a px_b log2(px_a px_b) = 2 HX (the marginals sum to 1); mahotas sums the
     # outer product, which agrees to rounding (~1e-16) at a fraction of the cost
@@ -126,42 +167,32 @@ def _features(mat, lo, maxv, out):
     out[4] = idm
     out[5] = sa
     out[6] = sv2 - sa * sa
-    out[7] = _entropy(plus)
+    out[7] = hp
     out[8] = ent
     out[9] = msq / maxv - 1.0 / (maxv * maxv)
-    out[10] = _entropy(minus)
+    out[10] = hm
     out[11] = (ent - hxy1) / hx if hx > 0 else ent - hxy1
     d = 1.0 - np.exp(-2.0 * (hxy2 - ent))
     out[12] = np.sqrt(d) if d > 0 else 0.0
 
 
 @numba.njit(cache=True)
-def _haralick_objects(q, labels, n, distance, out):
-    """Haralick features of objects 1..n, ignoring pixels quantized to 0 (as CellProfiler does).
+def _haralick_objects(q, labels, n, distances, out):
+    """Haralick features of objects 1..n at every distance, ignoring pixels quantized to 0.
 
-    Two raster passes over the image (sequential memory): the occupied gray
-    range of each object, then the co-occurrence counts of every object into
-    one buffer holding each object's 4 R x R matrices.
+    One raster pass finds each object's occupied gray range and the bounding
+    box of its counted pixels. Then object by object, and distance by
+    distance, the 4 one-way R x R co-occurrence matrices are accumulated over
+    the bounding box into one small int32 buffer that stays in cache, and the
+    features are evaluated in reused scratch. ``out`` has shape (S, n, 4, 13).
     """
     h, w = labels.shape
     lo = np.full(n, 256, np.int64)
     hi = np.full(n, -1, np.int64)
-    for y in range(h):
-        for x in range(w):
-            lab = labels[y, x]
-            v = q[y, x]
-            if lab == 0 or v == 0:
-                continue
-            if v < lo[lab - 1]:
-                lo[lab - 1] = v
-            if v > hi[lab - 1]:
-                hi[lab - 1] = v
-    size = np.zeros(n, np.int64)
-    base = np.zeros(n + 1, np.int64)
-    for k in range(n):
-        size[k] = hi[k] - lo[k] + 1 if hi[k] >= 0 else 0
-        base[k + 1] = base[k] + 4 * size[k] * size[k]
-    buf = np.zeros(base[n])
+    y0 = np.full(n, h, np.int64)
+    y1 = np.full(n, -1, np.int64)
+    x0 = np.full(n, w, np.int64)
+    x1 = np.full(n, -1, np.int64)
     for y in range(h):
         for x in range(w):
             lab = labels[y, x]
@@ -169,42 +200,88 @@ def _haralick_objects(q, labels, n, distance, out):
             if lab == 0 or v == 0:
                 continue
             k = lab - 1
-            r = size[k]
-            row = base[k] + (v - lo[k]) * r - lo[k]
-            for d in range(4):
-                yy = y + _DY[d] * distance
-                xx = x + _DX[d] * distance
-                if yy < 0 or yy >= h or xx < 0 or xx >= w:
-                    continue
-                if labels[yy, xx] != lab:
-                    continue
-                u = q[yy, xx]
-                if u == 0:
-                    continue
-                buf[row + d * r * r + u] += 1.0
-    feats = np.empty(13)
+            if v < lo[k]:
+                lo[k] = v
+            if v > hi[k]:
+                hi[k] = v
+            if y < y0[k]:
+                y0[k] = y
+            y1[k] = y
+            if x < x0[k]:
+                x0[k] = x
+            if x > x1[k]:
+                x1[k] = x
+    rmax = 1
     for k in range(n):
-        r = size[k]
-        if r == 0:
-            out[k, :, :] = np.nan  # no pixel above 0: mahotas raises, CellProfiler stores 0
+        if hi[k] >= 0:
+            rmax = max(rmax, hi[k] - lo[k] + 1)
+    buf = np.empty(4 * rmax * rmax, np.int32)
+    feats = np.empty(13)
+    sym = np.empty(rmax * rmax)
+    scratch = np.empty(5 * rmax + _NTAB)
+    nz = np.empty(rmax, np.int64)
+    seen = np.zeros(_NTAB + 1, np.int64)
+    for k in range(n):
+        if hi[k] < 0:
+            out[:, k, :, :] = np.nan  # no pixel above 0: mahotas raises, CellProfiler stores 0
             continue
-        mats = buf[base[k]:base[k + 1]].reshape(4, r, r)
-        empty = False
-        for d in range(4):
-            if mats[d].sum() == 0:
-                empty = True
-        if empty:
-            out[k, :, :] = np.nan  # a direction without pairs: mahotas raises for the object
-            continue
-        for d in range(4):
-            sym = mats[d] + mats[d].T  # mahotas counts both orders
-            _features(sym, lo[k], hi[k] + 1, feats)  # matrix size = largest value + 1
-            out[k, d, :] = feats
+        lab = k + 1
+        l0 = lo[k]
+        r = hi[k] - l0 + 1
+        rr = r * r
+        for s in range(distances.shape[0]):
+            distance = distances[s]
+            buf[:4 * rr] = 0
+            for y in range(y0[k], y1[k] + 1):
+                for x in range(x0[k], x1[k] + 1):
+                    v = q[y, x]
+                    if labels[y, x] != lab or v == 0:
+                        continue
+                    row = (v - l0) * r - l0
+                    for d in range(4):
+                        yy = y + _DY[d] * distance
+                        xx = x + _DX[d] * distance
+                        if yy < 0 or yy >= h or xx < 0 or xx >= w:
+                            continue
+                        if labels[yy, xx] != lab:
+                            continue
+                        u = q[yy, xx]
+                        if u == 0:
+                            continue
+                        buf[row + d * rr + u] += 1
+            empty = False
+            for d in range(4):
+                tot = 0
+                for i in range(d * rr, (d + 1) * rr):
+                    tot += buf[i]
+                if tot == 0:
+                    empty = True
+            if empty:
+                out[s, k, :, :] = np.nan  # a direction without pairs: mahotas raises for the object
+                continue
+            for d in range(4):
+                mat = _symmetrize(buf[d * rr:(d + 1) * rr].reshape(r, r), sym)
+                _features(mat, l0, hi[k] + 1, scratch, nz, seen, feats)  # matrix size = largest value + 1
+                out[s, k, d, :] = feats
 
 
-def _run(objects: Objects, q: np.ndarray, scale: int) -> np.ndarray:
-    out = np.full((objects.count, 4, 13), np.nan)
-    _haralick_objects(np.ascontiguousarray(q), objects.labels, objects.count, int(scale), out)
+def _run(objects: Objects, q: np.ndarray, scales) -> np.ndarray:
+    """Features of shape (len(scales), count, 4, 13)."""
+    distances = np.array([int(s) for s in scales], np.int64)
+    out = np.full((len(distances), objects.count, 4, 13), np.nan)
+    _haralick_objects(np.ascontiguousarray(q, dtype=np.uint8), objects.labels, objects.count, distances, out)
+    return out
+
+
+def _columns(values: np.ndarray, present: np.ndarray | None, scale: int, gray_levels: int) -> dict[str, np.ndarray]:
+    if present is None:
+        values = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    else:
+        values[present] = np.nan_to_num(values[present], nan=0.0, posinf=0.0, neginf=0.0)
+    out = {}
+    for d in range(4):
+        for f, name in enumerate(FEATURES):
+            out[f"Texture_{name}_{scale}_{d:02d}_{gray_levels}"] = values[..., d, f]
     return out
 
 
@@ -233,44 +310,73 @@ def texture(labels, image: np.ndarray, scale: int = 3, gray_levels: int = 256,
     objects = as_objects(labels)
     if quantized is None:
         quantized = quantize(check_image(image, objects), gray_levels)
-    values = _run(objects, quantized, scale)
-    values[objects.present] = np.nan_to_num(values[objects.present], nan=0.0, posinf=0.0, neginf=0.0)
-    out = {}
-    for d in range(4):
-        for f, name in enumerate(FEATURES):
-            out[f"Texture_{name}_{scale}_{d:02d}_{gray_levels}"] = values[:, d, f]
-    return out
+    return _columns(_run(objects, quantized, (scale,))[0], objects.present, scale, gray_levels)
 
 
-def _whole_image(q: np.ndarray, scale: int) -> np.ndarray:
-    """mahotas.haralick(q, distance=scale) for a whole image: counts pairs with one bincount per direction."""
-    levels = int(q.max()) + 1
+@numba.njit(cache=True)
+def _image_counts(q, levels, distances):
+    """One-way co-occurrence counts of a whole image, shape (S, 4, levels, levels).
+
+    Pixel (y, x) pairs with (y + dy, x + dx) when both are inside the image;
+    one branch-free sweep per distance and direction.
+    """
     h, w = q.shape
-    out = np.full((4, 13), np.nan)
-    codes = q.astype(np.int64)
-    mats = []
-    for dy, dx in zip(_DY * scale, _DX * scale):
-        # pixel (y, x) pairs with (y + dy, x + dx), both inside the image
-        a = codes[0:h - dy, max(0, -dx):w - max(0, dx)]
-        b = codes[dy:h, max(0, dx):w - max(0, -dx)]
-        m = np.bincount((a * levels + b).ravel(), minlength=levels * levels).reshape(levels, levels)
-        mats.append((m + m.T).astype(np.float64))
-    if any(m.sum() == 0 for m in mats):
-        return out  # mahotas raises; CellProfiler stores 0
+    ns = distances.shape[0]
+    cnt = np.zeros((ns, 4, levels, levels), np.int64)
+    for s in range(ns):
+        for d in range(4):
+            dy = _DY[d] * distances[s]
+            dx = _DX[d] * distances[s]
+            m = cnt[s, d]
+            x0 = max(0, -dx)
+            x1 = w - max(0, dx)
+            for y in range(max(0, -dy), h - max(0, dy)):
+                for x in range(x0, x1):
+                    m[q[y, x], q[y + dy, x + dx]] += 1
+    return cnt
+
+
+@numba.njit(cache=True)
+def _image_features(cnt, levels, out):
+    """Haralick features of each (scale, direction) count matrix; a scale with an empty direction stays NaN."""
+    sym = np.empty(levels * levels)
+    scratch = np.empty(5 * levels + _NTAB)
+    nz = np.empty(levels, np.int64)
+    seen = np.zeros(_NTAB + 1, np.int64)
     feats = np.empty(13)
-    for d, m in enumerate(mats):
-        _features(m, 0, levels, feats)
-        out[d] = feats
+    for s in range(cnt.shape[0]):
+        empty = False
+        for d in range(4):
+            if cnt[s, d].sum() == 0:
+                empty = True
+        if empty:
+            continue  # mahotas raises; CellProfiler stores 0
+        for d in range(4):
+            _features(_symmetrize(cnt[s, d], sym), 0, levels, scratch, nz, seen, feats)
+            out[s, d, :] = feats
+
+
+def _whole_image(q: np.ndarray, scales) -> np.ndarray:
+    """mahotas.haralick(q, distance=scale) of a whole image at every scale, shape (len(scales), 4, 13)."""
+    q = np.ascontiguousarray(q, dtype=np.uint8)
+    levels = int(q.max()) + 1
+    distances = np.array([int(s) for s in scales], np.int64)
+    out = np.full((len(distances), 4, 13), np.nan)
+    _image_features(_image_counts(q, levels, distances), levels, out)
     return out
+
+
+def _image_columns(values: np.ndarray, scale: int, gray_levels: int) -> dict[str, float]:
+    values = np.nan_to_num(values, nan=0.0)
+    return {f"Texture_{name}_{scale}_{d:02d}_{gray_levels}": float(values[d, f])
+            for d in range(4) for f, name in enumerate(FEATURES)}
 
 
 def texture_image(image: np.ndarray, scale: int = 3, gray_levels: int = 256,
                   quantized: np.ndarray | None = None) -> dict[str, float]:
     """Whole-image Haralick features (CellProfiler's Image-table texture; zeros are counted)."""
     q = quantize(check_image(image), gray_levels) if quantized is None else quantized
-    values = np.nan_to_num(_whole_image(q, int(scale)), nan=0.0)
-    return {f"Texture_{name}_{scale}_{d:02d}_{gray_levels}": float(values[d, f])
-            for d in range(4) for f, name in enumerate(FEATURES)}
+    return _image_columns(_whole_image(q, (int(scale),))[0], int(scale), gray_levels)
 
 
 def _named(key: str, image_name: str) -> str:
@@ -297,9 +403,10 @@ def measure_family(objects: Objects, images: dict[str, np.ndarray], settings: di
     out = {}
     for name, image in images.items():
         q = _quantized(cache, name, check_image(image, objects), levels)
-        for scale in scales:
-            for key, values in texture(objects, image, int(scale), levels, quantized=q).items():
-                out[_named(key, name)] = values
+        values = _run(objects, q, scales)  # all scales in one pass over the image
+        for i, scale in enumerate(scales):
+            for key, column in _columns(values[i], objects.present, int(scale), levels).items():
+                out[_named(key, name)] = column
     return out
 
 
@@ -312,7 +419,8 @@ def measure_image_family(images: dict[str, np.ndarray], settings: dict | None = 
     out = {}
     for name, image in images.items():
         q = _quantized(cache, name, check_image(image), levels)
-        for scale in scales:
-            for key, value in texture_image(image, int(scale), levels, quantized=q).items():
+        values = _whole_image(q, scales)
+        for i, scale in enumerate(scales):
+            for key, value in _image_columns(values[i], int(scale), levels).items():
                 out[_named(key, name)] = value
     return out
