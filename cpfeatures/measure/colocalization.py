@@ -17,23 +17,57 @@ For one pair of images (first, second) and every object, with CellProfiler
   ``K_1`` = sum(a b) / sum(a^2), ``K_2`` = sum(a b) / sum(b^2).
 
 Keys ending in ``_1`` describe first -> second (CellProfiler names them
-``<Feature>_<First>_<Second>``), ``_2`` second -> first. Costes' automatic
-threshold is not implemented (CPJUMP1 does not use it). NaN policy: objects
+``<Feature>_<First>_<Second>``), ``_2`` second -> first. NaN policy: objects
 absent from the label image are NaN; a constant object has an undefined
 Pearson r (NaN), as in CellProfiler; when no pixel of the whole image is
 "both", Manders, RWC, Overlap and K are 0 as in CellProfiler.
+
+Optional (off by default, as in CPJUMP1): ``Costes_1`` / ``Costes_2``, Manders'
+coefficients above Costes' automatic thresholds (CellProfiler's "Calculate the
+Manders coefficients using Costes auto threshold", columns
+``Correlation_Costes_<First>_<Second>`` and ``..._<Second>_<First>``):
+
+- CellProfiler 4.2.8 finds **one** pair of thresholds ``(t, a t + b)`` per
+  image pair from all pixels of the two whole images (not per object):
+  ``y = a x + b`` is the orthogonal regression of the pixels non-zero in either
+  image, ``t`` a multiple of ``1 / scale`` (``scale``: the images' acquisition
+  maximum, 65535 for 16-bit TIFFs) chosen from the Pearson r of the
+  "background" pixels ``x < t or y < a t + b``. "Faster" (CellProfiler's
+  default) narrows a window of candidates (r >= 0 moves the top down, r < 0
+  the bottom up) and returns one step below the last candidate with r >= 0;
+  "Accurate" walks down from the images' maximum one step at a time and stops
+  at the first r <= 0; "Fast" does the same with 10, 5 or 2 steps while r is
+  above 0.45, 0.35 or 0.25;
+- per object, ``Costes_1`` = sum of x over pixels with ``x > tx and y > ty``
+  / sum of x over pixels with ``x >= tx`` (``Costes_2`` likewise for y); an
+  object with no pixel at or above the threshold is NaN (0/0), and every object
+  is 0 when no object pixel of the image is above both thresholds.
+
+The arithmetic is CellProfiler's under its numpy 1.23: the regression's means
+and variances in float32, summed as numpy 1.23 sums (pairwise within buffers
+of 8192), float32 images compared with the thresholds in float32, r in
+float64 as scipy's ``pearsonr`` — so the thresholds are bit-identical to
+CellProfiler's.
+
+``costes_scope="object"`` instead searches thresholds within each object, as
+cp-measure 0.3's ``get_correlation_costes`` does (with its guards: NaN where
+the regression or a background correlation is undefined). The searches run in
+numba for all objects at once; the linear searches update running sums along
+value-sorted pixels instead of recomputing r over every pixel at every step.
 """
 
 from __future__ import annotations
 
+import math
 from itertools import combinations
 
 import numba
 import numpy as np
 
+from ..errors import InputError
 from .objects import Objects, as_objects, check_image
 
-__all__ = ["colocalization", "measure_family", "FEATURES"]
+__all__ = ["colocalization", "costes_thresholds", "measure_family", "FEATURES", "COSTES_FEATURES"]
 
 FEATURES = ["Correlation_Correlation", "Correlation_Overlap", "Correlation_K_1", "Correlation_K_2",
             "Correlation_Manders_1", "Correlation_Manders_2", "Correlation_RWC_1", "Correlation_RWC_2"]
@@ -43,7 +77,8 @@ class _Channel:
     """Per-image quantities shared by every pair the image is in (object pixels in label order)."""
 
     def __init__(self, objects: Objects, image: np.ndarray, threshold: float):
-        self.values = check_image(image, objects).ravel()[objects.order].astype(np.float64)
+        self.image = check_image(image, objects)
+        self.values = self.image.ravel()[objects.order].astype(np.float64)
         self.centered, self.norm, self.above, self.total_above = _channel_stats(
             self.values, objects.offsets, threshold / 100)
         # dense rank among all object pixels of the image (CellProfiler ranks image-wide)
@@ -153,27 +188,754 @@ def _pair(objects: Objects, c1: _Channel, c2: _Channel) -> dict[str, np.ndarray]
     return {k: out[k] for k in FEATURES}
 
 
-def colocalization(labels, image1: np.ndarray, image2: np.ndarray, threshold: float = 15.0
-                   ) -> dict[str, np.ndarray]:
+# --------------------------------------------------------------------------------------
+# Costes' automatic threshold
+# --------------------------------------------------------------------------------------
+COSTES_FEATURES = ["Correlation_Costes_1", "Correlation_Costes_2"]
+COSTES_METHODS = ("faster", "fast", "accurate")  # CellProfiler's "Faster", "Fast", "Accurate"
+COSTES_SCOPES = ("image", "object")
+_FASTER, _FAST, _ACCURATE = 0, 1, 2
+
+
+@numba.njit(cache=True)
+def _py_floordiv(vx, wx):
+    """Python's (and numpy's) float ``vx // wx``."""
+    mod = np.fmod(vx, wx)
+    div = (vx - mod) / wx
+    if mod != 0.0:
+        if (wx < 0.0) != (mod < 0.0):
+            div -= 1.0
+    if div != 0.0:
+        floordiv = math.floor(div)
+        if div - floordiv > 0.5:
+            floordiv += 1.0
+    else:
+        floordiv = math.copysign(0.0, vx / wx)
+    return floordiv
+
+
+@numba.njit(cache=True)
+def _cast(t, f32):
+    """The threshold as the comparison sees it: numpy 1.x compares a float32 array with a float
+    scalar in float32 (CellProfiler's images are float32)."""
+    if f32:
+        return np.float64(np.float32(t))
+    return t
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _pearson_direct(x, y, lo, hi, tx, ty, cpm):
+    """Pearson r of the pixels of ``[lo, hi)`` with ``x < tx or y < ty`` (scipy's ``pearsonr``).
+
+    Returns ``(count, r, err)``; ``err`` is scipy's ValueError (fewer than 2 pixels). A constant
+    subset gives NaN, 2 pixels give the sign product (scipy 1.9). ``cpm``: cp-measure's guard
+    (fewer than 3 pixels -> NaN, never an error).
+    """
+    n = 0
+    sx = 0.0
+    sy = 0.0
+    x0 = y0 = x1 = y1 = 0.0
+    xconst = True
+    yconst = True
+    for t in range(lo, hi):
+        if x[t] < tx or y[t] < ty:
+            if n == 0:
+                x0 = x[t]
+                y0 = y[t]
+            else:
+                if n == 1:
+                    x1 = x[t]
+                    y1 = y[t]
+                if x[t] != x0:
+                    xconst = False
+                if y[t] != y0:
+                    yconst = False
+            n += 1
+            sx += x[t]
+            sy += y[t]
+    if n < 2:
+        return n, np.nan, not cpm
+    if cpm and n < 3:
+        return n, np.nan, False
+    if xconst or yconst:
+        return n, np.nan, False
+    if n == 2:
+        return n, np.sign(x1 - x0) * np.sign(y1 - y0), False
+    mx = sx / n
+    my = sy / n
+    sxx = 0.0
+    syy = 0.0
+    sxy = 0.0
+    for t in range(lo, hi):
+        if x[t] < tx or y[t] < ty:
+            dx = x[t] - mx
+            dy = y[t] - my
+            sxx += dx * dx
+            syy += dy * dy
+            sxy += dx * dy
+    r = sxy / (math.sqrt(sxx) * math.sqrt(syy))
+    return n, max(min(r, 1.0), -1.0), False
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _shifted_sums(x, y, lo, hi, tx, ty, mx, my):
+    """Count and sums of ``x - mx``, ``y - my``, their squares and product over the pixels of
+    ``[lo, hi)`` with ``x < tx or y < ty``, branch-free (reassociation lets LLVM vectorize the
+    sums; only their rounding, not the pixel set, depends on it)."""
+    n = 0
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    sxy = 0.0
+    for t in range(lo, hi):
+        inside = (x[t] < tx) | (y[t] < ty)
+        w = np.float64(inside)
+        dx = (x[t] - mx) * w
+        dy = (y[t] - my) * w
+        n += np.int64(inside)
+        sx += dx
+        sy += dy
+        sxx += dx * dx
+        syy += dy * dy
+        sxy += dx * dy
+    return n, sx, sy, sxx, syy, sxy
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _pearson(x, y, lo, hi, tx, ty, cpm, mx, my, tolx, toly):
+    """:func:`_pearson_direct` from one pass of shifted sums; falls back to the exact two-pass
+    form near r = 0 or a near-constant subset."""
+    n, sx, sy, sxx, syy, sxy = _shifted_sums(x, y, lo, hi, tx, ty, mx, my)
+    r, unsure = _running_r(n, sx, sy, sxx, syy, sxy, tolx, toly)
+    if unsure or abs(r) < 1e-7:
+        return _pearson_direct(x, y, lo, hi, tx, ty, cpm)
+    return n, r, False
+
+
+@numba.njit(cache=True, error_model="numpy", fastmath={"reassoc", "nsz"})
+def _segment_moments(x, y, lo, hi):
+    """Means of the segment and 1e-9 of its sums of squared deviations (the near-constant tolerance)."""
+    m = hi - lo
+    mx = 0.0
+    my = 0.0
+    for t in range(lo, hi):
+        mx += x[t]
+        my += y[t]
+    mx /= m
+    my /= m
+    vx = 0.0
+    vy = 0.0
+    for t in range(lo, hi):
+        vx += (x[t] - mx) * (x[t] - mx)
+        vy += (y[t] - my) * (y[t] - my)
+    return mx, my, 1e-9 * vx, 1e-9 * vy
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _bisection(x, y, lo, hi, a, b, scale, fx32, fy32, cpm):
+    """CellProfiler's ``bisection_costes`` ("Faster") on pixels ``[lo, hi)``: thresholds or NaN."""
+    mx, my, tolx, toly = _segment_moments(x, y, lo, hi)
+    left = 1.0
+    right = scale
+    mid = _py_floordiv(right - left, 1.2) + left
+    lastmid = 0.0
+    valid = 1.0
+    found = False
+    iterations = 0
+    while lastmid != mid:
+        iterations += 1
+        if cpm and iterations > 256:
+            return np.nan, np.nan
+        tx = mid / scale
+        ty = a * tx + b
+        n, r, err = _pearson(x, y, lo, hi, _cast(tx, fx32), _cast(ty, fy32), cpm, mx, my, tolx, toly)
+        if cpm:
+            if not np.isfinite(r) or r < 0:
+                left = mid - 1.0
+            else:
+                right = mid + 1.0
+                valid = mid
+                found = True
+        elif n <= 2 or err:
+            left = mid - 1.0
+        elif r < 0:
+            left = mid - 1.0
+        elif r >= 0:
+            right = mid + 1.0
+            valid = mid
+        # CellProfiler: a NaN r (constant subset) changes nothing, so the loop ends
+        lastmid = mid
+        if right - left > 6:
+            mid = _py_floordiv(right - left, 1.2) + left
+        else:
+            mid = _py_floordiv(right - left, 2.0) + left
+    if cpm and not found:
+        return np.nan, np.nan
+    tx = (valid - 1.0) / scale
+    return tx, a * tx + b
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _running_r(n, sx, sy, sxx, syy, sxy, tolx, toly):
+    """r from shifted running sums, and whether it is too close to a degenerate case to trust."""
+    if n < 3:
+        return np.nan, True
+    vx = sxx - sx * sx / n
+    vy = syy - sy * sy / n
+    if vx <= tolx or vy <= toly:
+        return np.nan, True
+    r = (sxy - sx * sy / n) / math.sqrt(vx * vy)
+    return max(min(r, 1.0), -1.0), False
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _linear(x, y, lo, hi, a, b, scale, accurate, fx32, fy32, cpm, ordx, ordy):
+    """CellProfiler's ``linear_costes`` ("Fast" / "Accurate") on pixels ``[lo, hi)``.
+
+    ``ordx`` / ``ordy``: positions ``lo..hi-1`` sorted by ascending x / y. As the candidate
+    threshold goes down, a pixel leaves the background set once ``x >= tx and y >= ty`` (or
+    comes back when ``ty`` rises, for a negative slope); pointers along the sorted values track
+    the set exactly, with the comparisons CellProfiler makes, and update running sums, so a step
+    costs O(pixels that change) instead of a pass over the image. Where r from the running sums
+    is within 1e-7 of a decision (0, and 0.25 / 0.35 / 0.45 for "Fast") or the set is nearly
+    constant, r is recomputed exactly over the set.
+    """
+    m = hi - lo
+    i_step = 1.0 / scale
+    fmax = -np.inf
+    smax = -np.inf
+    mx = 0.0
+    my = 0.0
+    for t in range(lo, hi):
+        fmax = max(fmax, x[t])
+        smax = max(smax, y[t])
+        mx += x[t]
+        my += y[t]
+    mx /= m
+    my /= m
+    img_max = max(fmax, smax)
+    i = i_step * (_py_floordiv(img_max, i_step) + 1.0)
+    thr_x = i
+    thr_y = a * i + b
+    while i > fmax and (a * i) + b > smax:
+        i -= i_step
+    # state: every pixel in the background set (x below +inf), running sums of shifted values
+    c1 = np.zeros(m, np.bool_)  # not (x < tx)
+    c2 = np.zeros(m, np.bool_)  # not (y < ty)
+    finite = np.isfinite(a) and np.isfinite(b)
+    rising = finite and a < 0  # ty grows as tx goes down
+    if not finite:  # ty is the same for every candidate (i > 0)
+        ty0 = _cast(a * i + b, fy32)
+        for t in range(lo, hi):
+            c2[t - lo] = not (y[t] < ty0)
+    elif rising:
+        c2[:] = True
+    n = m
+    sx = 0.0
+    sy = 0.0
+    sxx = 0.0
+    syy = 0.0
+    sxy = 0.0
+    for t in range(lo, hi):
+        dx = x[t] - mx
+        dy = y[t] - my
+        sx += dx
+        sy += dy
+        sxx += dx * dx
+        syy += dy * dy
+        sxy += dx * dy
+    tolx = 1e-9 * (sxx - sx * sx / m)
+    toly = 1e-9 * (syy - sy * sy / m)
+    px = hi - 1  # next position of ordx (descending x) to test
+    py = hi - 1 if not rising else lo
+    num_true = -1
+    cost = np.nan
+    while i > i_step:
+        thr_x = i
+        thr_y = a * i + b
+        tx = _cast(thr_x, fx32)
+        ty = _cast(thr_y, fy32)
+        while px >= lo and not (x[ordx[px]] < tx):
+            t = ordx[px]
+            c1[t - lo] = True
+            if c2[t - lo]:
+                dx = x[t] - mx
+                dy = y[t] - my
+                n -= 1
+                sx -= dx
+                sy -= dy
+                sxx -= dx * dx
+                syy -= dy * dy
+                sxy -= dx * dy
+            px -= 1
+        if finite and not rising:
+            while py >= lo and not (y[ordy[py]] < ty):
+                t = ordy[py]
+                c2[t - lo] = True
+                if c1[t - lo]:
+                    dx = x[t] - mx
+                    dy = y[t] - my
+                    n -= 1
+                    sx -= dx
+                    sy -= dy
+                    sxx -= dx * dx
+                    syy -= dy * dy
+                    sxy -= dx * dy
+                py -= 1
+        elif rising:
+            while py < hi and y[ordy[py]] < ty:
+                t = ordy[py]
+                c2[t - lo] = False
+                if c1[t - lo]:
+                    dx = x[t] - mx
+                    dy = y[t] - my
+                    n += 1
+                    sx += dx
+                    sy += dy
+                    sxx += dx * dx
+                    syy += dy * dy
+                    sxy += dx * dy
+                py += 1
+        if n != num_true:
+            r, unsure = _running_r(n, sx, sy, sxx, syy, sxy, tolx, toly)
+            if not unsure:
+                d = abs(r)
+                if not accurate:
+                    d = min(d, abs(r - 0.45), abs(r - 0.35), abs(r - 0.25))
+                unsure = d < 1e-7
+            if unsure:
+                cnt, r, err = _pearson_direct(x, y, lo, hi, tx, ty, cpm)
+                if err:  # CellProfiler: pearsonr raised, the search stops here
+                    break
+            cost = r
+            num_true = n
+        if cpm and not np.isfinite(cost):
+            return np.nan, np.nan
+        if cost <= 0:
+            break
+        elif accurate or i < i_step * 10:
+            i -= i_step
+        elif cost > 0.45:
+            i -= i_step * 10
+        elif cost > 0.35:
+            i -= i_step * 5
+        elif cost > 0.25:
+            i -= i_step * 2
+        else:
+            i -= i_step
+    return thr_x, thr_y
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _regression_cpm(x, y, lo, hi):
+    """cp-measure's checks and orthogonal regression for one object (float64); NaN if undefined."""
+    m = hi - lo
+    if m < 3:
+        return np.nan, np.nan
+    nz = 0
+    sx = 0.0
+    sy = 0.0
+    xmin = np.inf
+    xmax = -np.inf
+    ymin = np.inf
+    ymax = -np.inf
+    for t in range(lo, hi):
+        if x[t] > 0 or y[t] > 0:
+            nz += 1
+            sx += x[t]
+            sy += y[t]
+            xmin = min(xmin, x[t])
+            xmax = max(xmax, x[t])
+            ymin = min(ymin, y[t])
+            ymax = max(ymax, y[t])
+    if nz < 3 or xmax == xmin or ymax == ymin:
+        return np.nan, np.nan
+    xmean = sx / nz
+    ymean = sy / nz
+    zmean = (sx + sy) / nz
+    ssx = 0.0
+    ssy = 0.0
+    ssz = 0.0
+    for t in range(lo, hi):
+        if x[t] > 0 or y[t] > 0:
+            dx = x[t] - xmean
+            dy = y[t] - ymean
+            dz = (x[t] + y[t]) - zmean
+            ssx += dx * dx
+            ssy += dy * dy
+            ssz += dz * dz
+    xvar = ssx / (nz - 1)
+    yvar = ssy / (nz - 1)
+    zvar = ssz / (nz - 1)
+    covar = 0.5 * (zvar - (xvar + yvar))
+    if abs(covar) <= 8 * 2.220446049250313e-16 * max(xvar, yvar):
+        return np.nan, np.nan
+    num = (yvar - xvar) + math.sqrt((yvar - xvar) * (yvar - xvar) + 4 * (covar * covar))
+    a = num / (2 * covar)
+    b = ymean - a * xmean
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return np.nan, np.nan
+    return a, b
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _search(x, y, offsets, method, scale, fx32, fy32, cpm, a_in, b_in, ordx, ordy):
+    """Costes thresholds for every segment ``offsets[k]:offsets[k + 1]`` (one kernel for both scopes).
+
+    ``cpm`` False: CellProfiler's search with the given regression (``a_in``, ``b_in``; the
+    image scope passes one segment, the whole image). ``cpm`` True: cp-measure 0.3's search per
+    object, its own regression and guards (NaN where undefined).
+    """
+    n = offsets.size - 1
+    thr = np.full((n, 2), np.nan)
+    for k in range(n):
+        lo, hi = offsets[k], offsets[k + 1]
+        a, b = a_in, b_in
+        if cpm:
+            a, b = _regression_cpm(x, y, lo, hi)
+            if not np.isfinite(a):
+                continue
+        if method == _FASTER:
+            tx, ty = _bisection(x, y, lo, hi, a, b, scale, fx32, fy32, cpm)
+        else:
+            tx, ty = _linear(x, y, lo, hi, a, b, scale, method == _ACCURATE, fx32, fy32, cpm, ordx, ordy)
+        if cpm:
+            if not (np.isfinite(tx) and np.isfinite(ty)):
+                continue
+            cnt, r, err = _pearson_direct(x, y, lo, hi, tx, ty, True)  # the chosen background set
+            if not np.isfinite(r):
+                continue
+        thr[k, 0] = tx
+        thr[k, 1] = ty
+    return thr
+
+
+@numba.njit(cache=True)
+def _object_costes(x, y, offsets, thr):
+    """cp-measure's per-object Manders above that object's own thresholds."""
+    n = offsets.size - 1
+    out = np.full((n, 2), np.nan)
+    for k in range(n):
+        tx, ty = thr[k, 0], thr[k, 1]
+        if not (np.isfinite(tx) and np.isfinite(ty)):
+            continue
+        tot1 = tot2 = num1 = num2 = 0.0
+        for t in range(offsets[k], offsets[k + 1]):
+            if x[t] >= tx:
+                tot1 += x[t]
+            if y[t] >= ty:
+                tot2 += y[t]
+            if x[t] > tx and y[t] > ty:
+                num1 += x[t]
+                num2 += y[t]
+        if tot1 > 0 and tot2 > 0:
+            out[k, 0] = num1 / tot1
+            out[k, 1] = num2 / tot2
+    return out
+
+
+@numba.njit(cache=True, error_model="numpy")
+def _image_costes(lab, n, x, y, tx, ty):
+    """CellProfiler's per-object Manders above the image's thresholds (``tx``, ``ty`` as compared).
+
+    Numerators count pixels above both thresholds (``>``), denominators pixels at or above the
+    own threshold (``>=``), as CellProfiler; all 0 when no object pixel is above both.
+    """
+    s = np.zeros((n, 4))
+    any_both = False
+    for t in range(lab.size):
+        k = lab[t] - 1
+        if x[t] >= tx:
+            s[k, 0] += x[t]
+        if y[t] >= ty:
+            s[k, 1] += y[t]
+        if x[t] > tx and y[t] > ty:
+            s[k, 2] += x[t]
+            s[k, 3] += y[t]
+            any_both = True
+    out = np.zeros((n, 2))
+    if any_both:
+        for k in range(n):
+            out[k, 0] = s[k, 2] / s[k, 0]
+            out[k, 1] = s[k, 3] / s[k, 1]
+    return out
+
+
+def _costes_method(method) -> int:
+    key = str(method).lower()
+    if key not in COSTES_METHODS:
+        raise InputError(f"unknown Costes method {method!r}; valid: {', '.join(COSTES_METHODS)}")
+    return COSTES_METHODS.index(key)
+
+
+def _costes_scale(scale) -> float:
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer, float, np.floating)) \
+            or not np.isfinite(scale) or scale < 2 or scale != int(scale):
+        raise InputError(f"Costes scale must be a whole number >= 2 (65535 for 16-bit images), got {scale!r}")
+    return float(scale)
+
+
+@numba.njit(cache=True)
+def _pairwise_leaf(a, lo, n):
+    """numpy's pairwise summation of a block of <= 128 elements (8 accumulators)."""
+    if n < 8:
+        res = a[lo]
+        for i in range(lo + 1, lo + n):
+            res += a[i]
+        return res
+    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+    i = 8
+    while i < n - (n % 8):
+        j = lo + i
+        r0 += a[j]
+        r1 += a[j + 1]
+        r2 += a[j + 2]
+        r3 += a[j + 3]
+        r4 += a[j + 4]
+        r5 += a[j + 5]
+        r6 += a[j + 6]
+        r7 += a[j + 7]
+        i += 8
+    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < n:
+        res += a[lo + i]
+        i += 1
+    return res
+
+
+@numba.njit(cache=True)
+def _pairwise_sum(a, lo, n):
+    """numpy's pairwise summation of ``a[lo:lo + n]`` in ``a``'s dtype: halves (rounded down to a
+    multiple of 8) summed recursively down to blocks of <= 128 (explicit stack, same order)."""
+    s_lo = np.empty(64, np.int64)
+    s_n = np.empty(64, np.int64)
+    s_join = np.zeros(64, np.bool_)
+    vals = np.empty(64, a.dtype)
+    sp = 1
+    vp = 0
+    s_lo[0], s_n[0], s_join[0] = lo, n, False
+    while sp > 0:
+        sp -= 1
+        lo_, n_, join = s_lo[sp], s_n[sp], s_join[sp]
+        if join:
+            vals[vp - 2] = vals[vp - 2] + vals[vp - 1]
+            vp -= 1
+        elif n_ <= 128:
+            vals[vp] = _pairwise_leaf(a, lo_, n_)
+            vp += 1
+        else:
+            n2 = n_ // 2
+            n2 -= n2 % 8
+            s_lo[sp], s_n[sp], s_join[sp] = lo_, n_, True
+            s_lo[sp + 1], s_n[sp + 1], s_join[sp + 1] = lo_ + n2, n_ - n2, False
+            s_lo[sp + 2], s_n[sp + 2], s_join[sp + 2] = lo_, n2, False
+            sp += 3
+    return vals[0]
+
+
+@numba.njit(cache=True)
+def _np123_sum(a):
+    """``a.sum()`` as numpy 1.23 computes it for a contiguous array: pairwise within buffers of
+    8192 elements, buffers added in turn to an accumulator of ``a``'s dtype."""
+    acc = a[0] - a[0]  # a zero of a's dtype (callers pass non-empty arrays)
+    for lo in range(0, a.size, 8192):
+        acc += _pairwise_sum(a, lo, min(8192, a.size - lo))
+    return acc
+
+
+@numba.njit(cache=True)
+def _np123_mean_var(a):
+    """``(np.mean(a), np.var(a, ddof=1))`` of numpy 1.23 (in ``a``'s dtype)."""
+    n = a.size
+    if n == 0:
+        return np.nan, np.nan
+    mean = _np123_sum(a) / n  # float64 then back to a's dtype (exact for float32: 53 >= 2 * 24 + 2)
+    m = np.empty(1, a.dtype)
+    m[0] = mean
+    d = a - m[0]
+    d *= d
+    var = _np123_sum(d) / (n - 1) if n > 1 else np.nan
+    return mean, var
+
+
+def _regression_cp(fi: np.ndarray, si: np.ndarray) -> tuple[float, float]:
+    """CellProfiler's orthogonal regression of the pixels non-zero in either image, with the
+    arithmetic of its numpy 1.23: means and variances in the images' dtype (float32) summed as
+    numpy 1.23 does, a float32 scalar with a Python float promoted to float64."""
+    nz = (fi > 0) | (si > 0)
+    fz, sz = fi[nz], si[nz]
+    dtype = np.result_type(fi.dtype, si.dtype)
+    xmean, xvar = (fi.dtype.type(v) for v in _np123_mean_var(fz))
+    ymean, yvar = (si.dtype.type(v) for v in _np123_mean_var(sz))
+    zvar = dtype.type(_np123_mean_var(fz + sz)[1])
+    with np.errstate(all="ignore"):
+        covar = 0.5 * float(zvar - (xvar + yvar))
+        d = yvar - xvar
+        num = float(d) + math.sqrt(float(d * d) + 4 * (covar * covar))
+        a = num / (2 * covar) if covar != 0 else (math.nan if num == 0 else math.copysign(math.inf, covar))
+        b = float(ymean) - a * float(xmean)
+    return a, b
+
+
+def costes_thresholds(image1: np.ndarray, image2: np.ndarray, method: str = "faster", scale: float = 65535
+                      ) -> tuple[float, float]:
+    """CellProfiler 4.2.8's Costes thresholds of two whole images.
+
+    Parameters
+    ----------
+    image1, image2 : ndarray of float in [0, 1]
+        The whole images (CellProfiler uses every unmasked pixel, also for per-object
+        measurements).
+    method : {"faster", "fast", "accurate"}
+        CellProfiler's "Method for Costes thresholding" (default "Faster": bisection window).
+    scale : float
+        The images' acquisition maximum (CellProfiler's ``Image.scale``; 65535 for 16-bit
+        TIFFs), which sets the step ``1 / scale`` of the candidate grid.
+
+    Returns
+    -------
+    (float, float)
+        The thresholds of image 1 and image 2, as CellProfiler returns them (float64; CellProfiler
+        compares them with float32 images in float32).
+
+    Notes
+    -----
+    The regression uses the pixels non-zero in either image; each candidate's Pearson r uses
+    the pixels below either threshold. "Faster" may stop at a lower threshold than the linear
+    searches when r is not monotone.
+
+    References
+    ----------
+    Costes SV et al. Automatic and quantitative measurement of protein-protein colocalization in
+    live cells. Biophys J. 2004;86(6):3993-4003.
+    """
+    i1 = check_image(image1, name="image1")
+    i2 = check_image(image2, name="image2")
+    if i1.shape != i2.shape:
+        raise InputError(f"image shapes differ: {i1.shape} and {i2.shape}")
+    return _image_thresholds(i1, i2, _costes_method(method), _costes_scale(scale), {})
+
+
+def _sorted_positions(image: np.ndarray, store: dict) -> np.ndarray:
+    key = ("colocalization-costes-order", id(image))
+    if key not in store or store[key][0] is not image:
+        store[key] = (image, np.argsort(image.ravel()))
+    return store[key][1]
+
+
+def _as_float64(image: np.ndarray, store: dict) -> np.ndarray:
+    key = ("colocalization-costes-f64", id(image))
+    if key not in store or store[key][0] is not image:
+        store[key] = (image, image.ravel().astype(np.float64))
+    return store[key][1]
+
+
+def _image_thresholds(i1: np.ndarray, i2: np.ndarray, method: int, scale: float, store: dict
+                      ) -> tuple[float, float]:
+    if i1.size == 0:
+        return math.nan, math.nan
+    a, b = _regression_cp(i1.ravel(), i2.ravel())
+    x, y = _as_float64(i1, store), _as_float64(i2, store)  # exact; compared with the cast thresholds
+    fx32, fy32 = i1.dtype == np.float32, i2.dtype == np.float32
+    if method == _FASTER:
+        ordx = ordy = np.zeros(0, np.int64)
+    else:
+        ordx, ordy = _sorted_positions(i1, store), _sorted_positions(i2, store)
+    thr = _search(x, y, np.array([0, x.size], np.int64), method, scale, fx32, fy32, False, a, b, ordx, ordy)
+    return float(thr[0, 0]), float(thr[0, 1])
+
+
+def _segment_order(objects: Objects, c: _Channel) -> np.ndarray:
+    """Positions of :attr:`_Channel.values` sorted by (object, value)."""
+    if getattr(c, "_segment_order", None) is None:
+        c._segment_order = np.lexsort((c.values, objects.pixel_labels))
+    return c._segment_order
+
+
+def _costes_pair(objects: Objects, c1: _Channel, c2: _Channel, method: int, scale: float, scope: str,
+                 thresholds: tuple[float, float] | None = None, store: dict | None = None
+                 ) -> dict[str, np.ndarray]:
+    n = objects.count
+    if n == 0:
+        return {k: np.zeros(0) for k in COSTES_FEATURES}
+    if scope == "image":
+        if thresholds is None:
+            thresholds = _image_thresholds(c1.image, c2.image, method, scale, {} if store is None else store)
+        tx = float(np.float32(thresholds[0])) if c1.image.dtype == np.float32 else thresholds[0]
+        ty = float(np.float32(thresholds[1])) if c2.image.dtype == np.float32 else thresholds[1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = _image_costes(objects.pixel_labels, n, c1.values, c2.values, tx, ty)
+    else:
+        if method == _FASTER:
+            ox = oy = np.zeros(0, np.int64)
+        else:
+            ox, oy = _segment_order(objects, c1), _segment_order(objects, c2)
+        thr = _search(c1.values, c2.values, objects.offsets, method, scale, False, False, True, 0.0, 0.0, ox, oy)
+        out = _object_costes(c1.values, c2.values, objects.offsets, thr)
+    out[~objects.present] = np.nan
+    return {"Correlation_Costes_1": out[:, 0].copy(), "Correlation_Costes_2": out[:, 1].copy()}
+
+
+def _costes_settings(costes_method, costes_scale, costes_scope) -> tuple[int, float, str]:
+    scope = str(costes_scope).lower()
+    if scope not in COSTES_SCOPES:
+        raise InputError(f"unknown Costes scope {costes_scope!r}; valid: {', '.join(COSTES_SCOPES)}")
+    return _costes_method(costes_method), _costes_scale(costes_scale), scope
+
+
+def colocalization(labels, image1: np.ndarray, image2: np.ndarray, threshold: float = 15.0, *,
+                   costes: bool = False, costes_method: str = "faster", costes_scale: float = 65535,
+                   costes_scope: str = "image") -> dict[str, np.ndarray]:
     """Colocalization of two images within every object (see the module docstring).
 
     Parameters
     ----------
     labels : ndarray of int or Objects
     image1, image2 : ndarray of float in [0, 1]
+        Whole images (Costes' thresholds use every pixel, as CellProfiler).
     threshold : float
         Percentage of each image's per-object maximum above which a pixel counts
         (CPJUMP1: 15).
+    costes : bool
+        Also compute Manders' coefficients above Costes' automatic thresholds (CPJUMP1: off).
+    costes_method : {"faster", "fast", "accurate"}
+        CellProfiler's "Method for Costes thresholding" (its default: "Faster").
+    costes_scale : float
+        The images' acquisition maximum (CellProfiler's ``Image.scale``: 65535 for 16-bit
+        images); the candidate thresholds are multiples of ``1 / costes_scale``.
+    costes_scope : {"image", "object"}
+        "image": CellProfiler 4.2.8, one pair of thresholds from the whole images, applied to
+        every object. "object": thresholds searched within each object, as cp-measure 0.3.
 
     Returns
     -------
     dict
         ``Correlation_Correlation``, ``Correlation_Overlap``, ``Correlation_K_1``,
         ``Correlation_K_2``, ``Correlation_Manders_1``, ``Correlation_Manders_2``,
-        ``Correlation_RWC_1``, ``Correlation_RWC_2``; one value per label 1..max.
+        ``Correlation_RWC_1``, ``Correlation_RWC_2`` (+ ``Correlation_Costes_1``,
+        ``Correlation_Costes_2`` when ``costes``); one value per label 1..max.
+
+    Notes
+    -----
+    Costes: per object, ``Costes_1`` = sum of image 1 over pixels above both thresholds / sum of
+    image 1 over pixels at or above its own threshold; NaN for an object without such pixels,
+    0 for all objects when no object pixel is above both thresholds (CellProfiler).
+
+    References
+    ----------
+    Manders EMM, Verbeek FJ, Aten JA. Measurement of co-localization of objects in dual-colour
+    confocal images. J Microsc. 1993;169:375-382. Costes SV et al. Biophys J. 2004;86:3993-4003.
+    Singan VR et al. BMC Bioinformatics. 2011;12:407.
     """
     objects = as_objects(labels)
-    return _pair(objects, _Channel(objects, image1, threshold), _Channel(objects, image2, threshold))
+    c1, c2 = _Channel(objects, image1, threshold), _Channel(objects, image2, threshold)
+    out = _pair(objects, c1, c2)
+    if costes:
+        method, scale, scope = _costes_settings(costes_method, costes_scale, costes_scope)
+        out.update(_costes_pair(objects, c1, c2, method, scale, scope))
+    return out
 
 
 def _names(key: str, first: str, second: str) -> str:
@@ -184,15 +946,52 @@ def _names(key: str, first: str, second: str) -> str:
     return f"{key}_{first}_{second}"
 
 
+def _cached_thresholds(store: dict, first: str, second: str, c1: _Channel, c2: _Channel, method: int,
+                       scale: float) -> tuple[float, float]:
+    """Whole-image Costes thresholds of a pair, computed once per (pair, arrays, method, scale) in
+    ``cache`` (they do not depend on the objects: Nuclei, Cells and Cytoplasm share them). The
+    entry keeps references to the arrays so their ids cannot be reused while it lives."""
+    key = ("colocalization-costes", first, second, id(c1.image), id(c2.image), method, scale)
+    hit = store.get(key)
+    if hit is not None and hit[0] is c1.image and hit[1] is c2.image:
+        return hit[2]
+    thresholds = _image_thresholds(c1.image, c2.image, method, scale, store)
+    store[key] = (c1.image, c2.image, thresholds)
+    return thresholds
+
+
 def measure_family(objects: Objects, images: dict[str, np.ndarray], settings: dict | None = None,
                    cache: dict | None = None) -> dict[str, np.ndarray]:
-    """All pairs of images (CellProfiler's order: names sorted, each pair once), CellProfiler names."""
+    """All pairs of images (CellProfiler's order: names sorted, each pair once), CellProfiler names.
+
+    Settings: ``threshold`` (15.0), ``costes`` (False), ``costes_method`` ("faster", "fast" or
+    "accurate"), ``costes_scale`` (65535), ``costes_scope`` ("image" as CellProfiler, or "object"
+    as cp-measure). With ``cache``, the whole-image Costes thresholds are shared between object sets.
+    """
     settings = settings or {}
+    unknown = {k for k in settings if str(k).startswith("costes")} - {"costes", "costes_method", "costes_scale",
+                                                                      "costes_scope"}
+    if unknown:
+        raise InputError(f"unknown colocalization setting(s) {', '.join(sorted(unknown))}; valid: threshold, "
+                         "costes, costes_method, costes_scale, costes_scope")
     threshold = float(settings.get("threshold", 15.0))
+    costes = bool(settings.get("costes", False))
+    if costes:
+        method, scale, scope = _costes_settings(settings.get("costes_method", "faster"),
+                                                settings.get("costes_scale", 65535),
+                                                settings.get("costes_scope", "image"))
     names = sorted(images)
     channels = {name: _Channel(objects, images[name], threshold) for name in names}
+    store = cache if cache is not None else {}  # whole-image thresholds and sort orders
     out = {}
     for first, second in combinations(names, 2):
-        for key, values in _pair(objects, channels[first], channels[second]).items():
+        c1, c2 = channels[first], channels[second]
+        pair = _pair(objects, c1, c2)
+        if costes:
+            thresholds = None
+            if scope == "image" and objects.count:
+                thresholds = _cached_thresholds(store, first, second, c1, c2, method, scale)
+            pair.update(_costes_pair(objects, c1, c2, method, scale, scope, thresholds))
+        for key, values in pair.items():
             out[_names(key, first, second)] = values
     return out
