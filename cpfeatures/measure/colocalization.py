@@ -83,6 +83,7 @@ class _Channel:
             self.values, objects.offsets, threshold / 100)
         # dense rank among all object pixels of the image (CellProfiler ranks image-wide)
         self.rank = _dense_rank(image.ravel()[objects.order] if image.dtype == np.float32 else self.values)
+        self._segment_order = None  # Costes, object scope: positions sorted by (object, value), lazily
 
 
 @numba.njit(cache=True)
@@ -677,71 +678,65 @@ def _costes_scale(scale) -> float:
 
 
 @numba.njit(cache=True)
-def _pairwise_leaf(a, lo, n):
-    """numpy's pairwise summation of a block of <= 128 elements (8 accumulators)."""
-    if n < 8:
-        res = a[lo]
-        for i in range(lo + 1, lo + n):
-            res += a[i]
-        return res
-    r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-    r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-    i = 8
-    while i < n - (n % 8):
-        j = lo + i
-        r0 += a[j]
-        r1 += a[j + 1]
-        r2 += a[j + 2]
-        r3 += a[j + 3]
-        r4 += a[j + 4]
-        r5 += a[j + 5]
-        r6 += a[j + 6]
-        r7 += a[j + 7]
-        i += 8
-    res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-    while i < n:
-        res += a[lo + i]
-        i += 1
-    return res
+def _np123_sum(a):
+    """``a.sum()`` as numpy 1.23 computes it for a non-empty contiguous array: pairwise within
+    buffers of 8192 elements, buffers added in turn to an accumulator of ``a``'s dtype.
 
-
-@numba.njit(cache=True)
-def _pairwise_sum(a, lo, n):
-    """numpy's pairwise summation of ``a[lo:lo + n]`` in ``a``'s dtype: halves (rounded down to a
-    multiple of 8) summed recursively down to blocks of <= 128 (explicit stack, same order)."""
+    numpy's pairwise sum of ``n`` elements: below 8 a plain loop; up to 128, 8 accumulators
+    combined as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`` then the remainder; above,
+    the sum of the two halves (split rounded down to a multiple of 8). The recursion runs here on
+    an explicit stack, in the same order.
+    """
     s_lo = np.empty(64, np.int64)
     s_n = np.empty(64, np.int64)
     s_join = np.zeros(64, np.bool_)
     vals = np.empty(64, a.dtype)
-    sp = 1
-    vp = 0
-    s_lo[0], s_n[0], s_join[0] = lo, n, False
-    while sp > 0:
-        sp -= 1
-        lo_, n_, join = s_lo[sp], s_n[sp], s_join[sp]
-        if join:
-            vals[vp - 2] = vals[vp - 2] + vals[vp - 1]
-            vp -= 1
-        elif n_ <= 128:
-            vals[vp] = _pairwise_leaf(a, lo_, n_)
-            vp += 1
-        else:
-            n2 = n_ // 2
-            n2 -= n2 % 8
-            s_lo[sp], s_n[sp], s_join[sp] = lo_, n_, True
-            s_lo[sp + 1], s_n[sp + 1], s_join[sp + 1] = lo_ + n2, n_ - n2, False
-            s_lo[sp + 2], s_n[sp + 2], s_join[sp + 2] = lo_, n2, False
-            sp += 3
-    return vals[0]
-
-
-@numba.njit(cache=True)
-def _np123_sum(a):
-    """``a.sum()`` as numpy 1.23 computes it for a contiguous array: pairwise within buffers of
-    8192 elements, buffers added in turn to an accumulator of ``a``'s dtype."""
-    acc = a[0] - a[0]  # a zero of a's dtype (callers pass non-empty arrays)
-    for lo in range(0, a.size, 8192):
-        acc += _pairwise_sum(a, lo, min(8192, a.size - lo))
+    acc = a[0] - a[0]  # a zero of a's dtype
+    for start in range(0, a.size, 8192):
+        sp = 1
+        vp = 0
+        s_lo[0], s_n[0], s_join[0] = start, min(8192, a.size - start), False
+        while sp > 0:
+            sp -= 1
+            lo, n, join = s_lo[sp], s_n[sp], s_join[sp]
+            if join:
+                vals[vp - 2] = vals[vp - 2] + vals[vp - 1]
+                vp -= 1
+            elif n > 128:
+                n2 = n // 2
+                n2 -= n2 % 8
+                s_lo[sp], s_n[sp], s_join[sp] = lo, n, True
+                s_lo[sp + 1], s_n[sp + 1], s_join[sp + 1] = lo + n2, n - n2, False
+                s_lo[sp + 2], s_n[sp + 2], s_join[sp + 2] = lo, n2, False
+                sp += 3
+            elif n < 8:
+                res = a[lo]
+                for i in range(lo + 1, lo + n):
+                    res += a[i]
+                vals[vp] = res
+                vp += 1
+            else:
+                r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
+                r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
+                i = 8
+                while i < n - (n % 8):
+                    j = lo + i
+                    r0 += a[j]
+                    r1 += a[j + 1]
+                    r2 += a[j + 2]
+                    r3 += a[j + 3]
+                    r4 += a[j + 4]
+                    r5 += a[j + 5]
+                    r6 += a[j + 6]
+                    r7 += a[j + 7]
+                    i += 8
+                res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+                while i < n:
+                    res += a[lo + i]
+                    i += 1
+                vals[vp] = res
+                vp += 1
+        acc += vals[0]
     return acc
 
 
@@ -752,10 +747,12 @@ def _np123_mean_var(a):
     if n == 0:
         return np.nan, np.nan
     mean = _np123_sum(a) / n  # float64 then back to a's dtype (exact for float32: 53 >= 2 * 24 + 2)
-    m = np.empty(1, a.dtype)
-    m[0] = mean
-    d = a - m[0]
-    d *= d
+    d = np.empty_like(a)
+    d[0] = mean
+    m = d[0]
+    for i in range(n):
+        v = a[i] - m  # in a's dtype, as numpy's arr - arrmean and x * x
+        d[i] = v * v
     var = _np123_sum(d) / (n - 1) if n > 1 else np.nan
     return mean, var
 
@@ -849,7 +846,7 @@ def _image_thresholds(i1: np.ndarray, i2: np.ndarray, method: int, scale: float,
 
 def _segment_order(objects: Objects, c: _Channel) -> np.ndarray:
     """Positions of :attr:`_Channel.values` sorted by (object, value)."""
-    if getattr(c, "_segment_order", None) is None:
+    if c._segment_order is None:
         c._segment_order = np.lexsort((c.values, objects.pixel_labels))
     return c._segment_order
 
@@ -949,7 +946,7 @@ def _names(key: str, first: str, second: str) -> str:
 def _cached_thresholds(store: dict, first: str, second: str, c1: _Channel, c2: _Channel, method: int,
                        scale: float) -> tuple[float, float]:
     """Whole-image Costes thresholds of a pair, computed once per (pair, arrays, method, scale) in
-    ``cache`` (they do not depend on the objects: Nuclei, Cells and Cytoplasm share them). The
+    ``store`` (the caller's cache; they do not depend on the objects: Nuclei, Cells and Cytoplasm share them). The
     entry keeps references to the arrays so their ids cannot be reused while it lives."""
     key = ("colocalization-costes", first, second, id(c1.image), id(c2.image), method, scale)
     hit = store.get(key)
