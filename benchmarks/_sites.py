@@ -38,3 +38,15 @@ def load_site(shared: Path, well: str, roles=None):
     with np.load(ref / "labels" / f"{well}_s5_labels.npz") as z:
         labels = {k: z[k].astype(np.int32) for k in z.files}
     return images, labels
+
+
+def site_parser(doc: str, repeat: int | None = 3, repeat_help: str = "our runs (best of); the peer runs once"):
+    """The arguments every single-site benchmark takes: ``--shared``, ``--well`` and ``--repeat``."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--shared", type=Path, default=SHARED)
+    ap.add_argument("--well", default="M02")
+    if repeat is not None:
+        ap.add_argument("--repeat", type=int, default=repeat, help=repeat_help)
+    return ap

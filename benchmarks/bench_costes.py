@@ -18,15 +18,13 @@ pairs of the 5 fluorescent channels (DNA, ER, RNA, AGP, Mito), CellProfiler's de
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from itertools import combinations
-from pathlib import Path
 
 import numpy as np
 
-from _sites import FLUOR, cpu, load_site  # noqa: E402  (benchmarks/_sites.py)
+from _sites import FLUOR, cpu, load_site, site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
 from cpfeatures.measure.colocalization import colocalization, measure_family
@@ -51,11 +49,8 @@ def _peer_image_scope(cells, a, b, method):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
-    ap.add_argument("--well", default="M02")
+    ap = site_parser(__doc__, repeat=3, repeat_help="our runs (best of); cp-measure runs once")
     ap.add_argument("--method", default="faster", choices=["faster", "fast", "accurate"])
-    ap.add_argument("--repeat", type=int, default=3, help="our runs (best of); cp-measure runs once")
     ap.add_argument("--skip-image-peer", action="store_true",
                     help="skip cp-measure's whole-image searches (slow for fast/accurate)")
     args = ap.parse_args()

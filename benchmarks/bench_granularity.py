@@ -12,13 +12,11 @@ shared through one cache) next to CellProfiler 4.2.8's 43 CPU-s per site.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
-from _sites import FLUOR, cpu, load_site  # noqa: E402  (benchmarks/_sites.py)
+from _sites import FLUOR, cpu, load_site, site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
 from cpfeatures.measure.granularity import measure_family, measure_image_family
@@ -27,10 +25,7 @@ CELLPROFILER_CPU_S = 43.0  # MeasureGranularity, CPJUMP1 configuration, per site
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
-    ap.add_argument("--well", default="M02")
-    ap.add_argument("--repeat", type=int, default=3, help="our runs (best of); cp-measure runs once")
+    ap = site_parser(__doc__, repeat=3, repeat_help="our runs (best of); cp-measure runs once")
     args = ap.parse_args()
     images, labels = load_site(args.shared, args.well)
     cells = labels["Cells"]

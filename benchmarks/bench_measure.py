@@ -12,12 +12,10 @@ pairs, plus the Image-table texture and granularity) next to CellProfiler's own 
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 
-from _sites import FLUOR, cpu, load_site  # noqa: E402  (benchmarks/_sites.py)
+from _sites import FLUOR, cpu, load_site, site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects, measure_image, measure_objects
 
@@ -26,9 +24,7 @@ CELLPROFILER = {"intensity": 7.6, "texture": 47.2, "granularity": 43.0, "colocal
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
-    ap.add_argument("--well", default="M02")
+    ap = site_parser(__doc__, repeat=None)
     ap.add_argument("--skip-default-texture", action="store_true", help="skip cp-measure's slow mahotas texture")
     args = ap.parse_args()
     images, labels = load_site(args.shared, args.well)

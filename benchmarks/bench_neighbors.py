@@ -15,7 +15,6 @@ next to CellProfiler 4.2.8's 1.4 CPU-s per site for the three modules.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import time
 import warnings
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+
+from _sites import site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
 from cpfeatures.measure.neighbors import FEATURES, measure_family, neighbors
@@ -53,10 +54,7 @@ def load_site(shared: Path, well: str):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
-    ap.add_argument("--well", default="M02")
-    ap.add_argument("--repeat", type=int, default=5, help="our runs (best of); cp-measure runs once")
+    ap = site_parser(__doc__, repeat=5, repeat_help="our runs (best of); cp-measure runs once")
     args = ap.parse_args()
     raw, illum, labels = load_site(args.shared, args.well)
 

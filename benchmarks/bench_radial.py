@@ -13,13 +13,11 @@ CellProfiler's configuration (8 images x Nuclei, Cells, Cytoplasm) next to CellP
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 
-from _sites import FLUOR, cpu, load_site  # noqa: E402  (benchmarks/_sites.py)
+from _sites import FLUOR, cpu, load_site, site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
 from cpfeatures.measure.radial import measure_family
@@ -28,10 +26,7 @@ CELLPROFILER_CPU_S = 5.2  # MeasureObjectIntensityDistribution, CPJUMP1 configur
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
-    ap.add_argument("--well", default="M02")
-    ap.add_argument("--repeat", type=int, default=3, help="our runs (best of); cp-measure runs once")
+    ap = site_parser(__doc__, repeat=3, repeat_help="our runs (best of); cp-measure runs once")
     args = ap.parse_args()
     images, labels = load_site(args.shared, args.well)
     cells = labels["Cells"]

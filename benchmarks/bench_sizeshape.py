@@ -12,12 +12,13 @@ object sets of a site next to CellProfiler 4.2.8's 5.7 CPU-s per site for Measur
 
 from __future__ import annotations
 
-import argparse
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
+
+from _sites import site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
 from cpfeatures.measure.sizeshape import measure_family
@@ -54,10 +55,7 @@ def best_cpu(fn, *args, repeat: int = 1):
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--shared", type=Path, default=Path(__file__).resolve().parents[2] / "shared")
-    ap.add_argument("--well", default="M02")
-    ap.add_argument("--repeat", type=int, default=5, help="runs of each (best of)")
+    ap = site_parser(__doc__, repeat=5, repeat_help="runs of each (best of)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     labels = load_labels(args.shared, args.well)
