@@ -65,6 +65,7 @@ import numba
 import numpy as np
 
 from ..errors import InputError
+from ._sort import dense_rank_float32
 from .objects import Objects, as_objects, check_image
 
 __all__ = ["colocalization", "costes_thresholds", "measure_family", "FEATURES", "COSTES_FEATURES"]
@@ -126,23 +127,9 @@ def _channel_stats(values, offsets, fraction):
 
 
 def _dense_rank(values: np.ndarray) -> np.ndarray:
-    """0-based rank of each value among the distinct values (``np.unique(..., return_inverse=True)[1]``).
-
-    For non-negative float32 values the bit patterns order like the values, so one
-    sort of ``bits << 32 | position`` keys replaces numpy's argsort of floats.
-    """
-    n = values.size
-    if values.dtype == np.float32 and n and n < 2 ** 32 and not np.signbit(values).any() and np.little_endian:
-        keys = (values.view(np.uint32).astype(np.uint64) << np.uint64(32)) | np.arange(n, dtype=np.uint64)
-        keys.sort()
-        words = keys.view(np.uint32)  # little endian: [position, bits] per key
-        bits, position = words[1::2], words[0::2]
-        dense = np.empty(n, np.int64)
-        dense[0] = 0
-        np.cumsum(bits[1:] != bits[:-1], out=dense[1:])
-        rank = np.empty(n, np.int64)
-        rank[position] = dense
-        return rank
+    """0-based rank of each value among the distinct values (``np.unique(..., return_inverse=True)[1]``)."""
+    if values.dtype == np.float32:
+        return dense_rank_float32(values)  # radix sort on the float bits
     return np.unique(values, return_inverse=True)[1].astype(np.int64).ravel()
 
 

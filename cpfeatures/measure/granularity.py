@@ -34,6 +34,7 @@ import scipy.sparse
 
 from ..errors import InputError
 from ._granularity import disk_opening, granular_steps, max_tree, stretch, upsampling_csr
+from ._sort import argsort_float32
 from .objects import Objects, as_objects, check_image
 
 __all__ = ["granularity", "granularity_spectrum", "granularity_image", "GranularitySpectrum",
@@ -140,7 +141,9 @@ def granularity_spectrum(image: np.ndarray, subsample: float = 0.25, background_
     pixels = np.ascontiguousarray(np.maximum(pixels - back, 0))
     mean0 = float(pixels.mean())  # in the image dtype, as CellProfiler's numpy.mean
     start = max(mean0, np.finfo(float).eps)
-    order = np.argsort(pixels.ravel()).astype(np.int32)  # any tie order gives a valid max-tree
+    # any tie order gives a valid max-tree; float32 (corrected images) sorts by radix on its bits
+    flat = pixels.ravel()
+    order = (argsort_float32(flat) if flat.dtype == np.float32 else np.argsort(flat)).astype(np.int32)
     recs, means = granular_steps(pixels, order, max_tree(pixels, order), int(spectrum_length))
     previous = np.concatenate([[mean0], means[:-1]])
     spectrum = (previous - means) * 100 / start

@@ -6,6 +6,7 @@ import numba
 import numpy as np
 import skimage.segmentation
 
+from ._sort import sort_segments_float32
 from .objects import Objects, as_objects, check_image
 
 __all__ = ["intensity", "measure_family", "FEATURES"]
@@ -95,17 +96,13 @@ def _segment_stats(vals, rows, cols, offsets):
 def _sorted_by_object(flat: np.ndarray, objects: Objects, vals: np.ndarray) -> np.ndarray:
     """Each object's values in increasing order (objects stay contiguous, in label order).
 
-    For float32 images of non-negative values (corrected images) the float bits
-    order like the values, so one ``np.sort`` of ``label << 32 | bits`` keys sorts
-    every object at once, several times faster than sorting segment by segment.
+    Float32 images (corrected images) are radix-sorted on their bits, all objects
+    in one pass (:mod:`._sort`), several times faster than sorting segment by segment.
     """
-    if flat.dtype == np.float32 and vals.size and not np.signbit(vals).any() and np.little_endian:
-        high = objects.cached(("intensity", "label_keys"),
-                              lambda: objects.pixel_labels.astype(np.uint64) << np.uint64(32))
-        keys = np.bitwise_or(high, flat[objects.order].view(np.uint32))
-        keys.sort()
-        # the low words are the values; float32 -> float64 promotion in the quantile arithmetic is exact
-        return np.ascontiguousarray(keys.view(np.uint32)[::2]).view(np.float32)
+    if flat.dtype == np.float32:
+        segment = objects.cached(("intensity", "segment"), lambda: objects.pixel_labels.astype(np.int64) - 1)
+        # float32 -> float64 promotion in the quantile arithmetic is exact
+        return sort_segments_float32(flat[objects.order], segment, objects.offsets)
     return _sort_segments(vals, objects.offsets)
 
 
