@@ -43,21 +43,11 @@ def fill_labeled_holes(labels: np.ndarray, mask: np.ndarray | None = None) -> np
     regions, n = ndi.label(background, _FOUR)
     if n == 0:
         return labels.copy()
-    # Pairs (background region, object label) over 4-neighbour edges.
-    pairs = []
-    for a, b in (((slice(1, None), slice(None)), (slice(None, -1), slice(None))),
-                 ((slice(None), slice(1, None)), (slice(None), slice(None, -1)))):
-        ra, rb, la, lb = regions[a], regions[b], labels[a], labels[b]
-        m = (ra > 0) & (lb > 0)
-        pairs.append(np.stack([ra[m], lb[m]], 1))
-        m = (rb > 0) & (la > 0)
-        pairs.append(np.stack([rb[m], la[m]], 1))
-    pairs = np.unique(np.concatenate(pairs), axis=0) if pairs else np.zeros((0, 2), int)
-    n_neighbours = np.bincount(pairs[:, 0], minlength=n + 1)
-    fill_with = np.zeros(n + 1, labels.dtype)
-    fill_with[pairs[:, 0]] = pairs[:, 1]
+    # A region bordered (4-neighbours) by one object only: its smallest and largest neighbour agree.
+    lowest, highest = _neighbour_range(regions, labels, n)
+    fill_with = lowest.astype(labels.dtype)
     edge = np.unique(np.concatenate([regions[0], regions[-1], regions[:, 0], regions[:, -1]]))
-    hole = n_neighbours == 1
+    hole = (lowest == highest) & (highest > 0)
     hole[edge] = False
     hole[0] = False
     # Regions touching pixels outside the mask (neither background nor object) are not holes.
@@ -69,6 +59,31 @@ def fill_labeled_holes(labels: np.ndarray, mask: np.ndarray | None = None) -> np
     fill = hole[regions]
     out[fill] = fill_with[regions[fill]]
     return out
+
+
+@numba.njit(cache=True)
+def _neighbour_range(regions, labels, n):
+    """Smallest and largest object label 4-adjacent to each background region (0 when none)."""
+    big = np.iinfo(np.int64).max
+    lowest = np.full(n + 1, big, np.int64)
+    highest = np.zeros(n + 1, np.int64)
+    h, w = regions.shape
+    for i in range(h):
+        for j in range(w):
+            r = regions[i, j]
+            if r == 0:
+                continue
+            for di, dj in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+                y, x = i + di, j + dj
+                if 0 <= y < h and 0 <= x < w:
+                    lab = labels[y, x]
+                    if lab > 0:
+                        if lab < lowest[r]:
+                            lowest[r] = lab
+                        if lab > highest[r]:
+                            highest[r] = lab
+    lowest[lowest == big] = 0
+    return lowest, highest
 
 
 def relabel(labels: np.ndarray) -> np.ndarray:

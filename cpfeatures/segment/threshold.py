@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 
+import numba
 import numpy as np
 import scipy.ndimage as ndi
 import skimage.filters
@@ -43,9 +44,57 @@ def minimum_cross_entropy(image: np.ndarray, mask: np.ndarray | None = None) -> 
     fixed = _degenerate(data)
     if fixed is not None:
         return fixed
-    unique = np.unique(data)
-    tol = max(float(np.min(np.diff(unique))) / 2, 0.5 / 65536)
+    tol = max(_smallest_gap(data, 1 / 65536) / 2, 0.5 / 65536)
     return float(skimage.filters.threshold_li(data, tolerance=tol))
+
+
+def _smallest_gap(data: np.ndarray, enough: float) -> float:
+    """``np.min(np.diff(np.unique(data)))``, or any gap <= ``enough`` when there is one.
+
+    Only whether the smallest gap is below ``enough`` matters to the caller, so
+    values are binned by ``enough``: two distinct values in one bin settle it
+    without sorting the image (the usual case); otherwise each bin holds one
+    value and the occupied bins, in order, are the distinct values.
+    """
+    lo, hi = float(data.min()), float(data.max())
+    if (hi - lo) / enough > 1 << 22:  # too many bins: sort instead
+        return float(np.min(np.diff(np.unique(data))))
+    nbins = int((hi - lo) / enough) + 2
+    gap = _binned_gap(data, lo, 1.0 / enough, nbins)
+    if gap <= enough:
+        return gap
+    if np.isinf(gap):  # one value per bin: the occupied bins, in order, are the distinct values
+        values = _binned_values(data, lo, 1.0 / enough, nbins)
+        if values.size > 1:
+            return float(np.min(np.diff(values)))
+    return float(np.min(np.diff(np.unique(data))))  # (rounding put a wider pair in one bin)
+
+
+@numba.njit(cache=True)
+def _binned_gap(data, lo, scale, nbins):
+    # the gap between two distinct values sharing a bin (<= the bin width), else +inf
+    seen = np.zeros(nbins, np.bool_)
+    value = np.empty(nbins)
+    for x in data:
+        b = int((x - lo) * scale)
+        if not seen[b]:
+            seen[b] = True
+            value[b] = x
+        elif value[b] != x:
+            return abs(value[b] - x)
+    return np.inf
+
+
+@numba.njit(cache=True)
+def _binned_values(data, lo, scale, nbins):
+    # the value of each occupied bin (one per bin, checked by _binned_gap), in increasing order
+    seen = np.zeros(nbins, np.bool_)
+    value = np.empty(nbins)
+    for x in data:
+        b = int((x - lo) * scale)
+        seen[b] = True
+        value[b] = x
+    return value[seen]
 
 
 def otsu(image: np.ndarray, mask: np.ndarray | None = None) -> float:

@@ -78,3 +78,20 @@ def test_local_maximum_matches_centrosome(cp_ref):
     np.testing.assert_array_equal(is_local_maximum(dist, nuclei, fp),
                                   centrosome.cpmorphology.is_local_maximum(dist, nuclei, fp))
     np.testing.assert_array_equal(strel_disk(7.5).astype(float), centrosome.cpmorphology.strel_disk(7.5))
+
+
+@pytest.mark.parametrize("kind", ["real", "coarse", "two_values", "wide"])
+def test_smallest_gap_equals_sorted_unique(dna, kind):
+    # the tolerance CellProfiler passes to threshold_li needs the smallest gap between distinct values
+    rng = np.random.default_rng(0)
+    data = {"real": dna.ravel().astype(np.float64),
+            "coarse": rng.integers(0, 40, 10_000) / 39.0,  # every gap wider than 1/65536
+            "two_values": np.array([0.2, 0.7, 0.2, 0.7]),
+            "wide": rng.random(1000) * 1e9}[kind]
+    exact = float(np.min(np.diff(np.unique(data))))
+    gap = th._smallest_gap(data, 1 / 65536)
+    if exact > 1 / 65536:
+        assert gap == exact
+    else:  # only "at most the bin width" is promised, which decides the tolerance alike
+        assert gap <= 1 / 65536
+        assert max(gap / 2, 0.5 / 65536) == max(exact / 2, 0.5 / 65536)
