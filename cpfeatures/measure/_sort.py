@@ -38,58 +38,59 @@ def _flip(bits):
 
 
 @numba.njit(cache=True)
-def _radix_pass(src_keys, src_idx, dst_keys, dst_idx, shift, hist):
-    """One stable counting pass on 16 bits; False (and nothing moved) when the digit is constant."""
-    n = src_keys.size
-    hist[:] = 0
-    for t in range(n):
-        hist[(src_keys[t] >> shift) & _MASK] += 1
-    for d in range(_BUCKETS):
-        if hist[d] == n:
-            return False
-    total = 0
-    for d in range(_BUCKETS):
-        c = hist[d]
-        hist[d] = total
-        total += c
-    for t in range(n):
-        d = (src_keys[t] >> shift) & _MASK
-        p = hist[d]
-        hist[d] = p + 1
-        dst_keys[p] = src_keys[t]
-        dst_idx[p] = src_idx[t]
-    return True
-
-
-@numba.njit(cache=True)
-def _argsort_keys(keys):
-    """Stable argsort of uint32 keys; returns (sorted keys, order)."""
+def _radix_sort(keys, payload):
+    """Stable sort of uint32 ``keys`` carrying a uint32 ``payload``: two counting passes of 16 bits
+    (a pass whose digit is the same for every key is skipped). Returns (sorted keys, payload)."""
     n = keys.size
     k = keys.copy()
-    idx = np.arange(n).astype(np.int64)
+    v = payload.copy()
     k2 = np.empty_like(k)
-    i2 = np.empty_like(idx)
+    v2 = np.empty_like(v)
     hist = np.empty(_BUCKETS, np.int64)
-    for shift in (0, _BITS):
-        if _radix_pass(k, idx, k2, i2, np.uint32(shift), hist):
-            k, k2 = k2, k
-            idx, i2 = i2, idx
-    return k, idx
+    for shift in range(0, 32, _BITS):
+        hist[:] = 0
+        for t in range(n):
+            hist[(k[t] >> shift) & _MASK] += 1
+        constant = False
+        total = 0
+        for d in range(_BUCKETS):
+            c = hist[d]
+            if c == n:
+                constant = True
+            hist[d] = total
+            total += c
+        if constant:
+            continue
+        for t in range(n):
+            d = (k[t] >> shift) & _MASK
+            p = hist[d]
+            hist[d] = p + 1
+            k2[p] = k[t]
+            v2[p] = v[t]
+        k, k2 = k2, k
+        v, v2 = v2, v
+    return k, v
+
+
+def _positions(n: int) -> np.ndarray:
+    if n >= 2 ** 32:
+        raise ValueError("radix sort of 2**32 or more values")
+    return np.arange(n, dtype=np.uint32)
 
 
 def argsort_float32(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, kind="stable")`` for finite float32 values, as int64."""
-    _, order = _argsort_keys(float32_keys(np.ravel(values)))
-    return order
+    """``np.argsort(values, kind="stable")`` for finite float32 values (as uint32 positions)."""
+    keys = float32_keys(np.ravel(values))
+    return _radix_sort(keys, _positions(keys.size))[1]
 
 
 @numba.njit(cache=True)
-def _segment_scatter(sorted_keys, order, segment, offsets):
+def _segment_scatter(sorted_keys, segment_of, offsets):
     # stable by segment: walking the value-sorted sequence fills each segment in value order
     out = np.empty(sorted_keys.size, np.uint32)
     cursor = offsets[:-1].copy()
     for t in range(sorted_keys.size):
-        s = segment[order[t]]
+        s = segment_of[t]
         out[cursor[s]] = sorted_keys[t]
         cursor[s] += 1
     return out
@@ -121,8 +122,8 @@ def sort_segments_float32(values: np.ndarray, segment: np.ndarray, offsets: np.n
     (n,) float32
         Each segment's values in increasing order, segments in place.
     """
-    sorted_keys, order = _argsort_keys(float32_keys(values))
-    keys = _segment_scatter(sorted_keys, order, np.asarray(segment, np.int64), np.asarray(offsets, np.int64))
+    sorted_keys, segment_of = _radix_sort(float32_keys(values), np.asarray(segment, np.uint32))
+    keys = _segment_scatter(sorted_keys, segment_of, np.asarray(offsets, np.int64))
     return _unflip(keys).view(np.float32)
 
 
@@ -140,5 +141,6 @@ def _dense_from_sorted(sorted_keys, order):
 
 def dense_rank_float32(values: np.ndarray) -> np.ndarray:
     """0-based rank among the distinct values: ``np.unique(values, return_inverse=True)[1]``."""
-    sorted_keys, order = _argsort_keys(float32_keys(np.ravel(values)))
+    keys = float32_keys(np.ravel(values))
+    sorted_keys, order = _radix_sort(keys, _positions(keys.size))
     return _dense_from_sorted(sorted_keys, order)

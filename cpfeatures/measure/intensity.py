@@ -100,7 +100,7 @@ def _sorted_by_object(flat: np.ndarray, objects: Objects, vals: np.ndarray) -> n
     in one pass (:mod:`._sort`), several times faster than sorting segment by segment.
     """
     if flat.dtype == np.float32:
-        segment = objects.cached(("intensity", "segment"), lambda: objects.pixel_labels.astype(np.int64) - 1)
+        segment = objects.cached(("intensity", "segment"), lambda: (objects.pixel_labels - 1).astype(np.uint32))
         # float32 -> float64 promotion in the quantile arithmetic is exact
         return sort_segments_float32(flat[objects.order], segment, objects.offsets)
     return _sort_segments(vals, objects.offsets)
