@@ -24,7 +24,7 @@ _M_MMAP_THRESHOLD = -3
 _done = False
 
 
-def keep_freed_memory(trim_threshold: int = 256 << 20, mmap_threshold: int = 32 << 20) -> bool:
+def keep_freed_memory(trim_threshold: int = 64 << 20, mmap_threshold: int = 32 << 20) -> bool:
     """Raise glibc's trim and mmap thresholds for this process (once; no-op elsewhere).
 
     Parameters

@@ -367,3 +367,36 @@ def upsampling_csr(order, offsets, shape, small_shape):
             seen[q] = False
         indptr[i + 1] = nnz
     return indptr, indices[:nnz].copy(), data[:nnz].copy()
+
+
+@numba.njit(cache=True)
+def csr_rows_times(indptr, indices, data, dense):
+    """``csr @ dense`` for a float32 ``dense`` without scipy's float64 copy of it.
+
+    ``dense`` (small pixels x steps) is read row by row in its own dtype; the
+    products are summed in float64 in the order of ``indices``, as scipy's
+    ``csr_matvecs`` does on the upcast copy (the same numbers).
+    """
+    nrows = indptr.size - 1
+    ncols = dense.shape[1]
+    out = np.zeros((nrows, ncols))
+    for i in range(nrows):
+        for j in range(indptr[i], indptr[i + 1]):
+            wt = data[j]
+            row = dense[indices[j]]
+            for k in range(ncols):
+                out[i, k] += wt * row[k]
+    return out
+
+
+@numba.njit(cache=True)
+def segment_sums(flat, order, offsets):
+    """Per object: the float64 sum of ``flat`` over its pixels, in ``order`` (``np.bincount``'s order)."""
+    n = offsets.size - 1
+    out = np.zeros(n)
+    for i in range(n):
+        total = 0.0
+        for t in range(offsets[i], offsets[i + 1]):
+            total += flat[order[t]]
+        out[i] = total
+    return out

@@ -33,7 +33,8 @@ import scipy.ndimage as ndi
 import scipy.sparse
 
 from ..errors import InputError
-from ._granularity import disk_opening, granular_steps, max_tree, stretch, upsampling_csr
+from ._granularity import (csr_rows_times, disk_opening, granular_steps, max_tree, segment_sums, stretch,
+                           upsampling_csr)
 from ._sort import argsort_float32
 from .objects import Objects, as_objects, check_image
 
@@ -166,9 +167,9 @@ def _object_spectrum(objects: Objects, spec: GranularitySpectrum) -> np.ndarray:
         return np.full((0, steps), np.nan)
     area = objects.area.astype(float)
     with np.errstate(invalid="ignore", divide="ignore"):
-        start_mean = np.bincount(objects.pixel_labels, weights=spec.full_image.ravel()[objects.order],
-                                 minlength=n + 1)[1:] / area
-        means = np.asarray(_upsampling_matrix(objects, spec.small_shape) @ spec.reconstructions) / area[:, None]
+        start_mean = segment_sums(spec.full_image.ravel(), objects.order, objects.offsets) / area
+        up = _upsampling_matrix(objects, spec.small_shape)
+        means = csr_rows_times(up.indptr, up.indices, up.data, spec.reconstructions) / area[:, None]
         previous = np.column_stack([start_mean, means[:, :-1]])
         out = (previous - means) * 100 / np.maximum(start_mean, np.finfo(float).eps)[:, None]
     out[~objects.present] = np.nan
