@@ -32,6 +32,20 @@ def test_calculate_against_cellprofiler_functions(cp_ref):
         assert ours.max() == pytest.approx(ref.max(), rel=0.1)
 
 
+@pytest.mark.parametrize("shape,factor", [((1080, 1080), 0.2), ((300, 330), 1 / 3), ((200, 200), 0.25),
+                                          ((301, 299), 0.2)])
+def test_downsample_is_cellprofilers_resize(cp_ref, shape, factor):
+    # CellProfiler's Resize x0.2 is skimage.transform.resize(order=1, mode="symmetric") with its default
+    # anti-aliasing; the shortcut for integer factors must give the same numbers, bit for bit
+    raw = cp_ref.raw("M02", "Mito")[:shape[0], :shape[1]]
+    data = raw.astype(np.float32) / np.float32(65535)
+    new_shape = (int(np.round(shape[0] * factor)), int(np.round(shape[1] * factor)))
+    want = skimage.transform.resize(data, new_shape, order=1, mode="symmetric")
+    got = illum.downsample(raw, factor)
+    assert got.dtype == want.dtype
+    np.testing.assert_array_equal(got, want)
+
+
 def test_finalize_follows_cellprofiler_steps():
     rng = np.random.default_rng(0)
     small = rng.uniform(0.01, 0.05, (60, 60))
