@@ -71,3 +71,22 @@ def test_edge_is_skimage_inner_boundary(cp_ref):
     pos, _ = _edge_positions(objects)
     expected = np.flatnonzero(skimage.segmentation.find_boundaries(labels, mode="inner").ravel()[objects.order])
     np.testing.assert_array_equal(pos, expected)
+
+
+def test_mad_is_interpolated_median_of_absolute_deviations():
+    # the binary-search order statistics equal sorting |x - median| and interpolating as CellProfiler
+    from cpfeatures.measure.intensity import _mad
+
+    rng = np.random.default_rng(5)
+    sizes = rng.integers(1, 60, 300)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    values = (rng.integers(0, 25, offsets[-1]) / 24).astype(np.float32)  # many ties
+    segments = [np.sort(values[a:b]) for a, b in zip(offsets[:-1], offsets[1:])]
+    medians = np.array([np.median(s) for s in segments]) + np.where(rng.random(sizes.size) < 0.3, 0.01, 0.0)
+    got = _mad(np.concatenate(segments), offsets, medians)
+    for k, (seg, m) in enumerate(zip(segments, medians)):
+        dev = np.sort(np.abs(seg.astype(np.float64) - m))
+        q = seg.size * 0.5
+        qi, qf = int(np.floor(q)), q - np.floor(q)
+        want = dev[qi] * (1 - qf) + dev[qi + 1] * qf if qi < seg.size - 1 else dev[qi]
+        assert got[k] == pytest.approx(want, rel=1e-12, abs=1e-15), k
