@@ -19,18 +19,17 @@ that module 15 subtracts from DNA before nuclei are found).
 
 from __future__ import annotations
 
-import warnings
 from typing import Iterable
 
 import numba
 import numpy as np
 import scipy.ndimage as ndi
-import skimage.filters
 import skimage.transform
 
 from .errors import InputError
 
-__all__ = ["downsample", "upsample", "finalize", "calculate", "apply", "background", "to_float", "strel_disk"]
+__all__ = ["downsample", "upsample", "finalize", "calculate", "apply", "background", "to_float", "strel_disk",
+           "disk_median"]
 
 #: CellProfiler's robust minimum: the value at this fraction of the sorted positive pixels.
 ROBUST_FACTOR = 0.02
@@ -162,9 +161,83 @@ def _median_smooth(mean: np.ndarray, filter_size: float) -> np.ndarray:
     # step divides the scale out again).
     radius = max(1, int(filter_size / 2.35 + 0.5))
     scaled = (mean * 65535).astype(np.uint16)
-    with warnings.catch_warnings():  # skimage warns that 16-bit rank filters are slow; at 216 px they are not
-        warnings.simplefilter("ignore", UserWarning)
-        return skimage.filters.median(scaled, strel_disk(radius), behavior="rank").astype(np.float64)
+    return disk_median(scaled, radius).astype(np.float64)
+
+
+def disk_median(image: np.ndarray, radius: int) -> np.ndarray:
+    """``skimage.filters.median(image, strel_disk(radius), behavior="rank")``, exactly, in a fraction of the time.
+
+    scikit-image's rank median is the smallest value ``v`` with more than half of
+    the footprint's in-image pixels ``<= v`` (the upper median). Its histogram
+    has one bin per 16-bit value; here the values are first replaced by their
+    rank among the image's distinct values, and a sliding two-level histogram
+    of ranks (Huang's algorithm) moves along each row adding and removing only
+    the disk's edge pixels.
+    """
+    image = np.asarray(image)
+    if image.ndim != 2 or image.dtype.kind not in "ui":
+        raise InputError(f"disk_median needs a 2-D integer image, got {image.dtype} {image.shape}")
+    values, ranks = np.unique(image, return_inverse=True)
+    ranks = ranks.reshape(image.shape).astype(np.int64)
+    reach = np.array([int(np.floor(np.sqrt(radius * radius - dy * dy))) for dy in range(-radius, radius + 1)],
+                     np.int64)  # half-width of the disk on each row offset
+    return values[_sliding_median(ranks, values.size, reach)].astype(image.dtype)
+
+
+@numba.njit(cache=True)
+def _sliding_median(ranks, nvalues, reach):
+    h, w = ranks.shape
+    radius = (reach.size - 1) // 2
+    coarse_size = 256
+    ncoarse = nvalues // coarse_size + 1
+    fine = np.zeros(nvalues, np.int64)
+    coarse = np.zeros(ncoarse, np.int64)
+    out = np.empty((h, w), np.int64)
+    for y in range(h):
+        fine[:] = 0
+        coarse[:] = 0
+        pop = 0
+        for i in range(reach.size):  # the disk at x = 0
+            yy = y + i - radius
+            if yy < 0 or yy >= h:
+                continue
+            for xx in range(0, min(w - 1, reach[i]) + 1):
+                r = ranks[yy, xx]
+                fine[r] += 1
+                coarse[r // coarse_size] += 1
+                pop += 1
+        for x in range(w):
+            if x > 0:  # slide right: drop the left edge, add the right edge of every disk row
+                for i in range(reach.size):
+                    yy = y + i - radius
+                    if yy < 0 or yy >= h:
+                        continue
+                    old = x - 1 - reach[i]
+                    if old >= 0:
+                        r = ranks[yy, old]
+                        fine[r] -= 1
+                        coarse[r // coarse_size] -= 1
+                        pop -= 1
+                    new = x + reach[i]
+                    if new < w:
+                        r = ranks[yy, new]
+                        fine[r] += 1
+                        coarse[r // coarse_size] += 1
+                        pop += 1
+            half = pop / 2.0
+            total = 0
+            c = 0
+            while total + coarse[c] <= half:  # the coarse bin holding the median
+                total += coarse[c]
+                c += 1
+            r = c * coarse_size
+            while True:
+                total += fine[r]
+                if total > half:
+                    break
+                r += 1
+            out[y, x] = r
+    return out
 
 
 def _rescale_robust_minimum(function: np.ndarray) -> np.ndarray:
