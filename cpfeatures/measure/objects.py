@@ -57,7 +57,10 @@ class Objects:
 
     @cached_property
     def _grouped(self) -> tuple[np.ndarray, np.ndarray]:
-        return _group_by_label(self.labels.ravel(), self.count)
+        order, offsets = _group_by_label(self.labels.ravel(), self.count)
+        # numba's arrays carry an equal but distinct int64 descriptor, which sends numpy's
+        # ufunc.at (and whatever is derived from these arrays) down its slow generic path (20x)
+        return order.view(np.int64), offsets.view(np.int64)
 
     @property
     def order(self) -> np.ndarray:
