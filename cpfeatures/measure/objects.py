@@ -58,7 +58,8 @@ class Objects:
     @cached_property
     def _grouped(self) -> tuple[np.ndarray, np.ndarray]:
         order, offsets = _group_by_label(self.labels.ravel(), self.count)
-        # numba's arrays carry an equal but distinct int64 descriptor, which sends numpy's
+        # arrays from a kernel loaded from numba's cache carry an unpickled int64 descriptor (equal to,
+        # but not, numpy's own), which sends numpy's
         # ufunc.at (and whatever is derived from these arrays) down its slow generic path (20x)
         return order.view(np.int64), offsets.view(np.int64)
 

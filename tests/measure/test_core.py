@@ -37,12 +37,25 @@ def test_unknown_family():
     assert "intensity" in available_families()
 
 
-def test_objects_arrays_have_numpys_own_dtypes():
-    # Arrays made by numba carry an equal but distinct dtype instance; numpy's ufunc.at (used for
-    # bounding boxes) then takes a generic path ~20x slower. Objects hands out numpy's instances.
+def test_objects_arrays_have_numpys_own_dtypes(monkeypatch):
+    # Arrays made by a kernel loaded from numba's on-disk cache carry an unpickled dtype: equal to
+    # numpy's int64 but another instance, which sends numpy's ufunc.at (used for bounding boxes) down
+    # a generic path ~20x slower. Objects must hand out numpy's own instances.
+    import pickle
+
     import numpy as np
 
-    from cpfeatures.measure import Objects
+    from cpfeatures.measure import Objects, objects as objects_module
+
+    unpickled = pickle.loads(pickle.dumps(np.dtype(np.int64)))
+    assert unpickled is not np.dtype(np.int64)
+    kernel = objects_module._group_by_label
+
+    def as_from_cache(flat, count):
+        order, offsets = kernel(flat, count)
+        return order.view(unpickled), offsets.view(unpickled)
+
+    monkeypatch.setattr(objects_module, "_group_by_label", as_from_cache)
 
     labels = np.zeros((20, 30), np.int32)
     labels[2:5, 3:9] = 1
