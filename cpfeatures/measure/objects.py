@@ -58,9 +58,9 @@ class Objects:
     @cached_property
     def _grouped(self) -> tuple[np.ndarray, np.ndarray]:
         order, offsets = _group_by_label(self.labels.ravel(), self.count)
-        # arrays from a kernel loaded from numba's cache carry an unpickled int64 descriptor (equal to,
-        # but not, numpy's own), which sends numpy's
-        # ufunc.at (and whatever is derived from these arrays) down its slow generic path (20x)
+        # arrays from a kernel loaded from numba's cache carry an unpickled int64 descriptor (equal
+        # to numpy's, but another instance), which sends numpy's ufunc.at (and everything derived
+        # from these arrays) down its slow generic path (20x)
         return order.view(np.int64), offsets.view(np.int64)
 
     @property
