@@ -97,7 +97,11 @@ def measure_objects(labels, images: dict[str, np.ndarray], families: str | Itera
         module = _module(name, FAMILIES)
         columns.update(module.measure_family(objects, images, settings.get(name), cache))
     present = np.flatnonzero(objects.present)
-    frame = pd.DataFrame({k: np.asarray(v, dtype=np.float64)[present] for k, v in columns.items()})
+    # one float64 block: building thousands of separate columns costs more than some families
+    values = np.empty((present.size, len(columns)))
+    for j, v in enumerate(columns.values()):
+        values[:, j] = np.asarray(v)[present]
+    frame = pd.DataFrame(values, columns=list(columns))
     frame.insert(0, "ObjectNumber", present + 1)
     return frame
 
