@@ -43,10 +43,26 @@ _NTAB = 1024  # counts below this get their p log2 p cached per matrix
 
 def quantize(image: np.ndarray, gray_levels: int = 256) -> np.ndarray:
     """CellProfiler's gray-level quantization of a [0, 1] image (uint8)."""
-    q = skimage.util.img_as_ubyte(np.clip(image, 0, 1))
+    if image.dtype == np.float32:
+        q = _ubyte_float32(np.ascontiguousarray(image))
+    else:
+        q = skimage.util.img_as_ubyte(np.clip(image, 0, 1))
     if gray_levels != 256:
         q = skimage.exposure.rescale_intensity(q, in_range=(0, 255), out_range=(0, gray_levels - 1)).astype(np.uint8)
     return q
+
+
+@numba.njit(cache=True)
+def _ubyte_float32(image):
+    """``img_as_ubyte(np.clip(image, 0, 1))`` for float32 in one pass: skimage multiplies by 255
+    in float32, rounds half to even and clips."""
+    out = np.empty(image.shape, np.uint8)
+    flat_in = image.ravel()
+    flat_out = out.ravel()
+    for i in range(flat_in.size):
+        v = min(max(flat_in[i], np.float32(0.0)), np.float32(1.0)) * np.float32(255.0)
+        flat_out[i] = np.uint8(np.rint(v))
+    return out
 
 
 @numba.njit(cache=True)

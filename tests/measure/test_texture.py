@@ -66,3 +66,13 @@ def test_edge_cases():
     # an object quantized entirely to 0 is ignored like background -> 0 features
     dark = texture(labels, np.zeros((30, 30)), scale=1)
     assert dark["Texture_Entropy_1_00_256"][2] == 0
+
+
+def test_quantize_is_skimage_img_as_ubyte(cp_ref):
+    # CellProfiler quantizes with skimage.util.img_as_ubyte: x * 255 in float32, rounded half to even
+    import skimage.util
+
+    halves = ((np.arange(511) + 0.5) / 510).astype(np.float32)  # every k + 0.5 boundary
+    for image in (cp_ref.corrected("M02", "DNA"), cp_ref.corrected("G21", "Brightfield"), halves,
+                  np.array([0.0, 1.0, 1e-9, 1 - 1e-7], np.float32)):
+        np.testing.assert_array_equal(quantize(image), skimage.util.img_as_ubyte(np.clip(image, 0, 1)))
