@@ -59,20 +59,18 @@ def _smallest_gap(data: np.ndarray, enough: float) -> float:
     lo, hi = float(data.min()), float(data.max())
     if (hi - lo) / enough > 1 << 22:  # too many bins: sort instead
         return float(np.min(np.diff(np.unique(data))))
-    nbins = int((hi - lo) / enough) + 2
-    gap = _binned_gap(data, lo, 1.0 / enough, nbins)
+    gap, values = _binned(data, lo, 1.0 / enough, int((hi - lo) / enough) + 2)
     if gap <= enough:
         return gap
-    if np.isinf(gap):  # one value per bin: the occupied bins, in order, are the distinct values
-        values = _binned_values(data, lo, 1.0 / enough, nbins)
-        if values.size > 1:
-            return float(np.min(np.diff(values)))
+    if np.isinf(gap) and values.size > 1:  # one value per bin: in bin order, the distinct values
+        return float(np.min(np.diff(values)))
     return float(np.min(np.diff(np.unique(data))))  # (rounding put a wider pair in one bin)
 
 
 @numba.njit(cache=True)
-def _binned_gap(data, lo, scale, nbins):
-    # the gap between two distinct values sharing a bin (<= the bin width), else +inf
+def _binned(data, lo, scale, nbins):
+    """Bin ``data`` by ``1 / scale`` from ``lo``: (the gap between the first two distinct values found
+    sharing a bin, nothing) or, when every bin holds one value, (+inf, the occupied bins' values)."""
     seen = np.zeros(nbins, np.bool_)
     value = np.empty(nbins)
     for x in data:
@@ -81,20 +79,8 @@ def _binned_gap(data, lo, scale, nbins):
             seen[b] = True
             value[b] = x
         elif value[b] != x:
-            return abs(value[b] - x)
-    return np.inf
-
-
-@numba.njit(cache=True)
-def _binned_values(data, lo, scale, nbins):
-    # the value of each occupied bin (one per bin, checked by _binned_gap), in increasing order
-    seen = np.zeros(nbins, np.bool_)
-    value = np.empty(nbins)
-    for x in data:
-        b = int((x - lo) * scale)
-        seen[b] = True
-        value[b] = x
-    return value[seen]
+            return abs(value[b] - x), value[:0]
+    return np.inf, value[seen]
 
 
 def otsu(image: np.ndarray, mask: np.ndarray | None = None) -> float:
