@@ -23,6 +23,19 @@ _BUCKETS = 1 << _BITS
 _MASK = _BUCKETS - 1
 
 
+@numba.njit(cache=True)
+def _key(bits):
+    # the order-preserving uint32 of one float32's bits (-0.0 as 0.0)
+    if bits == np.uint32(0x80000000):
+        bits = np.uint32(0)
+    return ~bits if bits & np.uint32(0x80000000) else bits | np.uint32(0x80000000)
+
+
+@numba.njit(cache=True)
+def _value_bits(key):
+    return key & np.uint32(0x7FFFFFFF) if key & np.uint32(0x80000000) else ~key
+
+
 def float32_keys(values: np.ndarray) -> np.ndarray:
     """uint32 keys ordered as the float32 values (IEEE trick; -0.0 equals 0.0; finite values)."""
     return _keys(np.ascontiguousarray(values, dtype=np.float32).view(np.uint32))
@@ -81,19 +94,6 @@ def argsort_float32(values: np.ndarray) -> np.ndarray:
     """``np.argsort(values, kind="stable")`` for finite float32 values (as uint32 positions)."""
     keys = float32_keys(np.ravel(values))
     return _radix_sort(keys, _positions(keys.size))[1]
-
-
-@numba.njit(cache=True)
-def _key(bits):
-    # the order-preserving uint32 of one float32's bits (-0.0 as 0.0)
-    if bits == np.uint32(0x80000000):
-        bits = np.uint32(0)
-    return ~bits if bits & np.uint32(0x80000000) else bits | np.uint32(0x80000000)
-
-
-@numba.njit(cache=True)
-def _value_bits(key):
-    return key & np.uint32(0x7FFFFFFF) if key & np.uint32(0x80000000) else ~key
 
 
 @numba.njit(cache=True)

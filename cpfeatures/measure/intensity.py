@@ -117,7 +117,7 @@ def _sorted_by_object(objects: Objects, vals: np.ndarray) -> np.ndarray:
     """
     if vals.dtype == np.float32:
         return sort_segments_float32(vals, objects.offsets)
-    return _sort_segments(vals, objects.offsets)
+    return _sort_each_segment(vals, objects.offsets)
 
 
 @numba.njit(cache=True)
@@ -197,7 +197,7 @@ def _interpolated(sorted_values: np.ndarray, start: np.ndarray, area: np.ndarray
 
 
 @numba.njit(cache=True)
-def _sort_segments(values, offsets):
+def _sort_each_segment(values, offsets):
     """Sort each object's values in place of a copy (objects are contiguous segments)."""
     out = values.copy()
     for k in range(offsets.size - 1):
