@@ -94,10 +94,11 @@ def _shrink_by_integer(image: np.ndarray, k: int) -> np.ndarray:
     only those rows and columns of the smoothed image are computed, in scipy's
     arithmetic (float64 sums in its order, float32 between the two axes).
     """
-    if k % 2 == 0:  # the sample points fall between pixels: interpolate as skimage does
-        return _resize(image, (image.shape[0] // k, image.shape[1] // k))
     sigma = (k - 1) / 2
     radius = int(4.0 * sigma + 0.5)  # scipy's default truncate = 4.0
+    if k % 2 == 0 or min(image.shape) <= radius:
+        # sample points between pixels, or a border reflected more than once: skimage's own way
+        return _resize(image, (image.shape[0] // k, image.shape[1] // k))
     x = np.arange(-radius, radius + 1)
     weights = np.exp(-0.5 / (sigma * sigma) * x.astype(np.float64) ** 2)
     weights = weights / weights.sum()

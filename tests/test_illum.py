@@ -34,7 +34,8 @@ def test_calculate_against_cellprofiler_functions(cp_ref):
         assert ours.max() == pytest.approx(ref.max(), rel=0.1)
 
 
-@pytest.mark.parametrize("shape,factor", [((1080, 1080), 0.2), ((300, 330), 1 / 3), ((200, 200), 0.25),
+@pytest.mark.parametrize("shape,factor", [((1080, 1080), 0.2), ((300, 330), 1 / 3), ((200, 200), 0.25), ((10, 15), 0.2),
+                                          ((5, 5), 0.2),
                                           ((301, 299), 0.2)])
 def test_downsample_is_cellprofilers_resize(cp_ref, shape, factor):
     # CellProfiler's Resize x0.2 is skimage.transform.resize(order=1, mode="symmetric") with its default
