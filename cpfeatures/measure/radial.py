@@ -47,6 +47,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..segment.propagate import propagate
+from ._np123sort import argsort_np123, introsort_np123
 from .objects import Objects, as_objects, check_image
 
 __all__ = ["radial", "radial_zernikes", "zernike_indexes", "measure_family", "FEATURES"]
@@ -128,163 +129,6 @@ def _squared_distance_to_edge(labels):
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# numpy 1.23's unstable argsort (introsort), which decides CellProfiler's centre ties
-# --------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
-def _aheapsort(k, a, lo, n):
-    """numpy 1.23's ``aheapsort_`` on ``a[lo:lo + n]``, keys ``k`` moved along with ``a``."""
-    base = lo - 1  # numpy indexes the heap from 1
-    l = n >> 1
-    while l > 0:
-        tk, ta = k[base + l], a[base + l]
-        i = l
-        j = l << 1
-        while j <= n:
-            if j < n and k[base + j] < k[base + j + 1]:
-                j += 1
-            if tk < k[base + j]:
-                k[base + i], a[base + i] = k[base + j], a[base + j]
-                i = j
-                j += j
-            else:
-                break
-        k[base + i], a[base + i] = tk, ta
-        l -= 1
-    while n > 1:
-        tk, ta = k[base + n], a[base + n]
-        k[base + n], a[base + n] = k[base + 1], a[base + 1]
-        n -= 1
-        i = 1
-        j = 2
-        while j <= n:
-            if j < n and k[base + j] < k[base + j + 1]:
-                j += 1
-            if tk < k[base + j]:
-                k[base + i], a[base + i] = k[base + j], a[base + j]
-                i = j
-                j += j
-            else:
-                break
-        k[base + i], a[base + i] = tk, ta
-
-
-@numba.njit(cache=True)
-def _swap(k, a, x, y):
-    k[x], k[y] = k[y], k[x]
-    a[x], a[y] = a[y], a[x]
-
-
-@numba.njit(cache=True)
-def _covers(targets, lo, hi):
-    """Some value of the sorted ``targets`` lies in [lo, hi] (binary search)."""
-    a, b = 0, targets.size
-    while a < b:
-        mid = (a + b) >> 1
-        if targets[mid] < lo:
-            a = mid + 1
-        else:
-            b = mid
-    return a < targets.size and targets[a] <= hi
-
-
-@numba.njit(cache=True)
-def _introsort_np123(k, a, targets, prune):
-    """numpy 1.23's ``aquicksort_`` on keys ``k`` carrying indices ``a`` (both permuted in place).
-
-    Median-of-3 Hoare partitions, insertion sort below 16 elements, heapsort for a part
-    popped past a depth of 2 log2(n); the keys travel with the indices instead of being
-    read through them, which changes no comparison. With ``prune``, a part whose value
-    range (known from the pivots above it) holds none of the sorted ``targets`` is left
-    unsorted: parts never interact, so every element whose value is a target ends exactly
-    where the full sort puts it.
-    """
-    num = k.size
-    if num < 2:
-        return
-    stack = np.empty(256, np.int64)
-    bounds = np.empty(256, np.float64)
-    depth = np.empty(128, np.int64)
-    sp = 0
-    pl = 0
-    pr = num - 1
-    lo = -np.inf
-    hi = np.inf
-    cdepth = 0
-    t = num
-    while t > 1:
-        t >>= 1
-        cdepth += 1
-    cdepth *= 2
-    while True:
-        if cdepth < 0:
-            _aheapsort(k, a, pl, pr - pl + 1)
-        else:
-            skip = False
-            while pr - pl > 15:
-                pm = pl + ((pr - pl) >> 1)
-                if k[pm] < k[pl]:
-                    _swap(k, a, pm, pl)
-                if k[pr] < k[pm]:
-                    _swap(k, a, pr, pm)
-                if k[pm] < k[pl]:
-                    _swap(k, a, pm, pl)
-                vp = k[pm]
-                pi = pl
-                pj = pr - 1
-                _swap(k, a, pm, pj)
-                while True:
-                    pi += 1
-                    while k[pi] < vp:
-                        pi += 1
-                    pj -= 1
-                    while vp < k[pj]:
-                        pj -= 1
-                    if pi >= pj:
-                        break
-                    _swap(k, a, pi, pj)
-                _swap(k, a, pi, pr - 1)
-                cdepth -= 1
-                # numpy pushes the larger part and goes on with the smaller one
-                if pi - pl < pr - pi:
-                    ql, qr, qlo, qhi = pi + 1, pr, np.float64(vp), hi
-                    pr, hi = pi - 1, np.float64(vp)
-                else:
-                    ql, qr, qlo, qhi = pl, pi - 1, lo, np.float64(vp)
-                    pl, lo = pi + 1, np.float64(vp)
-                if not prune or _covers(targets, qlo, qhi):
-                    stack[sp], stack[sp + 1] = ql, qr
-                    bounds[sp], bounds[sp + 1] = qlo, qhi
-                    depth[sp >> 1] = cdepth
-                    sp += 2
-                if prune and not _covers(targets, lo, hi):
-                    skip = True
-                    break
-            if not skip:
-                for pi in range(pl + 1, pr + 1):
-                    ai, ki = a[pi], k[pi]
-                    pj = pi
-                    while pj > pl and ki < k[pj - 1]:
-                        a[pj], k[pj] = a[pj - 1], k[pj - 1]
-                        pj -= 1
-                    a[pj], k[pj] = ai, ki
-        if sp == 0:
-            break
-        sp -= 2
-        pl, pr = stack[sp], stack[sp + 1]
-        lo, hi = bounds[sp], bounds[sp + 1]
-        cdepth = depth[sp >> 1]
-
-
-@numba.njit(cache=True)
-def _argsort_np123(values):
-    """``np.argsort(values)`` exactly as numpy 1.23 orders it, ties included (no NaN)."""
-    k = values.ravel().copy()
-    a = np.arange(k.size)
-    _introsort_np123(k, a, np.empty(0, np.float64), False)
-    return a
-
-
 @numba.njit(cache=True)
 def _peaks(keys, flat, count):
     """Largest key per label 0..count (-1 where absent)."""
@@ -301,7 +145,7 @@ def _positions_of_peaks(keys, flat, peak, targets):
     (0 for absent labels); the sort only finishes the parts that can hold a target value."""
     k = keys.copy()
     order = np.arange(k.size).astype(np.int32)
-    _introsort_np123(k, order, targets, True)
+    introsort_np123(k, order, targets, True)
     pos = np.zeros(peak.size, np.int64)
     for t in range(order.size):
         p = order[t]
@@ -516,7 +360,7 @@ def _other_centres(objects: Objects, centers: np.ndarray, choice: str) -> _Centr
         di = oi[missing_labels - 1][:, None] - ig[None, :]
         dj = oj[missing_labels - 1][:, None] - jg[None, :]
         d2 = di * di + dj * dj
-        first = np.array([_argsort_np123(row)[0] for row in d2], np.int64)
+        first = np.array([argsort_np123(row)[0] for row in d2], np.int64)
         best = np.zeros(objects.count + 1, np.int64)
         best[missing_labels] = lg[first]
         cl[missing] = best[labels[missing]]

@@ -73,6 +73,7 @@ import numba
 import numpy as np
 
 from ..errors import InputError
+from ._np123sort import argsort_np123
 from .objects import Objects, as_objects
 
 __all__ = ["sizeshape", "measure_family", "zernike_indexes", "FEATURES"]
@@ -683,128 +684,6 @@ def _convex_area(pts, hoff):
     return out
 
 
-@numba.njit(cache=True, inline="always")
-def _less(a, b):
-    """numpy's sort order for floats (NaN last)."""
-    return a < b or (b != b and a == a)
-
-
-@numba.njit(cache=True)
-def _aheapsort(v, idx, lo, n):
-    """numpy 1.23's ``aheapsort`` of ``idx[lo:lo+n]`` by ``v`` (introsort's fallback)."""
-    a0 = lo - 1  # 1-based heap
-    for l in range(n >> 1, 0, -1):
-        tmp = idx[a0 + l]
-        i = l
-        j = l << 1
-        while j <= n:
-            if j < n and _less(v[idx[a0 + j]], v[idx[a0 + j + 1]]):
-                j += 1
-            if _less(v[tmp], v[idx[a0 + j]]):
-                idx[a0 + i] = idx[a0 + j]
-                i = j
-                j += j
-            else:
-                break
-        idx[a0 + i] = tmp
-    while n > 1:
-        tmp = idx[a0 + n]
-        idx[a0 + n] = idx[a0 + 1]
-        n -= 1
-        i = 1
-        j = 2
-        while j <= n:
-            if j < n and _less(v[idx[a0 + j]], v[idx[a0 + j + 1]]):
-                j += 1
-            if _less(v[tmp], v[idx[a0 + j]]):
-                idx[a0 + i] = idx[a0 + j]
-                i = j
-                j += j
-            else:
-                break
-        idx[a0 + i] = tmp
-
-
-@numba.njit(cache=True)
-def _argsort_numpy123(v):
-    """``np.argsort(v)`` (kind "quicksort") exactly as numpy 1.23 orders it, ties included:
-    introsort with median-of-3 pivots, insertion sort from 16 elements down, heapsort past
-    2 log2(n) levels. CellProfiler's minimum positions take the first of tied values in this
-    order (scipy.ndimage.minimum_position)."""
-    num = v.size
-    idx = np.arange(num)
-    if num < 2:
-        return idx
-    stack = np.empty(256, np.int64)
-    depth = np.empty(128, np.int64)
-    sp = 0
-    dp = 0
-    pl = 0
-    pr = num - 1
-    cdepth = 0
-    t = num
-    while t > 1:
-        t >>= 1
-        cdepth += 1
-    cdepth *= 2
-    while True:
-        if cdepth < 0:
-            _aheapsort(v, idx, pl, pr - pl + 1)
-        else:
-            while pr - pl > 15:
-                pm = pl + ((pr - pl) >> 1)
-                if _less(v[idx[pm]], v[idx[pl]]):
-                    idx[pm], idx[pl] = idx[pl], idx[pm]
-                if _less(v[idx[pr]], v[idx[pm]]):
-                    idx[pr], idx[pm] = idx[pm], idx[pr]
-                if _less(v[idx[pm]], v[idx[pl]]):
-                    idx[pm], idx[pl] = idx[pl], idx[pm]
-                vp = v[idx[pm]]
-                pi = pl
-                pj = pr - 1
-                idx[pm], idx[pj] = idx[pj], idx[pm]
-                while True:
-                    pi += 1
-                    while _less(v[idx[pi]], vp):
-                        pi += 1
-                    pj -= 1
-                    while _less(vp, v[idx[pj]]):
-                        pj -= 1
-                    if pi >= pj:
-                        break
-                    idx[pi], idx[pj] = idx[pj], idx[pi]
-                pk = pr - 1
-                idx[pi], idx[pk] = idx[pk], idx[pi]
-                if pi - pl < pr - pi:
-                    stack[sp] = pi + 1
-                    stack[sp + 1] = pr
-                    pr = pi - 1
-                else:
-                    stack[sp] = pl
-                    stack[sp + 1] = pi - 1
-                    pl = pi + 1
-                sp += 2
-                cdepth -= 1
-                depth[dp] = cdepth
-                dp += 1
-            for pi in range(pl + 1, pr + 1):
-                vi = idx[pi]
-                vv = v[vi]
-                pj = pi
-                while pj > pl and _less(vv, v[idx[pj - 1]]):
-                    idx[pj] = idx[pj - 1]
-                    pj -= 1
-                idx[pj] = vi
-        if sp == 0:
-            break
-        sp -= 2
-        pl = stack[sp]
-        pr = stack[sp + 1]
-        dp -= 1
-        cdepth = depth[dp]
-    return idx
-
-
 @numba.njit(cache=True, error_model="numpy")
 def _enclosing_circles(pts, hoff):
     """centrosome's ``minimum_enclosing_circle`` on its hull: Chrystal's walk from the first
@@ -877,7 +756,7 @@ def _enclosing_circles(pts, hoff):
                 nv += 1
         if not any_active:
             break
-        order = _argsort_numpy123(avs[:nv])
+        order = argsort_np123(avs[:nv])
         for t in range(nv):
             q = order[t]
             if first[vobj[q]] < 0:

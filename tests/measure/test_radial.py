@@ -3,7 +3,6 @@ cp-measure, centrosome and numpy 1.23's argsort."""
 
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 import pytest
@@ -111,25 +110,6 @@ def test_geometry_matches_centrosome(cp_ref):
     np.testing.assert_array_equal(cen.flat, flat)
     np.testing.assert_array_equal(cen.d_from, d_ref.ravel()[flat])
     np.testing.assert_array_equal(cen.label, l_ref.ravel()[flat])
-
-
-def test_argsort_is_numpy_1_23():
-    """CellProfiler's centre ties come from numpy 1.23's argsort; values from numpy 1.23.5."""
-    a = np.array([3, 1, 2, 0, 3, 3, 1, 2, 2, 0, 1, 3, 0, 2, 1, 1, 3, 0, 2, 3, 1, 0, 2, 2, 3, 1, 0, 0, 3, 2, 1, 2,
-                  0, 3, 1, 1, 2, 0, 3, 2], float)
-    assert R._argsort_np123(a).tolist() == [
-        27, 26, 3, 37, 32, 21, 9, 17, 12, 15, 25, 20, 34, 14, 30, 35, 10, 6, 1, 29, 18, 8, 7, 22, 23, 36, 2, 31,
-        13, 39, 33, 0, 24, 38, 16, 11, 5, 4, 28, 19]
-    # Musser's median-of-3 killer drives the sort into its heapsort fallback
-    n, k = 1000, 500
-    killer = np.zeros(n, np.int64)
-    for i in range(1, k + 1):
-        if i % 2 == 1:
-            killer[i - 1], killer[i] = i, k + i
-        killer[k + i - 1] = 2 * i
-    order = R._argsort_np123(killer.astype(float)).astype("<i8")
-    assert hashlib.sha256(order.tobytes()).hexdigest() == (
-        "cb8db9b46cfe8bd1fdec674656d45313c5e3eb313e95d8c3f08698bac1ac0297")
 
 
 def _cellprofiler_other_centres(labels, centers, choice):

@@ -12,7 +12,7 @@ import skimage.measure
 
 from cpfeatures.errors import InputError
 from cpfeatures.measure import Objects
-from cpfeatures.measure.sizeshape import (FEATURES, _argsort_numpy123, _enclosing_circles, _geometry, _hulls,
+from cpfeatures.measure.sizeshape import (FEATURES, _enclosing_circles, _geometry, _hulls,
                                           measure_family, sizeshape, zernike_indexes)
 
 # Columns that are functions of integers (pixel counts, exact sums, lattice points, squared
@@ -174,18 +174,6 @@ def test_against_centrosome(seed):
     same = rad == radii
     assert same.mean() > 0.8
     np.testing.assert_allclose(ours_z[same], zern[same], rtol=1e-12, atol=1e-15)
-
-
-def test_argsort_emulates_numpy_1_23():
-    # np.argsort of this array under numpy 1.23.5 (CellProfiler 4.2.8's), which breaks ties
-    # differently from a stable sort once the array is longer than 16
-    v = np.array([0, 4, 1, 4, 4, 1, 1, np.nan, 3, 0, 1, 1, 2, 1, 0, 4, 4], float)
-    numpy_1_23 = [0, 14, 9, 2, 13, 5, 6, 11, 10, 12, 8, 4, 3, 1, 15, 16, 7]
-    np.testing.assert_array_equal(_argsort_numpy123(v), numpy_1_23)
-    rng = np.random.default_rng(0)
-    for n in (0, 1, 5, 16, 17, 100, 3000):
-        x = rng.integers(0, 7, n).astype(float)
-        np.testing.assert_array_equal(x[_argsort_numpy123(x)], np.sort(x))
 
 
 def test_known_shapes():
