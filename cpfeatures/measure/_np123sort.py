@@ -30,41 +30,32 @@ def _swap(k, a, x, y):
 
 
 @numba.njit(cache=True)
+def _sift_down(k, a, base, i, n, tk, ta):
+    """Put (``tk``, ``ta``) at heap slot ``i`` of ``n`` and let it sink (heap slots from 1)."""
+    j = i << 1
+    while j <= n:
+        if j < n and _less(k[base + j], k[base + j + 1]):
+            j += 1
+        if _less(tk, k[base + j]):
+            k[base + i], a[base + i] = k[base + j], a[base + j]
+            i = j
+            j += j
+        else:
+            break
+    k[base + i], a[base + i] = tk, ta
+
+
+@numba.njit(cache=True)
 def _aheapsort(k, a, lo, n):
     """numpy 1.23's ``aheapsort_`` on ``a[lo:lo + n]``, keys ``k`` moved along with ``a``."""
     base = lo - 1  # numpy indexes the heap from 1
-    l = n >> 1
-    while l > 0:
-        tk, ta = k[base + l], a[base + l]
-        i = l
-        j = l << 1
-        while j <= n:
-            if j < n and _less(k[base + j], k[base + j + 1]):
-                j += 1
-            if _less(tk, k[base + j]):
-                k[base + i], a[base + i] = k[base + j], a[base + j]
-                i = j
-                j += j
-            else:
-                break
-        k[base + i], a[base + i] = tk, ta
-        l -= 1
+    for l in range(n >> 1, 0, -1):
+        _sift_down(k, a, base, l, n, k[base + l], a[base + l])
     while n > 1:
         tk, ta = k[base + n], a[base + n]
         k[base + n], a[base + n] = k[base + 1], a[base + 1]
         n -= 1
-        i = 1
-        j = 2
-        while j <= n:
-            if j < n and _less(k[base + j], k[base + j + 1]):
-                j += 1
-            if _less(tk, k[base + j]):
-                k[base + i], a[base + i] = k[base + j], a[base + j]
-                i = j
-                j += j
-            else:
-                break
-        k[base + i], a[base + i] = tk, ta
+        _sift_down(k, a, base, 1, n, tk, ta)
 
 
 @numba.njit(cache=True)
