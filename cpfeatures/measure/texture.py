@@ -5,10 +5,11 @@ CellProfiler 4.2.8 quantizes the whole image to 8 bits
 there), then for each object calls ``mahotas.features.haralick`` on the
 object's bounding box with the other pixels set to 0, ``ignore_zeros=True``,
 ``distance=scale``. We reproduce that definition without cropping: one numba
-kernel per (image, object set) handles every scale; object by object it walks
-the object's bounding box, accumulates its 4 co-occurrence matrices over the
+kernel per (image, object set) handles every scale. Object by object it walks
+the object's row runs (label-only, computed once per label image), so no
+label is read per pixel; it accumulates the 4 co-occurrence matrices over the
 object's occupied gray-level range only (a small int32 buffer that stays in
-cache), and evaluates the 13 features in reused scratch. The Image-table
+cache) and evaluates the 13 features in reused scratch. The Image-table
 texture counts the pairs of all scales and directions in one numba call.
 
 Details that decide agreement (all from mahotas/CellProfiler):
@@ -38,7 +39,8 @@ FEATURES = ["AngularSecondMoment", "Contrast", "Correlation", "Variance", "Inver
             "InfoMeas1", "InfoMeas2"]
 _DY = np.array([0, 1, 1, 1], np.int64)
 _DX = np.array([1, 1, 0, -1], np.int64)
-_NTAB = 1024  # counts below this get their p log2 p cached per matrix
+_NTAB = 1024
+_LOG2 = np.log2(np.maximum(np.arange(_NTAB), 1))  # log2 of the small counts (log2 0 -> 0: p = 0 adds 0)
 
 
 def quantize(image: np.ndarray, gray_levels: int = 256) -> np.ndarray:
@@ -66,46 +68,37 @@ def _ubyte_float32(image):
 
 
 @numba.njit(cache=True)
-def _symmetrize(cnt, sym):
-    """``sym[:r*r]`` as the R x R float matrix ``cnt + cnt.T`` (mahotas counts both orders); returns that view."""
-    r = cnt.shape[0]
-    mat = sym[:r * r].reshape(r, r)
-    for a in range(r):
-        for b in range(r):
-            mat[a, b] = np.float64(cnt[a, b]) + np.float64(cnt[b, a])
-    return mat
+def _features(cnt, lo, maxv, scratch, nz, out):
+    """13 Haralick features of one-way co-occurrence counts over gray levels lo..lo+R-1.
 
-
-@numba.njit(cache=True)
-def _features(mat, lo, maxv, scratch, nz, seen, out):
-    """13 Haralick features of one symmetric count matrix over gray levels lo..lo+R-1.
-
-    Loops run over occupied levels only (rows with a non-zero marginal); the
-    values are mahotas' definitions, see the module docstring. ``scratch``
-    (float, >= 5R + _NTAB), ``nz`` (int, >= R) and ``seen`` (int, _NTAB + 1,
-    zeros at first, then only passed along) are reused work space;
-    the same count always gives the same p log2 p, so it is computed once per
-    distinct small count (bit-identical to computing it every time).
+    mahotas counts both orders of every pair, i.e. the symmetric matrix
+    ``cnt + cnt.T``; it is read on the fly and only its upper triangle is
+    visited (off-diagonal cells count twice). Loops run over occupied levels
+    only (non-zero marginal): a cell in an unoccupied row or column is 0 and
+    adds nothing. The values are mahotas' definitions, see the module
+    docstring. ``scratch`` (float, >= 5R) and ``nz`` (int, >= R) are reused
+    work space.
     """
-    r = mat.shape[0]
+    r = cnt.shape[0]
     px = scratch[0:r]
     lpx = scratch[r:2 * r]
     minus = scratch[2 * r:3 * r]
     plus = scratch[3 * r:5 * r - 1]
-    tab = scratch[5 * r:5 * r + _NTAB]
-    seen[_NTAB] += 1  # a new stamp: seen[c] == stamp means tab[c] holds this matrix's p log2 p of count c
-    stamp = seen[_NTAB]
     px[:] = 0.0
     lpx[:] = 0.0
     minus[:] = 0.0
     plus[:] = 0.0
-    total = 0.0
+    total = 0
     for a in range(r):
+        row = 0
         for b in range(r):
-            px[b] += mat[a, b]
+            c = np.int64(cnt[a, b])
+            row += c
+            px[b] += c  # column sums; integer-valued, exact in any order
+        px[a] += row
+        total += 2 * row
     m = 0
     for a in range(r):
-        total += px[a]  # integer-valued: exact in any order
         if px[a] != 0.0:
             nz[m] = a
             m += 1
@@ -122,40 +115,42 @@ def _features(mat, lo, maxv, scratch, nz, seen, out):
     sx = np.sqrt(vx) if vx > 0 else 0.0
     asm = 0.0
     sij = 0.0
-    idm = 0.0
     ent = 0.0
     hxy1 = 0.0
+    flo = np.float64(lo)
+    linv = np.log2(inv)  # p log2 p = p (log2 c + log2(1 / total)), from a table of log2 c
+    # unsigned indices below: numba then skips its negative-index wraparound on every access
     for ia in range(m):
-        a = nz[ia]
-        for ib in range(m):
-            b = nz[ib]
-            # branch-free over empty cells: a zero count adds exact zeros to every sum
-            c = mat[a, b]
-            v = c * inv
-            ci = np.int64(c)
-            if ci < _NTAB:
-                if seen[ci] != stamp:
-                    tab[ci] = v * np.log2(v) if ci > 0 else 0.0
-                    seen[ci] = stamp
-                vlv = tab[ci]
+        a = np.uint64(nz[ia])
+        i = flo + np.float64(a)  # integer-valued floats: i * j is exact, as in integers
+        lpa = lpx[a]
+        for ib in range(ia, m):
+            b = np.uint64(nz[ib])
+            # branch-free over empty cells (about half of them): a zero count adds exact zeros
+            c = np.uint64(cnt[a, b]) + np.uint64(cnt[b, a])
+            v = np.float64(c) * inv
+            if c < _NTAB:
+                vlv = v * (_LOG2[c] + linv)
             else:
                 vlv = v * np.log2(v)
-            lc = lpx[a] + lpx[b]
-            i = lo + a
-            j = lo + b
-            asm += v * v
-            sij += i * j * v
-            idm += v / (1.0 + (i - j) * (i - j))
+            if c == total:
+                vlv = 0.0  # the whole matrix in one cell: p = 1 exactly, as mahotas has it
+            v2 = v + v if ib != ia else v  # off the diagonal, cell (b, a) holds the same count
+            vlv = vlv + vlv if ib != ia else vlv
+            asm += v2 * v
+            sij += i * (flo + np.float64(b)) * v2
             ent -= vlv
-            hxy1 -= v * lc
-            plus[a + b] += v
-            minus[abs(a - b)] += v
+            hxy1 -= v2 * (lpa + lpx[b])
+            plus[a + b] += v2
+            minus[b - a] += v2
     contrast = 0.0
     msq = 0.0
     hm = 0.0
+    idm = 0.0
     for k in range(r):
         mk = minus[k]
         contrast += k * k * mk
+        idm += mk / (1.0 + k * k)
         msq += mk * mk
         if mk > 0:
             hm -= mk * np.log2(mk)
@@ -193,99 +188,176 @@ def _features(mat, lo, maxv, scratch, nz, seen, out):
 
 
 @numba.njit(cache=True)
-def _haralick_objects(q, labels, n, distances, out):
-    """Haralick features of objects 1..n at every distance, ignoring pixels quantized to 0.
+def _row_runs(labels, n):
+    """Objects 1..n as horizontal runs of pixels, from one raster scan of the label image.
 
-    One raster pass finds each object's occupied gray range and the bounding
-    box of its counted pixels. Then object by object, and distance by
-    distance, the 4 one-way R x R co-occurrence matrices are accumulated over
-    the bounding box into one small int32 buffer that stays in cache, and the
-    features are evaluated in reused scratch. ``out`` has shape (S, n, 4, 13).
+    Returns ``(ry, rx0, rx1, run_offsets, row_offsets, row_runs)``: run ``i``
+    covers row ``ry[i]``, columns ``rx0[i] <= x < rx1[i]``; object ``k + 1``'s
+    runs are ``run_offsets[k]:run_offsets[k+1]`` in raster order. Its rows
+    ``y0 + j`` (``y0`` = its first run's row, ``j < row_offsets[k+1] -
+    row_offsets[k] - 1``) hold runs ``row_runs[o + j]:row_runs[o + j + 1]``
+    with ``o = row_offsets[k]``; rows without pixels hold none.
     """
     h, w = labels.shape
-    lo = np.full(n, 256, np.int64)
-    hi = np.full(n, -1, np.int64)
-    y0 = np.full(n, h, np.int64)
-    y1 = np.full(n, -1, np.int64)
-    x0 = np.full(n, w, np.int64)
-    x1 = np.full(n, -1, np.int64)
+    run_offsets = np.zeros(n + 1, np.int64)
     for y in range(h):
+        prev = 0
         for x in range(w):
             lab = labels[y, x]
-            v = q[y, x]
-            if lab == 0 or v == 0:
-                continue
-            k = lab - 1
-            if v < lo[k]:
-                lo[k] = v
-            if v > hi[k]:
-                hi[k] = v
-            if y < y0[k]:
-                y0[k] = y
-            y1[k] = y
-            if x < x0[k]:
-                x0[k] = x
-            if x > x1[k]:
-                x1[k] = x
+            if lab != prev and lab > 0:
+                run_offsets[lab] += 1
+            prev = lab
+    for k in range(n):
+        run_offsets[k + 1] += run_offsets[k]
+    nruns = run_offsets[n]
+    ry = np.empty(nruns, np.int64)
+    rx0 = np.empty(nruns, np.int64)
+    rx1 = np.empty(nruns, np.int64)
+    cursor = run_offsets[:n].copy()
+    for y in range(h):
+        prev = 0
+        run = -1
+        for x in range(w):
+            lab = labels[y, x]
+            if lab != prev:
+                if prev > 0:
+                    rx1[run] = x
+                if lab > 0:
+                    run = cursor[lab - 1]
+                    cursor[lab - 1] += 1
+                    ry[run] = y
+                    rx0[run] = x
+            prev = lab
+        if prev > 0:
+            rx1[run] = w
+    row_offsets = np.zeros(n + 1, np.int64)
+    for k in range(n):
+        a, b = run_offsets[k], run_offsets[k + 1]
+        rows = ry[b - 1] - ry[a] + 1 if b > a else 0
+        row_offsets[k + 1] = row_offsets[k] + rows + 1
+    row_runs = np.empty(row_offsets[n], np.int64)
+    for k in range(n):
+        a, b = run_offsets[k], run_offsets[k + 1]
+        o = row_offsets[k]
+        i = a
+        for j in range(row_offsets[k + 1] - o):
+            while i < b and ry[i] < ry[a] + j:
+                i += 1
+            row_runs[o + j] = i
+    return ry, rx0, rx1, run_offsets, row_offsets, row_runs
+
+
+@numba.njit(cache=True)
+def _haralick_objects(q, n, ry, rx0, rx1, run_offsets, row_offsets, row_runs, distances, out):
+    """Haralick features of objects 1..n at every distance, ignoring pixels quantized to 0.
+
+    Objects are walked as row runs (:func:`_row_runs`): the pixels of row y
+    that pair with row y + dy at column offset dx are the overlaps of the two
+    rows' runs shifted by dx, so the inner loop reads two gray levels per pair
+    and never a label. Object by object, and distance by distance, the 4
+    one-way co-occurrence matrices over the object's occupied gray range go
+    to one small int32 buffer that stays in cache, and the features are
+    evaluated in reused scratch. ``out`` has shape (S, n, 4, 13).
+    """
+    lo = np.full(n, 256, np.int64)
+    hi = np.full(n, -1, np.int64)
+    zeros = np.zeros(n, np.bool_)  # the object has pixels quantized to 0 (they pair with nothing)
+    for k in range(n):
+        for i in range(run_offsets[k], run_offsets[k + 1]):
+            row = q[ry[i]]
+            for x in range(rx0[i], rx1[i]):
+                v = np.int64(row[x])
+                if v != 0:
+                    lo[k] = min(lo[k], v)
+                    hi[k] = max(hi[k], v)
+                else:
+                    zeros[k] = True
     rmax = 1
     for k in range(n):
         if hi[k] >= 0:
             rmax = max(rmax, hi[k] - lo[k] + 1)
-    buf = np.empty(4 * rmax * rmax, np.int32)
+    lanes = np.empty(8 * rmax * rmax, np.int32)
+    counts = np.empty(4 * rmax * rmax, np.int32)
     feats = np.empty(13)
-    sym = np.empty(rmax * rmax)
-    scratch = np.empty(5 * rmax + _NTAB)
+    scratch = np.empty(5 * rmax)
     nz = np.empty(rmax, np.int64)
-    seen = np.zeros(_NTAB + 1, np.int64)
+    pairs = np.empty(4, np.int64)
+    one = np.uint64(1)
     for k in range(n):
         if hi[k] < 0:
             out[:, k, :, :] = np.nan  # no pixel above 0: mahotas raises, CellProfiler stores 0
             continue
-        lab = k + 1
         l0 = lo[k]
         r = hi[k] - l0 + 1
         rr = r * r
+        ur = np.uint64(r)
+        corner = np.uint64(l0 * r + l0)  # v * r + u - corner is cell (v - l0, u - l0)
+        clean = not zeros[k]
+        y0 = ry[run_offsets[k]]
+        o = row_offsets[k]
+        rows = row_offsets[k + 1] - o - 1
         for s in range(distances.shape[0]):
             distance = distances[s]
-            buf[:4 * rr] = 0
-            for y in range(y0[k], y1[k] + 1):
-                for x in range(x0[k], x1[k] + 1):
-                    v = q[y, x]
-                    if labels[y, x] != lab or v == 0:
-                        continue
-                    row = (v - l0) * r - l0
-                    for d in range(4):
-                        yy = y + _DY[d] * distance
-                        xx = x + _DX[d] * distance
-                        if yy < 0 or yy >= h or xx < 0 or xx >= w:
-                            continue
-                        if labels[yy, xx] != lab:
-                            continue
-                        u = q[yy, xx]
-                        if u == 0:
-                            continue
-                        buf[row + d * rr + u] += 1
-            empty = False
+            lanes[:8 * rr] = 0
             for d in range(4):
-                tot = 0
-                for i in range(d * rr, (d + 1) * rr):
-                    tot += buf[i]
-                if tot == 0:
-                    empty = True
-            if empty:
+                dy = _DY[d] * distance
+                dx = _DX[d] * distance
+                # direction d's matrix in two interleaved lanes (entry 2 * cell + x parity): runs of
+                # equal neighbouring pairs then alternate between two counters instead of waiting
+                # on one
+                cell = lanes[2 * d * rr:2 * (d + 1) * rr]
+                npair = 0
+                for j in range(rows - dy):
+                    here = q[y0 + j]
+                    there = q[y0 + j + dy]
+                    for ia in range(row_runs[o + j], row_runs[o + j + 1]):
+                        for ib in range(row_runs[o + j + dy], row_runs[o + j + dy + 1]):
+                            x_lo = max(rx0[ia], rx0[ib] - dx)
+                            x_hi = min(rx1[ia], rx1[ib] - dx)
+                            if x_hi <= x_lo:
+                                continue
+                            # slices and unsigned indices: no negative-index wraparound per pixel
+                            a = here[x_lo:x_hi]
+                            b = there[x_lo + dx:x_hi + dx]
+                            m = x_hi - x_lo
+                            if clean:  # every pixel counts: no test per pair
+                                npair += m
+                                x = 0
+                                while x + 1 < m:
+                                    cell[(np.uint64(a[x]) * ur + np.uint64(b[x]) - corner) << one] += 1
+                                    cell[((np.uint64(a[x + 1]) * ur + np.uint64(b[x + 1]) - corner) << one) | one] += 1
+                                    x += 2
+                                if x < m:
+                                    cell[(np.uint64(a[x]) * ur + np.uint64(b[x]) - corner) << one] += 1
+                            else:
+                                for x in range(m):
+                                    v = np.uint64(a[x])
+                                    u = np.uint64(b[x])
+                                    if v != 0 and u != 0:
+                                        cell[(v * ur + u - corner) << one] += 1
+                                        npair += 1
+                pairs[d] = npair
+            if pairs.min() == 0:
                 out[s, k, :, :] = np.nan  # a direction without pairs: mahotas raises for the object
                 continue
+            for i in range(4 * rr):
+                counts[i] = lanes[2 * i] + lanes[2 * i + 1]
             for d in range(4):
-                mat = _symmetrize(buf[d * rr:(d + 1) * rr].reshape(r, r), sym)
-                _features(mat, l0, hi[k] + 1, scratch, nz, seen, feats)  # matrix size = largest value + 1
-                out[s, k, d, :] = feats
+                _features(counts[d * rr:(d + 1) * rr].reshape(r, r), l0, hi[k] + 1, scratch, nz, feats)
+                out[s, k, d, :] = feats  # matrix size = largest value + 1
+
+
+def _runs(objects: Objects):
+    """The objects' row runs (:func:`_row_runs`), computed once per label image."""
+    return objects.cached(("texture", "runs"),
+                          lambda: _row_runs(objects.labels, objects.count))
 
 
 def _run(objects: Objects, q: np.ndarray, scales) -> np.ndarray:
     """Features of shape (len(scales), count, 4, 13)."""
     distances = np.array([int(s) for s in scales], np.int64)
     out = np.full((len(distances), objects.count, 4, 13), np.nan)
-    _haralick_objects(np.ascontiguousarray(q, dtype=np.uint8), objects.labels, objects.count, distances, out)
+    _haralick_objects(np.ascontiguousarray(q, dtype=np.uint8), objects.count, *_runs(objects), distances, out)
     return out
 
 
@@ -335,46 +407,50 @@ def _image_counts(q, levels, distances):
 
     Pixel (y, x) pairs with (y + dy, x + dx) when both are inside the image;
     one sweep per distance and direction. Neighbouring pixels mostly hit the
-    same cell, so four interleaved int32 partial matrices take consecutive
-    pixels (no increment waits for the previous one); they are summed at the end.
+    same cell, so four interleaved int32 lanes (entry 4 * cell + lane) take
+    consecutive pixels and no increment waits for the previous one; the lanes
+    are summed at the end. Row slices and unsigned indices keep numba's
+    negative-index wraparound out of the loop.
     """
     h, w = q.shape
     ns = distances.shape[0]
+    cells = levels * levels
     cnt = np.zeros((ns, 4, levels, levels), np.int64)
-    part = np.zeros((4, levels, levels), np.int32)  # a 1080 x 1080 image has < 2**31 pairs
+    lanes = np.zeros(4 * cells, np.int32)  # a 1080 x 1080 image has < 2**31 pairs
+    ul = np.uint64(levels)
+    two = np.uint64(2)
     for s in range(ns):
         for d in range(4):
             dy = _DY[d] * distances[s]
             dx = _DX[d] * distances[s]
-            part[:] = 0
+            lanes[:] = 0
             x0 = max(0, -dx)
             x1 = w - max(0, dx)
+            m = x1 - x0
             for y in range(max(0, -dy), h - max(0, dy)):
-                here = q[y]
-                there = q[y + dy]
-                x = x0
-                while x + 3 < x1:
-                    part[0, here[x], there[x + dx]] += 1
-                    part[1, here[x + 1], there[x + 1 + dx]] += 1
-                    part[2, here[x + 2], there[x + 2 + dx]] += 1
-                    part[3, here[x + 3], there[x + 3 + dx]] += 1
+                a = q[y, x0:x1]
+                b = q[y + dy, x0 + dx:x1 + dx]
+                x = 0
+                while x + 3 < m:
+                    lanes[(np.uint64(a[x]) * ul + np.uint64(b[x])) << two] += 1
+                    lanes[((np.uint64(a[x + 1]) * ul + np.uint64(b[x + 1])) << two) | np.uint64(1)] += 1
+                    lanes[((np.uint64(a[x + 2]) * ul + np.uint64(b[x + 2])) << two) | np.uint64(2)] += 1
+                    lanes[((np.uint64(a[x + 3]) * ul + np.uint64(b[x + 3])) << two) | np.uint64(3)] += 1
                     x += 4
-                while x < x1:
-                    part[0, here[x], there[x + dx]] += 1
+                while x < m:
+                    lanes[(np.uint64(a[x]) * ul + np.uint64(b[x])) << two] += 1
                     x += 1
-            for i in range(levels):
-                for j in range(levels):
-                    cnt[s, d, i, j] = np.int64(part[0, i, j]) + part[1, i, j] + part[2, i, j] + part[3, i, j]
+            flat = cnt[s, d].ravel()
+            for i in range(cells):
+                flat[i] = np.int64(lanes[4 * i]) + lanes[4 * i + 1] + lanes[4 * i + 2] + lanes[4 * i + 3]
     return cnt
 
 
 @numba.njit(cache=True)
 def _image_features(cnt, levels, out):
     """Haralick features of each (scale, direction) count matrix; a scale with an empty direction stays NaN."""
-    sym = np.empty(levels * levels)
-    scratch = np.empty(5 * levels + _NTAB)
+    scratch = np.empty(5 * levels)
     nz = np.empty(levels, np.int64)
-    seen = np.zeros(_NTAB + 1, np.int64)
     feats = np.empty(13)
     for s in range(cnt.shape[0]):
         empty = False
@@ -384,7 +460,7 @@ def _image_features(cnt, levels, out):
         if empty:
             continue  # mahotas raises; CellProfiler stores 0
         for d in range(4):
-            _features(_symmetrize(cnt[s, d], sym), 0, levels, scratch, nz, seen, feats)
+            _features(cnt[s, d], 0, levels, scratch, nz, feats)
             out[s, d, :] = feats
 
 
