@@ -134,21 +134,36 @@ def _dense_rank(values: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _pair_sums(lab, n, a, b, da, db, above_a, above_b, ra, rb, big_r):
-    """Per object: sum(da db), and over pixels above in both images: a, b, a w, b w, a b, a^2, b^2."""
+def _pair_sums(offsets, a, b, da, db, above_a, above_b, ra, rb, big_r):
+    """Per object: sum(da db), and over pixels above in both images: a, b, a w, b w, a b, a^2, b^2.
+
+    Each object's pixels are a contiguous segment; its eight sums are kept in
+    local accumulators (registers) rather than updated in memory per pixel,
+    in pixel order, so the results equal the per-pixel scatter bit for bit.
+    """
+    n = offsets.size - 1
     out = np.zeros((n, 8))
-    for t in range(lab.size):
-        k = lab[t] - 1
-        out[k, 0] += da[t] * db[t]
-        if above_a[t] and above_b[t]:
-            w = (big_r - abs(ra[t] - rb[t])) / big_r
-            out[k, 1] += a[t]
-            out[k, 2] += b[t]
-            out[k, 3] += a[t] * w
-            out[k, 4] += b[t] * w
-            out[k, 5] += a[t] * b[t]
-            out[k, 6] += a[t] * a[t]
-            out[k, 7] += b[t] * b[t]
+    for k in range(n):
+        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+        for t in range(offsets[k], offsets[k + 1]):
+            s0 += da[t] * db[t]
+            if above_a[t] and above_b[t]:
+                w = (big_r - abs(ra[t] - rb[t])) / big_r
+                s1 += a[t]
+                s2 += b[t]
+                s3 += a[t] * w
+                s4 += b[t] * w
+                s5 += a[t] * b[t]
+                s6 += a[t] * a[t]
+                s7 += b[t] * b[t]
+        out[k, 0] = s0
+        out[k, 1] = s1
+        out[k, 2] = s2
+        out[k, 3] = s3
+        out[k, 4] = s4
+        out[k, 5] = s5
+        out[k, 6] = s6
+        out[k, 7] = s7
     return out
 
 
@@ -156,8 +171,8 @@ def _pair(objects: Objects, c1: _Channel, c2: _Channel) -> dict[str, np.ndarray]
     n = objects.count
     both_any = bool(np.any(c1.above & c2.above))
     big_r = float(max(c1.rank.max(initial=0), c2.rank.max(initial=0)) + 1)
-    s = _pair_sums(objects.pixel_labels, n, c1.values, c2.values, c1.centered, c2.centered, c1.above,
-                   c2.above, c1.rank, c2.rank, big_r)
+    s = _pair_sums(objects.offsets, c1.values, c2.values, c1.centered, c2.centered, c1.above, c2.above,
+                   c1.rank, c2.rank, big_r)
     with np.errstate(invalid="ignore", divide="ignore"):
         out = {"Correlation_Correlation": s[:, 0] / (c1.norm * c2.norm)}
         if both_any:

@@ -191,12 +191,9 @@ def _features(cnt, lo, maxv, scratch, nz, out):
 def _row_runs(labels, n):
     """Objects 1..n as horizontal runs of pixels, from one raster scan of the label image.
 
-    Returns ``(ry, rx0, rx1, run_offsets, row_offsets, row_runs)``: run ``i``
-    covers row ``ry[i]``, columns ``rx0[i] <= x < rx1[i]``; object ``k + 1``'s
-    runs are ``run_offsets[k]:run_offsets[k+1]`` in raster order. Its rows
-    ``y0 + j`` (``y0`` = its first run's row, ``j < row_offsets[k+1] -
-    row_offsets[k] - 1``) hold runs ``row_runs[o + j]:row_runs[o + j + 1]``
-    with ``o = row_offsets[k]``; rows without pixels hold none.
+    Returns ``(ry, rx0, rx1, run_offsets)``: run ``i`` covers row ``ry[i]``,
+    columns ``rx0[i] <= x < rx1[i]``; object ``k + 1``'s runs are
+    ``run_offsets[k]:run_offsets[k+1]``, in raster order.
     """
     h, w = labels.shape
     run_offsets = np.zeros(n + 1, np.int64)
@@ -230,59 +227,56 @@ def _row_runs(labels, n):
             prev = lab
         if prev > 0:
             rx1[run] = w
-    row_offsets = np.zeros(n + 1, np.int64)
-    for k in range(n):
-        a, b = run_offsets[k], run_offsets[k + 1]
-        rows = ry[b - 1] - ry[a] + 1 if b > a else 0
-        row_offsets[k + 1] = row_offsets[k] + rows + 1
-    row_runs = np.empty(row_offsets[n], np.int64)
-    for k in range(n):
-        a, b = run_offsets[k], run_offsets[k + 1]
-        o = row_offsets[k]
-        i = a
-        for j in range(row_offsets[k + 1] - o):
-            while i < b and ry[i] < ry[a] + j:
-                i += 1
-            row_runs[o + j] = i
-    return ry, rx0, rx1, run_offsets, row_offsets, row_runs
+    return ry, rx0, rx1, run_offsets
 
 
 @numba.njit(cache=True)
-def _haralick_objects(q, n, ry, rx0, rx1, run_offsets, row_offsets, row_runs, distances, out):
+def _haralick_objects(q, n, ry, rx0, rx1, run_offsets, distances, out):
     """Haralick features of objects 1..n at every distance, ignoring pixels quantized to 0.
 
-    Objects are walked as row runs (:func:`_row_runs`): the pixels of row y
-    that pair with row y + dy at column offset dx are the overlaps of the two
-    rows' runs shifted by dx, so the inner loop reads two gray levels per pair
-    and never a label. Object by object, and distance by distance, the 4
-    one-way co-occurrence matrices over the object's occupied gray range go
-    to one small int32 buffer that stays in cache, and the features are
-    evaluated in reused scratch. ``out`` has shape (S, n, 4, 13).
+    Object by object: its pixels, already mapped to co-occurrence matrix
+    indices (gray level - lowest level; 0 and every pixel outside the object
+    -> a spare index ``r``), are written into a small zero-padded crop. Then,
+    distance by distance, each pixel of the object's row runs adds one count
+    to each of the 4 direction matrices, read at fixed offsets in the crop, so
+    the loop reads no label and tests nothing; pairs with a spare index land
+    in the matrices' spare row or column and are dropped. The 4 matrices
+    interleave, so consecutive counts never wait on each other, and they stay
+    in cache. The features are evaluated in reused scratch. ``out`` has shape
+    (S, n, 4, 13).
     """
+    pad = 0
+    for s in range(distances.shape[0]):
+        pad = max(pad, distances[s])
     lo = np.full(n, 256, np.int64)
     hi = np.full(n, -1, np.int64)
-    zeros = np.zeros(n, np.bool_)  # the object has pixels quantized to 0 (they pair with nothing)
+    bx0 = np.full(n, np.iinfo(np.int64).max, np.int64)
+    bx1 = np.full(n, -1, np.int64)
     for k in range(n):
         for i in range(run_offsets[k], run_offsets[k + 1]):
+            bx0[k] = min(bx0[k], rx0[i])
+            bx1[k] = max(bx1[k], rx1[i])
             row = q[ry[i]]
             for x in range(rx0[i], rx1[i]):
                 v = np.int64(row[x])
                 if v != 0:
                     lo[k] = min(lo[k], v)
                     hi[k] = max(hi[k], v)
-                else:
-                    zeros[k] = True
     rmax = 1
+    crop_size = 1
     for k in range(n):
         if hi[k] >= 0:
             rmax = max(rmax, hi[k] - lo[k] + 1)
-    lanes = np.empty(8 * rmax * rmax, np.int32)
+            height = ry[run_offsets[k + 1] - 1] - ry[run_offsets[k]] + 1
+            crop_size = max(crop_size, (height + pad) * (bx1[k] - bx0[k] + 2 * pad))
+    mats = np.empty(4 * (rmax + 1) * (rmax + 1), np.int32)
     counts = np.empty(4 * rmax * rmax, np.int32)
+    crop = np.empty(crop_size, np.uint8)  # r <= 255: levels 1..255 (0 is never counted)
+    index = np.empty(256, np.uint8)
     feats = np.empty(13)
     scratch = np.empty(5 * rmax)
     nz = np.empty(rmax, np.int64)
     pairs = np.empty(4, np.int64)
-    one = np.uint64(1)
     for k in range(n):
         if hi[k] < 0:
             out[:, k, :, :] = np.nan  # no pixel above 0: mahotas raises, CellProfiler stores 0
@@ -290,58 +284,51 @@ def _haralick_objects(q, n, ry, rx0, rx1, run_offsets, row_offsets, row_runs, di
         l0 = lo[k]
         r = hi[k] - l0 + 1
         rr = r * r
-        ur = np.uint64(r)
-        corner = np.uint64(l0 * r + l0)  # v * r + u - corner is cell (v - l0, u - l0)
-        clean = not zeros[k]
+        r1 = r + 1  # matrices are (r + 1) x (r + 1): index r collects pairs that do not count
+        m1 = r1 * r1
         y0 = ry[run_offsets[k]]
-        o = row_offsets[k]
-        rows = row_offsets[k + 1] - o - 1
+        height = ry[run_offsets[k + 1] - 1] - y0 + 1
+        cw = bx1[k] - bx0[k] + 2 * pad  # pad columns each side, pad rows below (dy >= 0)
+        index[:] = r
+        for v in range(l0, hi[k] + 1):
+            index[v] = v - l0
+        crop[:(height + pad) * cw] = r
+        for i in range(run_offsets[k], run_offsets[k + 1]):
+            c0 = (ry[i] - y0) * cw + rx0[i] - bx0[k] + pad
+            row = q[ry[i]]
+            for x in range(rx0[i], rx1[i]):
+                crop[c0 + x - rx0[i]] = index[row[x]]
+        # unsigned indices below: numba then skips its negative-index wraparound on every access
+        ur1 = np.uint64(r1)
+        um1 = np.uint64(m1)
         for s in range(distances.shape[0]):
-            distance = distances[s]
-            lanes[:8 * rr] = 0
-            for d in range(4):
-                dy = _DY[d] * distance
-                dx = _DX[d] * distance
-                # direction d's matrix in two interleaved lanes (entry 2 * cell + x parity): runs of
-                # equal neighbouring pairs then alternate between two counters instead of waiting
-                # on one
-                cell = lanes[2 * d * rr:2 * (d + 1) * rr]
-                npair = 0
-                for j in range(rows - dy):
-                    here = q[y0 + j]
-                    there = q[y0 + j + dy]
-                    for ia in range(row_runs[o + j], row_runs[o + j + 1]):
-                        for ib in range(row_runs[o + j + dy], row_runs[o + j + dy + 1]):
-                            x_lo = max(rx0[ia], rx0[ib] - dx)
-                            x_hi = min(rx1[ia], rx1[ib] - dx)
-                            if x_hi <= x_lo:
-                                continue
-                            # slices and unsigned indices: no negative-index wraparound per pixel
-                            a = here[x_lo:x_hi]
-                            b = there[x_lo + dx:x_hi + dx]
-                            m = x_hi - x_lo
-                            if clean:  # every pixel counts: no test per pair
-                                npair += m
-                                x = 0
-                                while x + 1 < m:
-                                    cell[(np.uint64(a[x]) * ur + np.uint64(b[x]) - corner) << one] += 1
-                                    cell[((np.uint64(a[x + 1]) * ur + np.uint64(b[x + 1]) - corner) << one) | one] += 1
-                                    x += 2
-                                if x < m:
-                                    cell[(np.uint64(a[x]) * ur + np.uint64(b[x]) - corner) << one] += 1
-                            else:
-                                for x in range(m):
-                                    v = np.uint64(a[x])
-                                    u = np.uint64(b[x])
-                                    if v != 0 and u != 0:
-                                        cell[(v * ur + u - corner) << one] += 1
-                                        npair += 1
-                pairs[d] = npair
+            dist = distances[s]
+            o0 = np.uint64(_DY[0] * dist * cw + _DX[0] * dist)
+            o1 = np.uint64(_DY[1] * dist * cw + _DX[1] * dist)
+            o2 = np.uint64(_DY[2] * dist * cw + _DX[2] * dist)
+            o3 = np.uint64(_DY[3] * dist * cw + _DX[3] * dist)  # >= 0: dy >= 0, and dx > 0 where dy = 0
+            mats[:4 * m1] = 0
+            for i in range(run_offsets[k], run_offsets[k + 1]):
+                p = np.uint64((ry[i] - y0) * cw + rx0[i] - bx0[k] + pad)
+                end = p + np.uint64(rx1[i] - rx0[i])
+                while p < end:
+                    at = np.uint64(crop[p]) * ur1
+                    mats[at + np.uint64(crop[p + o0])] += 1
+                    mats[um1 + at + np.uint64(crop[p + o1])] += 1
+                    mats[np.uint64(2) * um1 + at + np.uint64(crop[p + o2])] += 1
+                    mats[np.uint64(3) * um1 + at + np.uint64(crop[p + o3])] += 1
+                    p += np.uint64(1)
+            for d in range(4):  # the r x r counts without the spare row and column
+                total = 0
+                for a in range(r):
+                    for b in range(r):
+                        c = mats[d * m1 + a * r1 + b]
+                        counts[d * rr + a * r + b] = c
+                        total += c
+                pairs[d] = total
             if pairs.min() == 0:
                 out[s, k, :, :] = np.nan  # a direction without pairs: mahotas raises for the object
                 continue
-            for i in range(4 * rr):
-                counts[i] = lanes[2 * i] + lanes[2 * i + 1]
             for d in range(4):
                 _features(counts[d * rr:(d + 1) * rr].reshape(r, r), l0, hi[k] + 1, scratch, nz, feats)
                 out[s, k, d, :] = feats  # matrix size = largest value + 1
