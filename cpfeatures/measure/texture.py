@@ -68,18 +68,17 @@ def _ubyte_float32(image):
 
 
 @numba.njit(cache=True)
-def _features(cnt, lo, maxv, scratch, nz, out):
-    """13 Haralick features of one-way co-occurrence counts over gray levels lo..lo+R-1.
+def _features(cnt, r, lo, maxv, scratch, nz, out):
+    """13 Haralick features of one-way co-occurrence counts ``cnt[:r, :r]`` over gray levels lo..lo+r-1.
 
     mahotas counts both orders of every pair, i.e. the symmetric matrix
     ``cnt + cnt.T``; it is read on the fly and only its upper triangle is
     visited (off-diagonal cells count twice). Loops run over occupied levels
     only (non-zero marginal): a cell in an unoccupied row or column is 0 and
     adds nothing. The values are mahotas' definitions, see the module
-    docstring. ``scratch`` (float, >= 5R) and ``nz`` (int, >= R) are reused
-    work space.
+    docstring. ``scratch`` (float, >= 5r) and ``nz`` (int, >= r) are reused
+    work space. Returns False, leaving ``out`` alone, when there is no pair.
     """
-    r = cnt.shape[0]
     px = scratch[0:r]
     lpx = scratch[r:2 * r]
     minus = scratch[2 * r:3 * r]
@@ -102,6 +101,8 @@ def _features(cnt, lo, maxv, scratch, nz, out):
         if px[a] != 0.0:
             nz[m] = a
             m += 1
+    if total == 0:
+        return False  # no pair in this direction (mahotas raises)
     inv = 1.0 / total
     ux = 0.0
     vx2 = 0.0
@@ -185,6 +186,7 @@ def _features(cnt, lo, maxv, scratch, nz, out):
     out[11] = (ent - hxy1) / hx if hx > 0 else ent - hxy1
     d = 1.0 - np.exp(-2.0 * (hxy2 - ent))
     out[12] = np.sqrt(d) if d > 0 else 0.0
+    return True
 
 
 @numba.njit(cache=True)
@@ -270,20 +272,17 @@ def _haralick_objects(q, n, ry, rx0, rx1, run_offsets, distances, out):
             height = ry[run_offsets[k + 1] - 1] - ry[run_offsets[k]] + 1
             crop_size = max(crop_size, (height + pad) * (bx1[k] - bx0[k] + 2 * pad))
     mats = np.empty(4 * (rmax + 1) * (rmax + 1), np.int32)
-    counts = np.empty(4 * rmax * rmax, np.int32)
     crop = np.empty(crop_size, np.uint8)  # r <= 255: levels 1..255 (0 is never counted)
     index = np.empty(256, np.uint8)
     feats = np.empty(13)
     scratch = np.empty(5 * rmax)
     nz = np.empty(rmax, np.int64)
-    pairs = np.empty(4, np.int64)
     for k in range(n):
         if hi[k] < 0:
             out[:, k, :, :] = np.nan  # no pixel above 0: mahotas raises, CellProfiler stores 0
             continue
         l0 = lo[k]
         r = hi[k] - l0 + 1
-        rr = r * r
         r1 = r + 1  # matrices are (r + 1) x (r + 1): index r collects pairs that do not count
         m1 = r1 * r1
         y0 = ry[run_offsets[k]]
@@ -318,20 +317,12 @@ def _haralick_objects(q, n, ry, rx0, rx1, run_offsets, distances, out):
                     mats[np.uint64(2) * um1 + at + np.uint64(crop[p + o2])] += 1
                     mats[np.uint64(3) * um1 + at + np.uint64(crop[p + o3])] += 1
                     p += np.uint64(1)
-            for d in range(4):  # the r x r counts without the spare row and column
-                total = 0
-                for a in range(r):
-                    for b in range(r):
-                        c = mats[d * m1 + a * r1 + b]
-                        counts[d * rr + a * r + b] = c
-                        total += c
-                pairs[d] = total
-            if pairs.min() == 0:
-                out[s, k, :, :] = np.nan  # a direction without pairs: mahotas raises for the object
-                continue
-            for d in range(4):
-                _features(counts[d * rr:(d + 1) * rr].reshape(r, r), l0, hi[k] + 1, scratch, nz, feats)
-                out[s, k, d, :] = feats  # matrix size = largest value + 1
+            for d in range(4):  # each matrix without its spare row and column
+                counts = mats[d * m1:(d + 1) * m1].reshape(r1, r1)
+                if not _features(counts, r, l0, hi[k] + 1, scratch, nz, feats):  # matrix size = largest value + 1
+                    out[s, k, :, :] = np.nan  # a direction without pairs: mahotas raises for the object
+                    break
+                out[s, k, d, :] = feats
 
 
 def _runs(objects: Objects):
@@ -440,14 +431,10 @@ def _image_features(cnt, levels, out):
     nz = np.empty(levels, np.int64)
     feats = np.empty(13)
     for s in range(cnt.shape[0]):
-        empty = False
         for d in range(4):
-            if cnt[s, d].sum() == 0:
-                empty = True
-        if empty:
-            continue  # mahotas raises; CellProfiler stores 0
-        for d in range(4):
-            _features(cnt[s, d], 0, levels, scratch, nz, feats)
+            if not _features(cnt[s, d], levels, 0, levels, scratch, nz, feats):
+                out[s, :, :] = np.nan  # mahotas raises; CellProfiler stores 0
+                break
             out[s, d, :] = feats
 
 
