@@ -255,15 +255,18 @@ def _haralick_objects(q, n, ry, rx0, rx1, run_offsets, distances, out):
     bx0 = np.full(n, np.iinfo(np.int64).max, np.int64)
     bx1 = np.full(n, -1, np.int64)
     for k in range(n):
+        below = np.uint8(255)  # smallest level - 1 over the non-zero pixels (0 - 1 wraps to 255)
+        top = np.uint8(0)
         for i in range(run_offsets[k], run_offsets[k + 1]):
             bx0[k] = min(bx0[k], rx0[i])
             bx1[k] = max(bx1[k], rx1[i])
-            row = q[ry[i]]
-            for x in range(rx0[i], rx1[i]):
-                v = np.int64(row[x])
-                if v != 0:
-                    lo[k] = min(lo[k], v)
-                    hi[k] = max(hi[k], v)
+            run = q[ry[i], rx0[i]:rx1[i]]  # a slice: no wraparound test per pixel, branch-free min/max
+            for x in range(run.size):
+                below = min(below, np.uint8(run[x] - np.uint8(1)))
+                top = max(top, run[x])
+        if top > 0:
+            lo[k] = np.int64(below) + 1
+            hi[k] = np.int64(top)
     rmax = 1
     crop_size = 1
     for k in range(n):
@@ -294,9 +297,10 @@ def _haralick_objects(q, n, ry, rx0, rx1, run_offsets, distances, out):
         crop[:(height + pad) * cw] = r
         for i in range(run_offsets[k], run_offsets[k + 1]):
             c0 = (ry[i] - y0) * cw + rx0[i] - bx0[k] + pad
-            row = q[ry[i]]
-            for x in range(rx0[i], rx1[i]):
-                crop[c0 + x - rx0[i]] = index[row[x]]
+            run = q[ry[i], rx0[i]:rx1[i]]
+            dst = crop[c0:c0 + run.size]
+            for x in range(run.size):
+                dst[x] = index[run[x]]
         # unsigned indices below: numba then skips its negative-index wraparound on every access
         ur1 = np.uint64(r1)
         um1 = np.uint64(m1)
