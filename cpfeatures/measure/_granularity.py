@@ -19,6 +19,14 @@ def disk_half_widths(radius: int) -> np.ndarray:
     return np.floor(np.sqrt(radius * radius - dy * dy) + 1e-9).astype(np.int64)
 
 
+@numba.njit(cache=True, inline="always")
+def _pick(u, v, use_max):
+    # u if it beats v, else v: a select the compiler vectorizes (maxps/minps pick exactly this way)
+    if use_max:
+        return u if u > v else v
+    return u if u < v else v
+
+
 @numba.njit(cache=True)
 def _disk_filter(image, widths, use_max):
     """Min (or max) of ``image`` over a row-convex symmetric footprint, clipped to the image.
@@ -27,7 +35,9 @@ def _disk_filter(image, widths, use_max):
     the footprint to the image equals scipy/skimage's ``reflect`` border mode for
     such footprints: every reflected position is inside the footprint too.
     Horizontal running extrema of every half-width are built incrementally
-    (``m_w = ext(m_{w-1}, I[x - w], I[x + w])``), then combined over rows.
+    (``m_w = ext(m_{w-1}, I[x - w], I[x + w])``), then combined over rows. Every
+    loop runs over a column range where all its reads are inside the image, on
+    row slices with indices ``x + c`` (``x >= 0``), so it has no branch and vectorizes.
     """
     h, w = image.shape
     r = (widths.size - 1) // 2
@@ -37,34 +47,29 @@ def _disk_filter(image, widths, use_max):
             wmax = widths[k]
     rows = np.empty((wmax + 1, h, w), image.dtype)
     for y in range(h):
-        for x in range(w):
-            rows[0, y, x] = image[y, x]
+        src = image[y]
+        rows[0, y, :] = src
         for k in range(1, wmax + 1):
-            for x in range(w):
-                v = rows[k - 1, y, x]
-                if x - k >= 0:
-                    u = image[y, x - k]
-                    if (u > v) if use_max else (u < v):
-                        v = u
-                if x + k < w:
-                    u = image[y, x + k]
-                    if (u > v) if use_max else (u < v):
-                        v = u
-                rows[k, y, x] = v
+            prev = rows[k - 1, y]
+            cur = rows[k, y]
+            cur[:] = prev
+            # x - k is inside for x >= k, x + k for x < w - k
+            for x in range(max(w - k, 0)):  # right neighbour I[x + k]
+                cur[x] = _pick(src[x + k], cur[x], use_max)
+            for x in range(max(w - k, 0)):  # left neighbour I[x] of column x + k
+                cur[x + k] = _pick(src[x], cur[x + k], use_max)
     out = np.empty_like(image)
     for y in range(h):
-        for x in range(w):
-            out[y, x] = rows[widths[r], y, x]
+        o = out[y]
+        o[:] = rows[widths[r], y]
         for d in range(1, r + 1):
             k = widths[r + d]  # symmetric: widths[r - d] == widths[r + d]
             for yy in (y - d, y + d):
                 if yy < 0 or yy >= h:
                     continue
+                other = rows[k, yy]
                 for x in range(w):
-                    u = rows[k, yy, x]
-                    v = out[y, x]
-                    if (u > v) if use_max else (u < v):
-                        out[y, x] = u
+                    o[x] = _pick(other[x], o[x], use_max)
     return out
 
 

@@ -72,6 +72,11 @@ def test_opening_equals_skimage(dtype):
         disk = skimage.morphology.disk(r)
         ref = skimage.morphology.dilation(skimage.morphology.erosion(img, disk), disk)
         np.testing.assert_array_equal(disk_opening(img, r), ref)
+    for shape in [(5, 3), (1, 12), (12, 1), (3, 30)]:  # narrower than the footprint
+        small = np.random.default_rng(6).random(shape).astype(dtype)
+        disk = skimage.morphology.disk(10)
+        ref = skimage.morphology.dilation(skimage.morphology.erosion(small, disk), disk)
+        np.testing.assert_array_equal(disk_opening(small, 10), ref, err_msg=str(shape))
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
