@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.ndimage as ndi
-import skimage.segmentation
 
 from ..errors import ConfigError
 from .morphology import fill_labeled_holes, touching_border
 from .propagate import propagate
 from .threshold import threshold_image
+from .watershed import watershed
 
 __all__ = ["identify_cells", "CELLS_DEFAULTS", "METHODS"]
 
@@ -25,7 +25,6 @@ CELLS_DEFAULTS = {
     "fill_holes": True,
 }
 METHODS = ("watershed_image", "propagation", "distance_n")
-_EIGHT = np.ones((3, 3), bool)
 
 
 def _seeds(nuclei: np.ndarray, unedited: np.ndarray | None) -> np.ndarray:
@@ -100,7 +99,7 @@ def identify_cells(image: np.ndarray, nuclei: np.ndarray, unedited_nuclei: np.nd
                                      tuple(s["threshold_bounds"]), s["threshold_smoothing_scale"])
         details.update({f"Threshold_{k}_Cells": v for k, v in th.items()})
         mask = binary | (seeds > 0)
-        out = skimage.segmentation.watershed(1.0 - image, markers=seeds, mask=mask, connectivity=_EIGHT)
+        out = watershed(1.0 - image, seeds, mask)
     if s["fill_holes"]:
         out = fill_labeled_holes(out)
     details["unedited"] = out.astype(np.int32)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.ndimage as ndi
-import skimage.segmentation
 
 from ..illum import background
 from .morphology import fill_labeled_holes, is_local_maximum, relabel, strel_disk, touching_border
 from .threshold import threshold_image
+from .watershed import watershed
 
 __all__ = ["identify_nuclei", "subtract_background", "declump_shape", "NUCLEI_DEFAULTS"]
 
@@ -75,7 +75,7 @@ def declump_shape(labels: np.ndarray, suppression: float = 8.0, min_diameter: fl
     markers, _ = ndi.label(peaks, _EIGHT)
     surface = -distance
     surface -= surface.min()
-    return skimage.segmentation.watershed(surface, markers, mask=labels != 0, connectivity=_EIGHT).astype(np.int32)
+    return watershed(surface, markers, labels != 0)
 
 
 def identify_nuclei(dna: np.ndarray, settings: dict | None = None) -> tuple[np.ndarray, dict]:
