@@ -13,6 +13,7 @@ import contextlib
 import functools
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -229,10 +230,14 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
     summary = RunSummary(plate.plate_id, store.url, len(wanted),
                          skipped=[site_key(*s) for s in wanted if site_key(*s) in done_before])
 
-    with _progress(progress) as bar, _client(scheduler, workers, threads_per_worker) as client:
+    with _progress(progress) as bar, contextlib.ExitStack() as stack:
         illum = store.read_illum()
         use_illum = cfg.get("illum", {}).get("enabled", True)
-        if use_illum and (illum is None or set(illum) != set(roles)):
+        need_illum = use_illum and (illum is None or set(illum) != set(roles))
+        if scheduler is None and (todo or need_illum):
+            _compile_once(cfg, roles, bar)
+        client = stack.enter_context(_client(scheduler, workers, threads_per_worker))
+        if need_illum:
             t0 = time.perf_counter()
             # The illumination function is a plate-level quantity: always over all sites of the plate.
             task = bar.add("illumination", len(plate.sites))
@@ -272,6 +277,21 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
     summary.failed = errors[errors["site"].isin(wanted_keys)].reset_index(drop=True)
     summary.seconds = time.perf_counter() - t_start
     return summary
+
+
+def _compile_once(cfg: dict, roles: list[str], bar) -> None:
+    """On a machine's first run, compile the numba kernels here rather than in every local worker."""
+    from ._warmup import compile_kernels, kernels_cached
+
+    if kernels_cached():
+        return
+    task = bar.add("compiling", 1)
+    try:
+        compile_kernels(cfg, roles)
+    except Exception as exc:  # never stop a run: the workers then compile what they need themselves
+        warnings.warn(f"compiling the kernels ahead of the workers failed ({exc}); each worker compiles them",
+                      RuntimeWarning, stacklevel=2)
+    bar.advance(task, 1)
 
 
 def _has_site(plate, s: Site) -> bool:
