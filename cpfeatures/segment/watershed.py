@@ -6,7 +6,8 @@ mask=mask, connectivity=np.ones((3, 3)))``. Its result depends on the exact
 order in which pixels leave the priority queue, so this is a port of that
 algorithm, not merely of the idea:
 
-- the image is compared as float64; markers outside the mask are dropped;
+- the image is compared as float64 (here through order-preserving uint32 codes,
+  so a queue entry is one integer); markers outside the mask are dropped;
 - the queue is scikit-image's binary heap (same sift-up and sift-down, so ties
   between markers of equal value leave in the same order); an entry is ordered
   by (value, age), markers have age 0 and every push increments the age;
@@ -42,7 +43,7 @@ def watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray | None = 
     Parameters
     ----------
     image : (H, W) ndarray of float
-        The landscape; low values are flooded first.
+        The landscape; low values are flooded first. Must be finite.
     markers : (H, W) ndarray of int
         Seeds: 0 is unlabelled, other values are the labels to grow.
     mask : (H, W) ndarray of bool, optional
@@ -71,133 +72,36 @@ def watershed(image: np.ndarray, markers: np.ndarray, mask: np.ndarray | None = 
         mask = np.ones(image.shape, bool)
     elif mask.shape != image.shape:
         raise ValueError(f"mask shape {mask.shape} differs from the image shape {image.shape}")
-    markers = np.ascontiguousarray(markers, dtype=np.int32)
+    if not np.isfinite(image).all():
+        raise ValueError("the watershed image has NaN or infinite values")
+    if image.size >= 2 ** 31:
+        raise ValueError(f"image of {image.size} pixels is too large for the watershed queue")
     mask = np.ascontiguousarray(mask, dtype=np.bool_)
-    if image.dtype == np.float32 and np.isfinite(image).all() and image.size < 2 ** 31:
-        # float32 values and ages fit one uint64 key: half the heap traffic, same order
-        return _flood_float32(np.ascontiguousarray(image), markers, mask, bool(raise_to_source))
-    return _flood(np.ascontiguousarray(image, dtype=np.float64), markers, mask, bool(raise_to_source))
+    return _flood(_order_codes(image, mask), np.ascontiguousarray(markers, dtype=np.int32), mask,
+                  bool(raise_to_source))
+
+
+def _order_codes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """uint32 codes ordered as the pixel values (as float64) over the mask, so a queue entry's
+    (value, age) packs into one uint64 and one integer comparison orders it.
+
+    float32 values (and so their float64 copies) map by their bits (the IEEE order trick, -0.0
+    as 0.0); other values by their dense rank among the masked pixels.
+    """
+    if image.dtype == np.float32:
+        bits = np.ascontiguousarray(image).view(np.uint32)
+        bits = np.where(bits == np.uint32(0x80000000), np.uint32(0), bits)
+        return np.where(bits & np.uint32(0x80000000), ~bits, bits | np.uint32(0x80000000))
+    values = image.astype(np.float64, copy=False)
+    codes = np.zeros(image.shape, np.uint32)
+    codes[mask] = np.unique(values[mask], return_inverse=True)[1].ravel()
+    return codes
 
 
 @numba.njit(cache=True, inline="always")
-def _before(v1, a1, v2, a2):
-    # scikit-image's heap order: by value, then by age
-    if v1 != v2:
-        return v1 < v2
-    return a1 < a2
-
-
-@numba.njit(cache=True, inline="always")
-def _push(value, age, where, items, v, a, p):
+def _push(key, where, items, k, p):
     """scikit-image's heappush (swap upwards while smaller than the parent), moving the parents
     down into a hole instead of swapping: the same comparisons, the same final layout."""
-    child = items
-    while child > 0:
-        parent = (child + 1) // 2 - 1
-        if not _before(v, a, value[parent], age[parent]):
-            break
-        value[child] = value[parent]
-        age[child] = age[parent]
-        where[child] = where[parent]
-        child = parent
-    value[child] = v
-    age[child] = a
-    where[child] = p
-    return items + 1
-
-
-@numba.njit(cache=True, inline="always")
-def _pop(value, age, where, items):
-    """scikit-image's heappop of the root: the last entry goes to the root and swaps down with
-    the smaller child (the left one on ties) while that child is smaller; done with a hole."""
-    items -= 1
-    if items == 0:
-        return items
-    v, a, p = value[items], age[items], where[items]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= items:
-            break
-        best = i
-        bv, ba = v, a
-        if _before(value[left], age[left], bv, ba):
-            best = left
-            bv, ba = value[left], age[left]
-        right = left + 1
-        if right < items and _before(value[right], age[right], bv, ba):
-            best = right
-        if best == i:
-            break
-        value[i] = value[best]
-        age[i] = age[best]
-        where[i] = where[best]
-        i = best
-    value[i] = v
-    age[i] = a
-    where[i] = p
-    return items
-
-
-@numba.njit(cache=True)
-def _flood(image, markers, mask, raise_to_source):
-    """The flood on a float64 image: heap entries (value, age, pixel) in three arrays."""
-    h, w = markers.shape
-    pw = w + 2  # one pixel of padding all round, outside the mask: no bounds tests
-    size = (h + 2) * pw
-    flat = np.zeros(size)
-    inside = np.zeros(size, np.bool_)
-    output = np.zeros(size, np.int32)
-    count = 0
-    for y in range(h):
-        for x in range(w):
-            p = (y + 1) * pw + x + 1
-            flat[p] = image[y, x]
-            inside[p] = mask[y, x]
-            if mask[y, x]:
-                count += 1
-                output[p] = markers[y, x]  # markers outside the mask are dropped
-    offsets = _DY * pw + _DX
-    # every pixel enters the queue at most once (it is labelled when pushed)
-    value = np.empty(count)
-    age = np.empty(count, np.int64)
-    where = np.empty(count, np.int64)
-    items = 0
-    for p in range(size):  # markers, in raster order, all of age 0
-        if output[p] != 0:
-            items = _push(value, age, where, items, flat[p], 0, p)
-    stamp = 1
-    while items > 0:
-        p = where[0]
-        source_value = value[0]
-        label = output[p]
-        items = _pop(value, age, where, items)
-        for k in range(8):
-            q = p + offsets[k]
-            if not inside[q] or output[q] != 0:
-                continue
-            stamp += 1
-            output[q] = label
-            v = max(flat[q], source_value) if raise_to_source else flat[q]
-            items = _push(value, age, where, items, v, stamp, q)
-    out = np.empty((h, w), np.int32)
-    for y in range(h):
-        for x in range(w):
-            out[y, x] = output[(y + 1) * pw + x + 1]
-    return out
-
-
-@numba.njit(cache=True, inline="always")
-def _key32(v):
-    # order-preserving uint32 of a float32 (-0.0 as 0.0), as in measure._sort
-    bits = np.float32(v).view(np.uint32)
-    if bits == np.uint32(0x80000000):
-        bits = np.uint32(0)
-    return ~bits if bits & np.uint32(0x80000000) else bits | np.uint32(0x80000000)
-
-
-@numba.njit(cache=True, inline="always")
-def _push_key(key, where, items, k, p):
     child = items
     while child > 0:
         parent = (child + 1) // 2 - 1
@@ -212,7 +116,9 @@ def _push_key(key, where, items, k, p):
 
 
 @numba.njit(cache=True, inline="always")
-def _pop_key(key, where, items):
+def _pop(key, where, items):
+    """scikit-image's heappop of the root: the last entry goes to the root and swaps down with
+    the smaller child (the left one on ties) while that child is smaller; done with a hole."""
     items -= 1
     if items == 0:
         return items
@@ -241,47 +147,48 @@ def _pop_key(key, where, items):
 
 
 @numba.njit(cache=True)
-def _flood_float32(image, markers, mask, raise_to_source):
-    """:func:`_flood` on a finite float32 image: (value, age) packed in one uint64 key, the
-    value's order-preserving bits above the age, so one integer comparison orders entries
-    exactly as (value, age) does (markers' equal keys stay unordered, as in scikit-image)."""
+def _flood(codes, markers, mask, raise_to_source):
+    """The flood. A queue entry is one uint64: the pixel's value code above its age, so it
+    orders as (value, age) does; markers all have age 0 and equal codes stay unordered, left
+    to the heap's layout as in scikit-image."""
     h, w = markers.shape
-    pw = w + 2
+    pw = w + 2  # one pixel of padding all round, outside the mask: no bounds tests
     size = (h + 2) * pw
-    flat = np.zeros(size, np.uint64)
+    level = np.zeros(size, np.uint64)
     inside = np.zeros(size, np.bool_)
     output = np.zeros(size, np.int32)
     count = 0
     for y in range(h):
         for x in range(w):
             p = (y + 1) * pw + x + 1
-            flat[p] = np.uint64(_key32(image[y, x])) << np.uint64(32)
+            level[p] = np.uint64(codes[y, x]) << np.uint64(32)
             inside[p] = mask[y, x]
             if mask[y, x]:
                 count += 1
-                output[p] = markers[y, x]
+                output[p] = markers[y, x]  # markers outside the mask are dropped
     offsets = _DY * pw + _DX
+    # every pixel enters the queue at most once (it is labelled when pushed)
     key = np.empty(count, np.uint64)
     where = np.empty(count, np.int64)
     items = 0
-    for p in range(size):
+    for p in range(size):  # markers, in raster order, all of age 0
         if output[p] != 0:
-            items = _push_key(key, where, items, flat[p], p)
-    stamp = np.uint64(1)
-    high = np.uint64(0xFFFFFFFF00000000)
+            items = _push(key, where, items, level[p], p)
+    age = np.uint64(1)
+    value_bits = np.uint64(0xFFFFFFFF00000000)
     while items > 0:
         p = where[0]
-        source = key[0] & high
+        source = key[0] & value_bits
         label = output[p]
-        items = _pop_key(key, where, items)
+        items = _pop(key, where, items)
         for k in range(8):
             q = p + offsets[k]
             if not inside[q] or output[q] != 0:
                 continue
-            stamp += np.uint64(1)
+            age += np.uint64(1)
             output[q] = label
-            v = max(flat[q], source) if raise_to_source else flat[q]
-            items = _push_key(key, where, items, v | stamp, q)
+            v = max(level[q], source) if raise_to_source else level[q]
+            items = _push(key, where, items, v | age, q)
     out = np.empty((h, w), np.int32)
     for y in range(h):
         for x in range(w):
