@@ -238,7 +238,8 @@ def _haralick_objects(q, n, ry, rx0, rx1, run_offsets, distances, out):
 
     Object by object: its pixels, already mapped to co-occurrence matrix
     indices (gray level - lowest level; 0 and every pixel outside the object
-    -> a spare index ``r``), are written into a small zero-padded crop. Then,
+    -> a spare index ``r``), are written into a small crop of its bounding box,
+    padded by the largest distance with the spare index. Then,
     distance by distance, each pixel of the object's row runs adds one count
     to each of the 4 direction matrices, read at fixed offsets in the crop, so
     the loop reads no label and tests nothing; pairs with a spare index land
