@@ -99,6 +99,13 @@ def _order_codes(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 @numba.njit(cache=True, inline="always")
+def _put(key, where, i, k, p):
+    # heap slot i holds entry (key k, pixel p)
+    key[i] = k
+    where[i] = p
+
+
+@numba.njit(cache=True, inline="always")
 def _push(key, where, items, k, p):
     """scikit-image's heappush (swap upwards while smaller than the parent), moving the parents
     down into a hole instead of swapping: the same comparisons, the same final layout."""
@@ -107,11 +114,9 @@ def _push(key, where, items, k, p):
         parent = (child + 1) // 2 - 1
         if not k < key[parent]:
             break
-        key[child] = key[parent]
-        where[child] = where[parent]
+        _put(key, where, child, key[parent], where[parent])
         child = parent
-    key[child] = k
-    where[child] = p
+    _put(key, where, child, k, p)
     return items + 1
 
 
@@ -138,11 +143,9 @@ def _pop(key, where, items):
             best = right
         if best == i:
             break
-        key[i] = key[best]
-        where[i] = where[best]
+        _put(key, where, i, key[best], where[best])
         i = best
-    key[i] = k
-    where[i] = p
+    _put(key, where, i, k, p)
     return items
 
 
