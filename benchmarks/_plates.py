@@ -1,21 +1,31 @@
-"""Build bigger plates from the real example sites by symlinks (for run benchmarks)."""
+"""Build bigger plates from the real example sites by symlinks, and grow stores from real runs."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import shutil
 from pathlib import Path
 
-from cpfeatures.io import read_plate
+from cpfeatures.io import read_plate, well_name
 
 
-def symlink_plate(source: str | os.PathLike, out: str | os.PathLike, n_sites: int) -> Path:
-    """A Harmony plate of ``n_sites`` wells (field 5), cycling through the source's real sites.
+def wells_of(n: int, columns: int = 24) -> list[str]:
+    """The first ``n`` wells of a plate with ``columns`` columns, in row order (A01, A02, ...)."""
+    return [well_name(i // columns + 1, i % columns + 1) for i in range(n)]
 
-    Images are symlinks to the source TIFFs; the index is the source's with
-    ``<Image>`` entries repeated under new well positions.
+
+def symlink_plate(source: str | os.PathLike, out: str | os.PathLike, n_sites: int | None = None,
+                  wells: list[str] | None = None, fields=(5,)) -> Path:
+    """A Harmony plate whose every (well, field) points at one of the source's real sites, in a cycle.
+
+    Either ``n_sites`` wells (field 5) or the given ``wells`` x ``fields``. Images are symlinks to
+    the source TIFFs; the index is the source's with ``<Image>`` entries repeated under the new
+    positions.
     """
     src = read_plate(source)
+    wells = wells if wells is not None else wells_of(n_sites)
     out = Path(out)
     images_dir = out / "Images"
     images_dir.mkdir(parents=True, exist_ok=True)
@@ -23,29 +33,58 @@ def symlink_plate(source: str | os.PathLike, out: str | os.PathLike, n_sites: in
     blocks = re.findall(r'    <Image Version="1">.*?</Image>\r?\n', xml, flags=re.S)
     by_site: dict[tuple[int, int], list[str]] = {}
     for block in blocks:
-        r = int(re.search(r"<Row>(\d+)</Row>", block).group(1))
-        c = int(re.search(r"<Col>(\d+)</Col>", block).group(1))
-        by_site.setdefault((r, c), []).append(block)
-    sources = list(by_site.items())
+        key = (int(re.search(r"<Row>(\d+)</Row>", block).group(1)), int(re.search(r"<Col>(\d+)</Col>", block).group(1)))
+        by_site.setdefault(key, []).append(block)
+    sources = list(by_site.values())
     new_blocks = []
-    for i in range(n_sites):
-        row, col = i // 24 + 1, i % 24 + 1
-        (sr, sc), site_blocks = sources[i % len(sources)]
-        for block in site_blocks:
-            url = re.search(r"<URL>(.*?)</URL>", block).group(1)
-            new_url = re.sub(r"^r\d+c\d+", f"r{row:02d}c{col:02d}", url)
-            link = images_dir / new_url
-            if not link.exists():
-                link.symlink_to(Path(src.root) / url)
-            b = block.replace(f"<URL>{url}</URL>", f"<URL>{new_url}</URL>")
-            b = re.sub(r"<Row>\d+</Row>", f"<Row>{row}</Row>", b)
-            b = re.sub(r"<Col>\d+</Col>", f"<Col>{col}</Col>", b)
-            b = re.sub(r"<id>\d{4}K", f"<id>{row:02d}{col:02d}K", b)
-            new_blocks.append(b)
+    i = 0
+    for well in wells:
+        row, col = ord(well[0]) - 64, int(well[1:])
+        for fieldno in fields:
+            for block in sources[i % len(sources)]:
+                url = re.search(r"<URL>(.*?)</URL>", block).group(1)
+                new_url = re.sub(r"^r\d+c\d+f\d+", f"r{row:02d}c{col:02d}f{fieldno:02d}", url)
+                link = images_dir / new_url
+                if not link.exists():
+                    link.symlink_to(Path(src.root) / url)
+                b = block.replace(f"<URL>{url}</URL>", f"<URL>{new_url}</URL>")
+                b = re.sub(r"<Row>\d+</Row>", f"<Row>{row}</Row>", b)
+                b = re.sub(r"<Col>\d+</Col>", f"<Col>{col}</Col>", b)
+                b = re.sub(r"<FieldID>\d+</FieldID>", f"<FieldID>{fieldno}</FieldID>", b)
+                b = re.sub(r"<id>\d{4}K1F\d+", f"<id>{row:02d}{col:02d}K1F{fieldno}", b)
+                new_blocks.append(b)
+            i += 1
     head, rest = xml.split("  <Images>", 1)
     tail = rest.split("  </Images>", 1)[1]
     head = re.sub(r'\s*<Well id="\d{4}" />', "", head)
     head = re.sub(r"\s*<Well>.*?</Well>", "", head, flags=re.S)
     (images_dir / "Index.idx.xml").write_text(head + "  <Images>\r\n" + "".join(new_blocks) + "  </Images>" + tail,
                                               encoding="utf-8")
+    return out
+
+
+def grow_store(source: str | os.PathLike, out: str | os.PathLike, wells: list[str], fields) -> Path:
+    """A store of ``wells`` x ``fields`` sites made of a real run's committed sites, in a cycle.
+
+    Each new site is the source site's group with its attributes renamed (well, field) and
+    its chunk files hard-linked, so a 3,456-site store costs seconds and little disk.
+    """
+    source, out = Path(source), Path(out)
+    shutil.copytree(source, out, ignore=shutil.ignore_patterns("sites", "errors", "lock"))
+    (out / "sites").mkdir()
+    shutil.copy2(source / "sites" / "zarr.json", out / "sites" / "zarr.json")
+    (out / "errors").mkdir()
+    shutil.copy2(source / "errors" / "zarr.json", out / "errors" / "zarr.json")
+    real = sorted(p for p in (source / "sites").iterdir() if p.is_dir())
+    i = 0
+    for well in wells:
+        for fieldno in fields:
+            src = real[i % len(real)]
+            dst = out / "sites" / f"{well}_f{fieldno}"
+            shutil.copytree(src, dst, copy_function=os.link)
+            meta = json.loads((src / "zarr.json").read_text())
+            meta["attributes"].update({"well": well, "site": int(fieldno)})
+            (dst / "zarr.json").unlink()  # a hard link to the source's: write a file of its own
+            (dst / "zarr.json").write_text(json.dumps(meta))
+            i += 1
     return out

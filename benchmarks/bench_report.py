@@ -22,6 +22,7 @@ import argparse
 import os
 import re
 import shutil
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,18 +32,16 @@ import numpy as np
 import pandas as pd
 
 from cpfeatures.errors import ImageError
-from cpfeatures.io import read_plate, well_name
 from cpfeatures.store import SiteTables, Store
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _plates import symlink_plate, wells_of  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_PLATE = Path(os.environ.get("CPFEATURES_SHARED", REPO.parent / "shared")) / "data" / "cpjump1_example_plate"
 ROLES = ["Mito", "AGP", "RNA", "ER", "DNA", "HighZBF", "LowZBF", "Brightfield"]
 PREFERRED = ["AreaShape_Area", "AreaShape_FormFactor", "AreaShape_Eccentricity", "Location_Center_X"] + \
     [f"Intensity_MeanIntensity_{r}" for r in ROLES] + [f"Intensity_IntegratedIntensity_{r}" for r in ROLES]
-
-
-def wells_of(n: int, columns: int = 24) -> list[str]:
-    return [well_name(i // columns + 1, i % columns + 1) for i in range(n)]
 
 
 def columns_of(table: str, n: int) -> list[str]:
@@ -75,47 +74,6 @@ def make_site(rng, cells: int, features: int, n_image: int, files: dict[str, str
     return SiteTables(tables, files)
 
 
-def symlink_plate(out: Path, wells: list[str], fields: list[int]) -> Path | None:
-    """A Harmony plate with every (well, field) pointing at one of the real example sites."""
-    if not SHARED_PLATE.exists():
-        return None
-    src = read_plate(SHARED_PLATE)
-    xml = Path(src.index_path).read_text(encoding="utf-8")
-    blocks = re.findall(r'    <Image Version="1">.*?</Image>\r?\n', xml, flags=re.S)
-    by_site: dict[tuple[int, int], list[str]] = {}
-    for block in blocks:
-        key = (int(re.search(r"<Row>(\d+)</Row>", block).group(1)), int(re.search(r"<Col>(\d+)</Col>", block).group(1)))
-        by_site.setdefault(key, []).append(block)
-    sources = list(by_site.values())
-    images = out / "Images"
-    images.mkdir(parents=True, exist_ok=True)
-    new = []
-    i = 0
-    for well in wells:
-        row, col = ord(well[0]) - 64, int(well[1:])
-        for field in fields:
-            for block in sources[i % len(sources)]:
-                url = re.search(r"<URL>(.*?)</URL>", block).group(1)
-                new_url = re.sub(r"^r\d+c\d+f\d+", f"r{row:02d}c{col:02d}f{field:02d}", url)
-                link = images / new_url
-                if not link.exists():
-                    link.symlink_to(Path(src.root) / url)
-                b = block.replace(f"<URL>{url}</URL>", f"<URL>{new_url}</URL>")
-                b = re.sub(r"<Row>\d+</Row>", f"<Row>{row}</Row>", b)
-                b = re.sub(r"<Col>\d+</Col>", f"<Col>{col}</Col>", b)
-                b = re.sub(r"<FieldID>\d+</FieldID>", f"<FieldID>{field}</FieldID>", b)
-                b = re.sub(r"<id>\d{4}K1F\d+", f"<id>{row:02d}{col:02d}K1F{field}", b)
-                new.append(b)
-            i += 1
-    head, rest = xml.split("  <Images>", 1)
-    tail = rest.split("  </Images>", 1)[1]
-    head = re.sub(r'\s*<Well id="\d{4}" />', "", head)
-    head = re.sub(r"\s*<Well>.*?</Well>", "", head, flags=re.S)
-    (images / "Index.idx.xml").write_text(head + "  <Images>\r\n" + "".join(new) + "  </Images>" + tail,
-                                          encoding="utf-8")
-    return out
-
-
 def build_store(root: Path, n_wells: int, n_fields: int, cells: int, features: int, n_image: int,
                 fail_rate: float = 0.01) -> tuple[Path, Path | None]:
     store_path = root / "plate384.zarr"
@@ -125,7 +83,8 @@ def build_store(root: Path, n_wells: int, n_fields: int, cells: int, features: i
     wells = wells_of(n_wells)
     fields = list(range(1, n_fields + 1))
     t0 = time.perf_counter()
-    plate = symlink_plate(root / "plate", wells, fields)
+    plate = symlink_plate(SHARED_PLATE, root / "plate", wells=wells, fields=fields) if SHARED_PLATE.exists() \
+        else None
     st = Store(store_path, mode="a")
     from cpfeatures.config import DEFAULT_CONFIG_TOML
 

@@ -11,12 +11,17 @@ from .errors import CpfeaturesError
 
 
 def friendly(func):
-    """Run a command; print cpfeatures errors as one line and exit 2."""
+    """Run a command; print cpfeatures errors as one line and exit 2 (3 when the store cannot be written)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from .store import StoreWriteError
+
         try:
             return func(*args, **kwargs)
+        except StoreWriteError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(3)
         except CpfeaturesError as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(2)

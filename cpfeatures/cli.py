@@ -97,38 +97,139 @@ def inspect(plate, as_json, config, quick):
         sys.exit(2)
 
 
+def _finish(result: dict, lines: list[str], as_json: bool, log_file: str | None, errors: list[str] = ()) -> None:
+    """End a command: its summary as text lines (or one JSON object) on stdout, problems on stderr,
+    the same appended to ``log_file``, and ``result["exit_code"]`` as the exit status."""
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+    else:
+        for line in lines:
+            click.echo(line)
+    for line in errors:
+        click.echo(line, err=True)
+    if log_file:
+        with open(log_file, "a", encoding="utf-8") as fh:
+            for line in (json.dumps(result, default=str),) if as_json else (*lines, *errors):
+                fh.write(line + "\n")
+    if result.get("exit_code"):
+        sys.exit(result["exit_code"])
+
+
+def _as_interrupt(signum, frame):  # SIGTERM (a batch scheduler stopping the job) ends a run as Ctrl-C does
+    raise KeyboardInterrupt
+
+
+_JSON = click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object.")
+_LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
+                    help="Append the progress lines and the final summary to this file.")
+
+
 @main.command()
 @click.argument("plate", type=click.Path(exists=False))
 @click.option("-o", "--output", "out", required=True, help="Output Zarr store: a path or an fsspec URL (s3://...).")
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML settings (see `cpfeatures config --default`).")
-@click.option("--workers", type=int, default=None, help="Local worker processes (default: one per core).")
-@click.option("--threads-per-worker", type=int, default=None, help="Threads per local worker (default 1).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Local worker processes (default: one per core).")
+@click.option("--threads-per-worker", type=click.IntRange(min=1), default=None, help="Threads per local worker (default 1).")
 @click.option("--scheduler", default=None, help="Address of an existing dask.distributed scheduler, e.g. tcp://host:8786.")
+@click.option("--scheduler-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
+              help="Seconds to wait for --scheduler to answer.")
 @click.option("--wells", default=None, help="Comma-separated wells to run, e.g. D08,D14.")
 @click.option("--sites", default=None, help="Comma-separated sites to run, e.g. D08_f5,L09_f5.")
 @click.option("--save-labels", is_flag=True, help="Also store the Nuclei/Cells/Cytoplasm label images.")
-@click.option("--no-progress", is_flag=True, help="No live progress bar.")
+@click.option("--verify", "verify_first", is_flag=True,
+              help="Check the completed sites' checksums first and write damaged sites again.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
+              show_default=True, help="A live bar on a terminal, plain lines on stderr otherwise (batch jobs).")
+@click.option("--no-progress", is_flag=True, help="Same as --progress none.")
+@_LOG
+@_JSON
 @_friendly
-def run(plate, out, config, workers, threads_per_worker, scheduler, wells, sites, save_labels, no_progress):
+def run(plate, out, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites, save_labels,
+        verify_first, progress_mode, no_progress, log_file, as_json):
     """Segment and measure every site of PLATE into the store OUT (resumable).
 
     Illumination functions are computed once per channel over the plate, then
     each site is processed by one dask task and written atomically. Running the
-    same command again resumes: finished sites are skipped. Failed sites are
-    recorded in the store's error table; the exit code is 1 if any failed.
+    same command again resumes: finished sites are skipped. One writer per store:
+    a second run on a store being written is refused.
+
+    \b
+    A bad image costs its site only: it is left out of its channel's illumination
+    function, the site is recorded in the store's error table (file and reason),
+    and the others complete. A site whose worker dies (killed, out of memory) is
+    retried on another worker, then recorded. Ctrl-C (or SIGTERM) abandons the
+    sites in flight, uncommitted; run again to resume. Exit status:
+      0    every site is in the store
+      1    some sites failed (see the error table: `cpfeatures export` writes Errors)
+      2    bad input or options, refused before any work
+      3    the store could not be written (disk full, ...): run again to resume
+      130  interrupted: run again to resume
     """
+    import signal
+
     from .run import run_plate
 
+    signal.signal(signal.SIGTERM, _as_interrupt)
     summary = run_plate(plate, out, config, workers=workers, threads_per_worker=threads_per_worker,
-                        scheduler=scheduler, wells=_split(wells), sites=_split(sites), save_labels=save_labels,
-                        progress=not no_progress)
+                        scheduler=scheduler, scheduler_timeout=scheduler_timeout, wells=_split(wells),
+                        sites=_split(sites), save_labels=save_labels, verify=verify_first,
+                        progress="none" if no_progress else progress_mode, log_file=log_file)
     done, skipped, failed = len(summary.done), len(summary.skipped), len(summary.failed)
     rate = done / summary.seconds * 60 if summary.seconds and done else 0.0
-    click.echo(f"plate {summary.plate_id}: {done} sites done, {skipped} already in the store, {failed} failed; "
-               f"{summary.n_objects} cells; {summary.seconds:.1f} s ({rate:.1f} sites/min) -> {summary.store}")
-    for row in summary.failed.itertuples():
-        click.echo(f"  failed {row.site}: {row.message}", err=True)
-    if failed:
+    code = 3 if summary.storage_error else 130 if summary.interrupted else 1 if failed else 0
+    result = {"command": "run", "plate": summary.plate_id, "store": summary.store, "sites": summary.n_sites,
+              "done": done, "already_in_store": skipped, "failed": failed, "cells": summary.n_objects,
+              "seconds": round(summary.seconds, 1), "sites_per_minute": round(rate, 1),
+              "illumination_seconds": round(summary.illum_seconds, 1),
+              "images_left_out_of_illumination": len(summary.illum_excluded), "damaged_rewritten": summary.damaged,
+              "failures": summary.failed[["site", "file", "message"]].to_dict("records") if failed else [],
+              "error": summary.storage_error, "interrupted": summary.interrupted, "exit_code": code}
+    lines = [f"plate {summary.plate_id}: {done} sites done, {skipped} already in the store, {failed} failed; "
+             f"{summary.n_objects} cells; {summary.seconds:.1f} s ({rate:.1f} sites/min) -> {summary.store}"]
+    errors = []
+    if summary.damaged:
+        errors.append(f"  {len(summary.damaged)} damaged site(s) written again: {', '.join(summary.damaged)}")
+    errors += [f"  failed {row.site}: {row.message}" for row in summary.failed.itertuples()]
+    if len(summary.illum_excluded):
+        errors.append(f"  {len(summary.illum_excluded)} unreadable image(s) left out of the illumination functions "
+                      f"({summary.illum_excluded['site'].nunique()} site(s))")
+    if summary.storage_error:
+        errors.append(f"error: {summary.storage_error}; {done} site(s) committed by this run, the rest not "
+                      "written: fix the cause and run the same command again to resume")
+    if summary.interrupted:
+        errors.append("interrupted: the sites in flight were abandoned (uncommitted); run the same command again "
+                      "to resume")
+    _finish(result, lines, as_json, log_file, errors)
+
+
+@main.command()
+@click.argument("store")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of lines.")
+@_friendly
+def verify(store, as_json):
+    """Check every committed site of STORE against the sizes and checksums it recorded.
+
+    Names each damaged site (a missing or corrupt chunk, a wrong size) and exits 1 if
+    any is found; `cpfeatures run --verify` writes damaged sites again.
+    """
+    from .store import open_store
+
+    st = open_store(store)
+    n = len(st.completed_sites())
+    report = st.verify()
+    damaged = report[report["status"] == "damaged"]
+    unverified = report[report["status"] == "unverified"]
+    if as_json:
+        click.echo(json.dumps({"store": st.url, "sites": n, "damaged": damaged.to_dict("records"),
+                               "unverified": len(unverified)}, indent=2))
+    else:
+        for row in damaged.itertuples():
+            click.echo(f"damaged {row.site}: {row.problem}")
+        if len(unverified):
+            click.echo(f"{len(unverified)} site(s) written without checksums: sizes checked only")
+        click.echo(f"{st.url}: {n} committed sites checked, {len(damaged)} damaged")
+    if len(damaged):
         sys.exit(1)
 
 
@@ -137,13 +238,23 @@ def run(plate, out, config, workers, threads_per_worker, scheduler, wells, sites
 @click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
 @click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
               help="Folder for Image, Nuclei, Cells, Cytoplasm and SingleCells tables.")
+@_LOG
+@_JSON
 @_friendly
-def export(store, fmt, out):
-    """Write a store's tables as Parquet or CSV (pycytominer reads them unchanged)."""
+def export(store, fmt, out, log_file, as_json):
+    """Write a store's tables as Parquet or CSV (pycytominer reads them unchanged).
+
+    Written a well at a time: memory does not grow with the plate.
+    """
+    import time
+
     from .store import export as export_store
 
-    for path in export_store(store, out, fmt=fmt):
-        click.echo(path)
+    t0 = time.perf_counter()
+    paths = export_store(store, out, fmt=fmt)
+    result = {"command": "export", "store": store, "format": fmt, "files": paths,
+              "seconds": round(time.perf_counter() - t0, 1), "exit_code": 0}
+    _finish(result, paths, as_json, log_file)
 
 
 @main.command()
@@ -178,21 +289,30 @@ def config(show_default, store):
               help="CPJUMP1's selection: frequency, correlation (--corr-threshold), NaN and blocklist filters.")
 @click.option("--corr-threshold", type=float, default=0.9, show_default=True)
 @click.option("--keep-stages", is_flag=True, help="Also write the aggregated, annotated and normalized tables.")
+@_LOG
+@_JSON
 @_friendly
 def profile(store, out, platemap, external_metadata, external_join_on, operation, method, samples,
-            feature_select, corr_threshold, keep_stages):
-    """Turn a run's single cells into well profiles: aggregate, annotate, normalize, select."""
+            feature_select, corr_threshold, keep_stages, log_file, as_json):
+    """Turn a run's single cells into well profiles: aggregate, annotate, normalize, select.
+
+    Warns, naming the plate, when the normalization reference is a single well or features
+    have no spread in it (their normalized values are then divided by ~0).
+    """
+    import time
     from pathlib import Path
 
     from . import profile as prof
 
-    out = Path(out)
+    t0 = time.perf_counter()
+    out = Path(prof.check_profiles_path(out))
+    plate_map = prof.read_platemap(platemap) if platemap else None  # refused before the cells are read
     stages = []
     table = prof.aggregate(store, operation=operation)
     n_features = sum(not c.startswith("Metadata_") for c in table.columns)
     stages.append(("aggregated", table))
-    if platemap:
-        table = prof.annotate(table, platemap, external_metadata=external_metadata,
+    if plate_map is not None:
+        table = prof.annotate(table, plate_map, external_metadata=external_metadata,
                               external_join_on=external_join_on)
         stages.append(("annotated", table))
     if method != "none":
@@ -201,12 +321,17 @@ def profile(store, out, platemap, external_metadata, external_join_on, operation
     if feature_select:
         table = prof.feature_select(table, corr_threshold=corr_threshold)
     prof.write_profiles(table, out)
+    written = [str(out)]
     if keep_stages:
         stem = out.name.split(".")[0]
         for name, frame in stages:
-            click.echo(prof.write_profiles(frame, out.with_name(f"{stem}_{name}{''.join(out.suffixes)}")))
+            written.append(str(prof.write_profiles(frame, out.with_name(f"{stem}_{name}{''.join(out.suffixes)}"))))
     kept = sum(not c.startswith("Metadata_") for c in table.columns)
-    click.echo(f"{len(table)} profiles, {kept} of {n_features} features -> {out}")
+    result = {"command": "profile", "store": store, "output": str(out), "files": written, "profiles": len(table),
+              "features": kept, "features_measured": n_features, "seconds": round(time.perf_counter() - t0, 1),
+              "exit_code": 0}
+    _finish(result, written[1:] + [f"{len(table)} profiles, {kept} of {n_features} features -> {out}"], as_json,
+            log_file)
 
 
 @main.command()
@@ -221,10 +346,17 @@ def profile(store, out, platemap, external_metadata, external_join_on, operation
 @click.option("--n-samples", type=int, default=1000, show_default=True, help="Replicating/matching null samples.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("-o", "--output", "out", default="scores", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for percent_replicating.csv, percent_matching.csv and map.csv.")
+              help="Folder for percent_replicating.csv, map.csv and, with --match-by, percent_matching.csv.")
+@_LOG
+@_JSON
 @_friendly
-def score(profiles, replicates_by, match_by, across, reference, null_size, n_samples, seed, out):
-    """Percent Replicating, Percent Matching and mAP of a profile table."""
+def score(profiles, replicates_by, match_by, across, reference, null_size, n_samples, seed, out, log_file, as_json):
+    """Percent Replicating, Percent Matching and mAP of a profile table.
+
+    The same numbers as the Python functions called with the same arguments
+    (``reference_query=`` for --reference). Warns when a score rests on a degenerate
+    null (NaN samples, too few perturbations).
+    """
     from pathlib import Path
 
     from rich.console import Console
@@ -240,39 +372,41 @@ def score(profiles, replicates_by, match_by, across, reference, null_size, n_sam
     if incomplete:
         click.echo(f"warning: {len(incomplete)} feature(s) with missing values are left out of the scores", err=True)
         frame = frame.drop(columns=incomplete)
-    scored = frame
-    if reference:
-        from .profile._frames import select_rows
-
-        scored = frame.drop(index=select_rows(frame, reference).index)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     rows = []
-    rep = prof.percent_replicating(scored, by, n_samples=n_samples, seed=seed)
-    rep.per_group.to_csv(outdir / "percent_replicating.csv", index=False)
+    rep = prof.percent_replicating(frame, by, n_samples=n_samples, seed=seed, reference_query=reference)
+    written = [str(outdir / "percent_replicating.csv")]
+    rep.per_group.to_csv(written[-1], index=False)
     rows.append(("Percent Replicating", f"{rep.percent_replicating:.1f}%",
                  f"{len(rep.per_group)} perturbations, null p95 = {rep.null_p95:.3f}"))
     if match_by:
         try:
-            mat = prof.percent_matching(scored, by, match_by, across=across, n_samples=n_samples, seed=seed)
+            mat = prof.percent_matching(frame, by, match_by, across=across, n_samples=n_samples, seed=seed,
+                                        reference_query=reference)
         except InputError as exc:
             rows.append(("Percent Matching", "n/a", str(exc)))
         else:
-            mat.per_pair.to_csv(outdir / "percent_matching.csv", index=False)
+            written.append(str(outdir / "percent_matching.csv"))
+            mat.per_pair.to_csv(written[-1], index=False)
             rows.append(("Percent Matching", f"{mat.percent_matching:.1f}%",
                          f"{len(mat.per_pair)} matching pairs, null p95 = {mat.null_p95:.3f}"))
     maps = prof.mean_average_precision(frame, by, reference_query=reference, null_size=null_size, seed=seed)
-    maps.to_csv(outdir / "map.csv", index=False)
+    written.append(str(outdir / "map.csv"))
+    maps.to_csv(written[-1], index=False)
     rows.append(("mAP (mean)", f"{maps['mean_average_precision'].mean():.3f}",
                  f"{int(maps['below_corrected_p'].sum())} of {len(maps)} significant (FDR < 0.05)"
                  + (" vs reference" if reference else "")))
-    table = Table(title=str(profiles))
-    for name in ("score", "value", "detail"):
-        table.add_column(name)
-    for row in rows:
-        table.add_row(*row)
-    Console().print(table)
-    click.echo(f"tables written to {outdir}")
+    result = {"command": "score", "profiles": profiles, "output": str(outdir), "files": written,
+              "scores": [dict(zip(("score", "value", "detail"), r)) for r in rows], "exit_code": 0}
+    if not as_json:
+        table = Table(title=str(profiles))
+        for name in ("score", "value", "detail"):
+            table.add_column(name)
+        for row in rows:
+            table.add_row(*row)
+        Console().print(table)
+    _finish(result, [f"tables written to {outdir}"], as_json, log_file)
 
 
 def _split(value):

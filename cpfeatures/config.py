@@ -9,6 +9,7 @@ copies and edits it. :func:`load_config` merges a user file over the defaults
 from __future__ import annotations
 
 import copy
+import difflib
 import os
 import tomllib
 from pathlib import Path
@@ -16,7 +17,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "dump_config", "channel_roles", "ROLES"]
+__all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "dump_config", "channel_roles", "ROLES",
+           "validate"]
 
 #: The stain roles of Cell Painting (JUMP naming): feature columns use these.
 ROLES = ("DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF")
@@ -55,6 +57,9 @@ DEFAULT_CONFIG_TOML = """\
 # channels = ["DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF"]
 empty_sites = "fail"        # a site where no nucleus is found: "fail" (recorded in errors/, retried on
                             # resume) or "keep" (stored with Count_Nuclei = 0, e.g. for toxic compounds)
+worker_retries = 2          # a site whose worker process dies (killed, out of memory) is tried again on
+                            # another worker this many times, then recorded as failed (local clusters;
+                            # on --scheduler the cluster's distributed.scheduler.allowed-failures applies)
 
 # Plate-level illumination functions (CPJUMP1_illum.cppipe).
 [illum]
@@ -147,8 +152,12 @@ def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None,
+                strict: bool = True) -> dict[str, Any]:
     """Defaults, merged with a TOML file and then with ``overrides``.
+
+    ``strict`` checks every key and type against the defaults (:func:`validate`); a store's
+    recorded settings are read with ``strict=False`` (they may come from another version).
 
     Raises
     ------
@@ -167,10 +176,60 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
         config = merge(config, user)
     if overrides:
         config = merge(config, overrides)
-    for section in ("channels", "channel_ids"):
-        if not isinstance(config.get(section, {}), dict):
-            raise ConfigError(f"[{section}] must be a table", path)
+    if strict:
+        validate(config, path)
     return config
+
+
+#: Tables whose keys are the user's own (channel names, channel numbers, object sets).
+_OPEN_TABLES = {("channels",), ("channel_ids",), ("measure", "neighbors")}
+#: Settings absent from the defaults (commented out there), with the types they take.
+_OPTIONAL = {("run", "channels"): (list,), ("measure", "images"): (list,), ("measure", "families"): (str, list),
+             ("measure", "radial", "zernike"): (int,), ("measure", "radial", "zernike_phase"): (bool,),
+             ("measure", "radial", "center_choice"): (str,),
+             ("measure", "colocalization", "costes_method"): (str,),
+             ("measure", "colocalization", "costes_scale"): (int, float),
+             ("measure", "colocalization", "costes_scope"): (str,)}
+
+
+def _types(value) -> tuple[type, ...]:
+    if isinstance(value, bool):
+        return (bool,)
+    if isinstance(value, (int, float)):
+        return (int, float)
+    return (type(value),)
+
+
+def validate(config: dict[str, Any], path: str | os.PathLike | None = None) -> None:
+    """Check settings against the defaults: every key known, every value of the default's type.
+
+    Raises
+    ------
+    ConfigError
+        Names the key (as ``[table] key``) and the valid keys, or the expected type.
+    """
+    def walk(user: dict, default: dict, where: tuple[str, ...]) -> None:
+        table = f"[{'.'.join(where)}]" if where else "top level"
+        if where in _OPEN_TABLES:
+            return
+        for key, value in user.items():
+            here = (*where, key)
+            optional = _OPTIONAL.get(here)
+            if key not in default and optional is None:
+                valid = sorted(set(default) | {k[-1] for k in _OPTIONAL if k[:-1] == where})
+                close = difflib.get_close_matches(key, valid, n=1)
+                hint = f" (did you mean {close[0]!r}?)" if close else ""
+                raise ConfigError(f"unknown setting {key!r} in {table}{hint}; valid: {', '.join(valid)}", path)
+            expected = optional or _types(default[key])
+            if isinstance(value, bool) and bool not in expected or not isinstance(value, expected):
+                names = " or ".join("table" if t is dict else t.__name__ for t in expected)
+                raise ConfigError(f"setting {key!r} in {table} must be {names}, got {value!r}", path)
+            if isinstance(value, dict):
+                walk(value, default.get(key, {}), here)
+
+    if not isinstance(config, dict):
+        raise ConfigError("settings must be a table", path)
+    walk(config, default_config(), ())
 
 
 def channel_roles(config: dict[str, Any] | None = None) -> tuple[dict[str, str], dict[int, str]]:

@@ -42,3 +42,8 @@ class ConfigError(CpfeaturesError):
 
 class InputError(CpfeaturesError, ValueError):
     """An array given to a processing function is invalid (NaN, wrong shape, ...)."""
+
+
+class DegenerateResultWarning(UserWarning):
+    """A result was computed but rests on too little: a normalization reference of one well,
+    features with no spread, a null distribution of NaNs. The message says which and why."""

@@ -14,8 +14,10 @@ Layout (Zarr v3; readable with plain ``zarr`` + ``pandas``, see the README)::
         Nuclei, Cells, Cytoplasm     float64 (n_objects, F) per-object tables
         labels/<Objects>             int32 (H, W) label images (only with --save-labels)
         attributes: plate, well, site (field), columns {table: digest}, counts,
-                    image metadata (file names), "complete": true  <- written last
+                    arrays {name: shape, dtype, crc32}, image metadata (file names),
+                    "complete": true  <- written last
       errors/<Well>_f<Field>         group whose attributes describe why a site failed
+      lock/                          present while a run writes the store (see cpfeatures._lock)
 
 Atomicity: a site's arrays are written first, the ``complete`` attribute last.
 Readers and resumed runs only see sites whose group says ``complete``; an
@@ -23,6 +25,10 @@ incomplete group (a worker killed mid-write) is deleted and written again, so
 a site is never half-present or duplicated. Workers never write the same key:
 each site owns its group, and ``columns/<digest>`` content is identical
 whoever writes it.
+
+Integrity: every committed site records the shape, dtype and CRC-32 of each of
+its arrays, so :meth:`Store.verify` finds a site whose chunk was deleted (Zarr
+would silently read the fill value) or corrupted.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import json
 import os
 import time
 import traceback
+import zlib
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -43,16 +50,43 @@ from . import __version__
 from .errors import CpfeaturesError
 
 __all__ = ["Store", "open_store", "read_table", "read_table_dask", "export", "site_key", "OBJECT_TABLES",
-           "StoreError"]
+           "StoreError", "StoreWriteError"]
 
 LAYOUT_VERSION = 1
 OBJECT_TABLES = ("Nuclei", "Cells", "Cytoplasm")
+#: The compartments of a single-cell row, in column order (pycytominer's merge order).
+SINGLE_CELL_ORDER = ("Cells", "Cytoplasm", "Nuclei")
 _TABLE_ALIASES = {t.lower(): t for t in (*OBJECT_TABLES, "Image")}
 META = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
+#: Sites whose arrays are read concurrently by :meth:`Store.read_sites` (their I/O overlaps).
+READ_BATCH = 32
 
 
 class StoreError(CpfeaturesError):
     """A store is missing, of another layout, or asked for a table it does not have."""
+
+
+class StoreWriteError(StoreError):
+    """Writing to the store failed (disk full, permissions, network): the site stays uncommitted.
+
+    The message names the store and the cause; a rerun resumes once the cause is fixed.
+    """
+
+
+def _write_failure(url: str, what: str, exc: BaseException) -> StoreWriteError:
+    cause = f"{exc.strerror} (errno {exc.errno})" if isinstance(exc, OSError) and exc.strerror else \
+        (" ".join(str(exc).split()) or type(exc).__name__)
+    return StoreWriteError(f"cannot write {what}: {cause}", url)
+
+
+def checksum(values: np.ndarray) -> str:
+    """CRC-32 of an array's bytes in C order, as recorded in a site's ``arrays`` attribute."""
+    return f"{zlib.crc32(np.ascontiguousarray(values).view(np.uint8).reshape(-1)):08x}"
+
+
+def _site_sort_key(key: str) -> tuple[str, int]:
+    well, _, fieldno = key.rpartition("_f")
+    return well, int(fieldno) if fieldno.isdigit() else 0
 
 
 def site_key(well: str, field: int) -> str:
@@ -96,31 +130,43 @@ class Store:
         Read only, or read/write (created if absent).
     storage_options : dict, optional
         Passed to fsspec for remote URLs.
+
+    Raises
+    ------
+    StoreError
+        Read mode and no cpfeatures store at ``url``; or write mode and ``url`` holds
+        something else (a folder of other files, another program's Zarr data, a store
+        of a newer layout), which is never written into.
     """
 
     def __init__(self, url: str | os.PathLike, mode: str = "r", storage_options: dict | None = None):
         url = os.fspath(url)
         # Local paths are made absolute: workers of a cluster may run in another directory.
         self.url = url if "://" in url else os.path.abspath(url)
+        self.storage_options = dict(storage_options or {})
         kwargs = {"storage_options": storage_options} if storage_options else {}
+        if mode != "r":
+            _refuse_foreign_folder(self.url)
         try:
-            if mode == "r":
-                self.root = zarr.open_group(self.url, mode="r", **kwargs)
-            else:
-                self.root = zarr.open_group(self.url, mode="a", **kwargs)
-        except (FileNotFoundError, zarr.errors.GroupNotFoundError if hasattr(zarr.errors, "GroupNotFoundError")
-                else FileNotFoundError):
+            self.root = zarr.open_group(self.url, mode="r" if mode == "r" else "a", **kwargs)
+        except (FileNotFoundError, getattr(zarr.errors, "GroupNotFoundError", FileNotFoundError)):
             raise StoreError("no cpfeatures store here", self.url) from None
+        except OSError as exc:
+            raise _write_failure(self.url, "the store", exc) from None
         except Exception as exc:  # zarr raises several types for "not a zarr group"
             raise StoreError(f"cannot open store ({type(exc).__name__}: {exc})", self.url) from None
         meta = self.root.attrs.get("cpfeatures")
         if meta is None:
             if mode == "r":
                 raise StoreError("not a cpfeatures store (no 'cpfeatures' attribute)", self.url)
+            if any(k != "lock" for k in self.root.keys()):  # a run's lock may come before its metadata
+                raise StoreError("this Zarr group was written by another program (no 'cpfeatures' attribute); "
+                                 "choose a new output path", self.url)
         elif meta.get("layout_version", 0) > LAYOUT_VERSION:
             raise StoreError(f"store layout {meta['layout_version']} is newer than this cpfeatures "
-                             f"understands ({LAYOUT_VERSION})", self.url)
+                             f"understands ({LAYOUT_VERSION}); upgrade cpfeatures", self.url)
         self._columns: dict[str, list[str]] = {}
+        self._attrs: dict[str, dict] = {}
 
     # -- run-level metadata --------------------------------------------------------
     @property
@@ -136,6 +182,8 @@ class Store:
         StoreError
             The store already belongs to another plate, or to a run with other settings
             (resuming with different settings would mix incompatible rows).
+        StoreWriteError
+            The store cannot be written.
         """
         meta = self.info
         if meta:
@@ -144,22 +192,33 @@ class Store:
             if meta.get("config") != config_toml:
                 raise StoreError("store was written with different settings; use a new output or the same "
                                  "config (see `cpfeatures config --show STORE`)", self.url)
+            if all(k in meta for k in extra):
+                return
             meta.update({k: v for k, v in extra.items() if k not in meta})
         else:
             meta = {"layout_version": LAYOUT_VERSION, "plate_id": plate_id, "cpfeatures_version": __version__,
                     "config": config_toml, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                     "tables": ["Image", *OBJECT_TABLES], **extra}
-        self.root.attrs["cpfeatures"] = meta
-        for name in ("sites", "errors", "illum", "columns"):
-            self.root.require_group(name)
+        try:
+            self.root.attrs["cpfeatures"] = meta
+            for name in ("sites", "errors", "illum", "columns"):
+                self.root.require_group(name)
+        except OSError as exc:
+            raise _write_failure(self.url, "the store's metadata", exc) from None
 
     # -- illumination -----------------------------------------------------------------
     def write_illum(self, functions: dict[str, np.ndarray]) -> None:
         """Store illumination functions; the group is marked complete after all are written."""
-        group = self.root.require_group("illum")
-        for role, array in functions.items():
-            group.create_array(role, data=np.asarray(array, dtype=np.float32), overwrite=True)
-        group.attrs["complete"] = sorted(functions)
+        try:
+            group = self.root.require_group("illum")
+            sums = {}
+            for role, array in functions.items():
+                data = np.asarray(array, dtype=np.float32)
+                group.create_array(role, data=data, overwrite=True)
+                sums[role] = {"shape": list(data.shape), "dtype": "float32", "crc32": checksum(data)}
+            group.attrs.update({"arrays": sums, "complete": sorted(functions)})
+        except OSError as exc:
+            raise _write_failure(self.url, "the illumination functions", exc) from None
 
     def read_illum(self) -> dict[str, np.ndarray] | None:
         """The stored illumination functions, or None if they were not all written."""
@@ -173,49 +232,78 @@ class Store:
 
     # -- sites -----------------------------------------------------------------------------
     def completed_sites(self) -> list[str]:
-        """Keys of the sites written completely, sorted."""
+        """Keys of the sites written completely, in plate order (well, then field number).
+
+        Their attributes are kept (:meth:`site_attrs`), so readers that follow pay
+        no second metadata read.
+        """
         if "sites" not in self.root:
             return []
-        done = []
+        self._attrs = {}
         for key, group in self.root["sites"].groups():
             try:
-                if group.attrs.get("complete"):
-                    done.append(key)
-            except Exception:  # a truncated zarr.json from a killed writer: not complete
+                attrs = group.attrs.asdict()
+            except Exception:  # unreadable metadata from a killed writer: not complete
                 continue
-        return sorted(done)
+            if attrs.get("complete"):
+                self._attrs[key] = attrs
+        return sorted(self._attrs, key=_site_sort_key)
+
+    def site_attrs(self, key: str) -> dict:
+        """A completed site's attributes (plate, well, site, columns, counts, arrays, ...)."""
+        if key not in self._attrs:
+            self._attrs[key] = self.root["sites"][key].attrs.asdict()
+        return self._attrs[key]
 
     def write_site(self, plate_id: str, well: str, field: int, site: SiteTables) -> None:
         """Write one site atomically (arrays first, then the ``complete`` attribute).
 
         A previous incomplete attempt of the same site is removed first.
+
+        Raises
+        ------
+        StoreWriteError
+            A write failed (disk full, ...); the site is left uncommitted.
         """
         key = site_key(well, field)
-        sites = self.root.require_group("sites")
-        if key in sites:
-            del sites[key]
-        group = sites.create_group(key)
-        digests = {}
-        counts = {}
-        for name, frame in site.tables.items():
-            columns = [str(c) for c in frame.columns]
-            digest = _digest(columns)
-            self._ensure_columns(digest, columns)
-            values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
-            rows = max(values.shape[0], 1)
-            group.create_array(name, data=values, chunks=(rows, max(values.shape[1], 1)))
-            digests[name] = digest
-            counts[name] = int(values.shape[0])
-        if site.labels:
-            lab = group.create_group("labels")
-            for name, array in site.labels.items():
-                lab.create_array(name, data=np.asarray(array, dtype=np.int32))
-        group.attrs.update({
-            "plate": plate_id, "well": well, "site": int(field), "columns": digests, "counts": counts,
-            "image_metadata": _jsonable(site.image_metadata), "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        })
-        group.attrs["complete"] = True  # last: the commit point of the site
+        try:
+            sites = self.root.require_group("sites")
+            if key in sites:
+                del sites[key]
+            group = sites.create_group(key)
+            digests, counts, arrays = {}, {}, {}
+            for name, frame in site.tables.items():
+                columns = [str(c) for c in frame.columns]
+                digest = _digest(columns)
+                self._ensure_columns(digest, columns)
+                values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+                rows = max(values.shape[0], 1)
+                group.create_array(name, data=values, chunks=(rows, max(values.shape[1], 1)))
+                digests[name] = digest
+                counts[name] = int(values.shape[0])
+                arrays[name] = {"shape": list(values.shape), "dtype": "float64", "crc32": checksum(values)}
+            if site.labels:
+                lab = group.create_group("labels")
+                for name, array in site.labels.items():
+                    data = np.asarray(array, dtype=np.int32)
+                    lab.create_array(name, data=data)
+                    arrays[f"labels/{name}"] = {"shape": list(data.shape), "dtype": "int32", "crc32": checksum(data)}
+            group.attrs.update({
+                "plate": plate_id, "well": well, "site": int(field), "columns": digests, "counts": counts,
+                "arrays": arrays, "image_metadata": _jsonable(site.image_metadata),
+                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            })
+            group.attrs["complete"] = True  # last: the commit point of the site
+        except OSError as exc:
+            raise _write_failure(self.url, f"site {key}", exc) from None
+        self._attrs.pop(key, None)
         self.clear_error(well, field)
+
+    def uncommit(self, key: str) -> None:
+        """Remove a site (e.g. a damaged one) so that the next run writes it again."""
+        if "sites" in self.root and key in self.root["sites"]:
+            del self.root["sites"][key]
+        self._attrs.pop(key, None)
 
     def _ensure_columns(self, digest: str, columns: list[str]) -> None:
         if digest in self._columns:
@@ -224,80 +312,219 @@ class Store:
         if digest not in group:
             try:
                 group.create_group(digest, attributes={"columns": columns})
+            except OSError:
+                raise
             except Exception:  # another worker created it at the same moment: same content
                 pass
         self._columns[digest] = columns
 
     def columns(self, digest: str) -> list[str]:
+        """The column names a ``columns/<digest>`` group lists."""
         if digest not in self._columns:
             self._columns[digest] = list(self.root["columns"][digest].attrs["columns"])
         return self._columns[digest]
 
+    def table_columns(self, name: str, keys: list[str] | None = None) -> list[str]:
+        """Every column of a table over the given (default: all completed) sites, in first-seen order.
+
+        Sites of one run share their columns, so this reads metadata only.
+        """
+        table = _table_name(name, self.url)
+        keys = self.completed_sites() if keys is None else keys
+        seen: dict[str, None] = {}
+        digests: dict[str, None] = {}
+        for key in keys:
+            digest = self.site_attrs(key).get("columns", {}).get(table)
+            if digest is not None and digest not in digests:
+                digests[digest] = None
+                seen.update(dict.fromkeys(self.columns(digest)))
+        return list(seen)
+
     # -- errors ----------------------------------------------------------------------------
-    def record_error(self, well: str, field: int, exc: BaseException) -> dict:
-        """Record why a site failed (file, type, one-line message, traceback tail)."""
+    def record_error(self, well: str, field: int, exc: BaseException, phase: str = "site") -> dict:
+        """Record why a site failed (file, type, one-line message, phase, traceback tail).
+
+        ``phase`` says where: ``"illumination"`` (an image unreadable while the plate's
+        illumination functions were computed), ``"site"`` (processing the site) or
+        ``"worker"`` (the worker process died on it).
+        """
         record = {
             "site": site_key(well, field), "well": well, "field": int(field),
-            "file": getattr(exc, "path", None), "error": type(exc).__name__,
-            "message": " ".join(str(exc).split()) or type(exc).__name__,
+            "file": getattr(exc, "path", None), "error": getattr(exc, "kind", type(exc).__name__),
+            "message": " ".join(str(exc).split()) or type(exc).__name__, "phase": phase,
             "traceback": "".join(traceback.format_exception(exc)[-3:])[-2000:],
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        errors = self.root.require_group("errors")
         key = site_key(well, field)
-        if key in errors:
-            del errors[key]
-        errors.create_group(key, attributes=record)
+        try:
+            errors = self.root.require_group("errors")
+            if key in errors:
+                del errors[key]
+            errors.create_group(key, attributes=record)
+        except OSError as exc2:
+            raise _write_failure(self.url, f"the error record of site {key}", exc2) from None
         return record
 
     def clear_error(self, well: str, field: int) -> None:
-        if "errors" in self.root and site_key(well, field) in self.root["errors"]:
-            del self.root["errors"][site_key(well, field)]
+        """Forget a site's error record (it has been written since)."""
+        try:
+            if "errors" in self.root and site_key(well, field) in self.root["errors"]:
+                del self.root["errors"][site_key(well, field)]
+        except OSError as exc:
+            raise _write_failure(self.url, f"the error record of site {site_key(well, field)}", exc) from None
 
     def errors(self) -> pd.DataFrame:
-        """The error table: one row per failed site (site, well, field, file, error, message, time)."""
-        cols = ["site", "well", "field", "file", "error", "message", "time"]
+        """The error table: one row per failed site (site, well, field, file, error, message, phase, time)."""
+        cols = ["site", "well", "field", "file", "error", "message", "phase", "time"]
         if "errors" not in self.root:
             return pd.DataFrame(columns=cols)
         rows = [dict(g.attrs) for _, g in self.root["errors"].groups()]
-        return pd.DataFrame(rows, columns=cols + ["traceback"]).sort_values("site").reset_index(drop=True)
+        frame = pd.DataFrame(rows, columns=cols + ["traceback"])
+        frame["phase"] = frame["phase"].fillna("site")
+        return frame.sort_values("site", key=lambda s: s.map(_site_sort_key)).reset_index(drop=True)
 
     # -- reading -----------------------------------------------------------------------------
+    def read_sites(self, keys: list[str], names: list[str] | None = None, batch: int | None = None,
+                   tolerant: bool = False) -> Iterator[tuple[str, dict, dict[str, np.ndarray], dict[str, str]]]:
+        """Read whole arrays of many sites, a batch at a time, overlapping their I/O.
+
+        Parameters
+        ----------
+        keys : list of str
+            Completed sites to read.
+        names : list of str or callable, optional
+            Arrays to read per site (``"Cells"``, ``"labels/Nuclei"``), or a function
+            ``key -> list``; default: the site's tables.
+        batch : int
+            Sites read concurrently (memory is ``batch`` sites' arrays).
+        tolerant : bool
+            Report an unreadable array in the fourth item instead of raising.
+
+        Yields
+        ------
+        (key, attrs, {name: array}, {name: problem})
+        """
+        fetch = _async_fetcher(self)
+        batch = batch or READ_BATCH
+        for start in range(0, len(keys), batch):
+            chunk = keys[start:start + batch]
+            if names is None:
+                wanted = [list(self.site_attrs(k).get("columns", {})) for k in chunk]
+            else:
+                wanted = [list(names(k) if callable(names) else names) for k in chunk]
+            if fetch is not None:
+                results = fetch(chunk, wanted, tolerant)
+            else:  # pragma: no cover - a zarr without the asynchronous API
+                results = [_fetch_sync(self, k, w, tolerant) for k, w in zip(chunk, wanted)]
+            results.reverse()
+            for key in chunk:  # hand each site over and drop it: one batch in memory, not two
+                attrs, arrays, problems = results.pop()
+                if attrs is None:  # unreadable metadata (tolerant mode): what the listing read
+                    attrs = self._attrs.get(key, {})
+                yield key, attrs, arrays, problems
+                del attrs, arrays, problems
+
+    def site_block(self, attrs: dict, arrays: dict[str, np.ndarray], tables: list[str],
+                   features: list[str] | None = None) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+        """A site's rows joined over ``tables`` as (metadata frame, float64 block, feature names).
+
+        Object tables are aligned on their object numbers (an outer join: object ``i`` of
+        Nuclei, Cells and Cytoplasm is one cell; a compartment without that object gives
+        NaN). ``features`` fixes the block's columns (absent ones are NaN); by default they
+        are every table's columns but ``ObjectNumber``, in order. Built with numpy, not
+        pandas merges: a merge of 5,800-column frames costs ~0.5 s per site.
+        """
+        parts = []
+        for table in tables:
+            if table not in arrays:
+                continue
+            names = self.columns(attrs["columns"][table])
+            values = arrays[table]
+            numbers = values[:, names.index("ObjectNumber")].astype(np.int64) if "ObjectNumber" in names else None
+            parts.append((names, values, numbers))
+        if features is None:
+            features = list(dict.fromkeys(c for names, _, _ in parts for c in names if c != "ObjectNumber"))
+        numbered = [p[2] for p in parts if p[2] is not None]
+        if numbered and any(len(n) != len(numbered[0]) or not np.array_equal(n, numbered[0]) for n in numbered[1:]):
+            objects = np.unique(np.concatenate(numbered))
+        else:
+            objects = numbered[0] if numbered else None
+        n = len(objects) if objects is not None else (parts[0][1].shape[0] if parts else 0)
+        position = {c: i for i, c in enumerate(features)}
+        block = np.full((n, len(features)), np.nan)
+        for names, values, numbers in parts:
+            src = [i for i, c in enumerate(names) if c in position]
+            dst = [position[names[i]] for i in src]
+            if not src:
+                continue
+            if numbers is None or numbers is objects or np.array_equal(numbers, objects):
+                block[:, dst] = values[:, src]
+            else:
+                block[np.ix_(np.searchsorted(objects, numbers), dst)] = values[:, src]
+        meta = {"Metadata_Plate": [attrs["plate"]] * n, "Metadata_Well": [attrs["well"]] * n,
+                "Metadata_Site": np.full(n, int(attrs["site"]), np.int64)}
+        if objects is not None:
+            meta["Metadata_ObjectNumber"] = objects.astype(np.int64)
+        if "Image" in tables:
+            meta.update({k: [v] * n for k, v in attrs.get("image_metadata", {}).items()})
+        return pd.DataFrame(meta), block, features
+
+    def _frame(self, key: str, attrs: dict, name: str, values: np.ndarray,
+               columns: list[str] | None = None) -> pd.DataFrame:
+        """A site's table as pandas with its ``Metadata_`` columns (``columns``: keep only these)."""
+        features = None
+        if columns is not None:
+            present = set(self.columns(attrs["columns"][name]))
+            features = [c for c in columns if c in present and c != "ObjectNumber"]
+        meta, block, names = self.site_block(attrs, {name: values}, [name], features)
+        return pd.concat([meta, pd.DataFrame(block, columns=names)], axis=1)
+
     def site_table(self, key: str, name: str) -> pd.DataFrame:
         """One completed site's table with its ``Metadata_`` columns."""
-        group = self.root["sites"][key]
-        attrs = group.attrs.asdict()
-        columns = self.columns(attrs["columns"][name])
-        values = group[name][:]
-        frame = pd.DataFrame(values, columns=columns)
-        meta = pd.DataFrame({"Metadata_Plate": attrs["plate"], "Metadata_Well": attrs["well"],
-                             "Metadata_Site": attrs["site"]}, index=frame.index)
-        if name == "Image":
-            extra = pd.DataFrame([attrs.get("image_metadata", {})] * len(frame), index=frame.index)
-            return pd.concat([meta, extra, frame], axis=1)
-        if "ObjectNumber" in frame:
-            frame = frame.rename(columns={"ObjectNumber": "Metadata_ObjectNumber"})
-            frame["Metadata_ObjectNumber"] = frame["Metadata_ObjectNumber"].astype(np.int64)
-            meta["Metadata_ObjectNumber"] = frame.pop("Metadata_ObjectNumber")
-        return pd.concat([meta, frame], axis=1)
+        table = _table_name(name, self.url)
+        attrs = self.site_attrs(key)
+        return self._frame(key, attrs, table, self.root["sites"][key][table][:])
 
     def site_labels(self, key: str) -> dict[str, np.ndarray]:
+        """A site's label images (empty unless the run saved them)."""
         group = self.root["sites"][key]
         if "labels" not in group:
             return {}
         return {name: arr[:] for name, arr in group["labels"].arrays()}
 
-    def read_table(self, name: str, sites: Iterable[str] | None = None, wells: Iterable[str] | None = None
-                   ) -> pd.DataFrame:
-        """Concatenate a table over completed sites (optionally a subset)."""
+    def iter_tables(self, name: str, sites: Iterable[str] | None = None, wells: Iterable[str] | None = None,
+                    columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
+        """A table one site at a time (plate order): the lazy way through a whole plate.
+
+        Memory is one batch of sites, whatever the plate size. ``columns`` keeps only those
+        feature columns (metadata columns are always there).
+        """
         table = _table_name(name, self.url)
-        keys = self._select(sites, wells)
-        frames = [self.site_table(k, table) for k in keys]
+        for key, attrs, arrays, _ in self.read_sites(self._select(sites, wells), [table]):
+            yield self._frame(key, attrs, table, arrays[table], columns)
+
+    def read_table(self, name: str, sites: Iterable[str] | None = None, wells: Iterable[str] | None = None,
+                   columns: list[str] | None = None) -> pd.DataFrame:
+        """Concatenate a table over completed sites (optionally a subset of sites, wells or columns).
+
+        Notes
+        -----
+        The result is in memory: about ``8 x rows x columns`` bytes, twice that while
+        concatenating (a 3,456-site plate's Cells table, ~200,000 cells x ~2,000 columns,
+        is ~3 GB). For whole plates read only the ``columns`` needed, or go site by site
+        with :meth:`iter_tables` or :func:`read_table_dask`.
+        """
+        table = _table_name(name, self.url)
+        frames = list(self.iter_tables(table, sites, wells, columns))
         if not frames:
             return pd.DataFrame(columns=META + ([] if table == "Image" else ["Metadata_ObjectNumber"]))
         return pd.concat(frames, ignore_index=True)
 
     def _select(self, sites, wells) -> list[str]:
+        if sites is not None and wells is None:
+            sites = list(dict.fromkeys(sites))
+            if all(k in self._attrs for k in sites):  # known complete: no second pass over the plate per call
+                return sorted(sites, key=_site_sort_key)
         keys = self.completed_sites()
         if sites is not None:
             wanted = set(sites)
@@ -307,18 +534,18 @@ class Store:
             keys = [k for k in keys if k.rsplit("_f", 1)[0] in wanted]
         return keys
 
-    def single_cells(self, sites: Iterable[str] | None = None) -> pd.DataFrame:
-        """Nuclei, Cells and Cytoplasm joined per cell (object ``i`` of each is the same cell)."""
-        return pd.concat([self._merged_site(k) for k in self._select(sites, None)] or [pd.DataFrame()],
-                         ignore_index=True)
+    def iter_single_cells(self, sites: Iterable[str] | None = None) -> Iterator[pd.DataFrame]:
+        """Per site: Nuclei, Cells and Cytoplasm joined per cell (object ``i`` of each is the same cell)."""
+        for key, attrs, arrays, _ in self.read_sites(self._select(sites, None), list(OBJECT_TABLES)):
+            yield self._merge(key, attrs, arrays)
 
-    def _merged_site(self, key: str) -> pd.DataFrame:
-        keys = META + ["Metadata_ObjectNumber"]
-        merged = None
-        for table in ("Cells", "Cytoplasm", "Nuclei"):
-            frame = self.site_table(key, table)
-            merged = frame if merged is None else merged.merge(frame, on=keys, how="outer")
-        return merged
+    def _merge(self, key: str, attrs: dict, arrays: dict[str, np.ndarray]) -> pd.DataFrame:
+        meta, block, names = self.site_block(attrs, arrays, list(SINGLE_CELL_ORDER))
+        return pd.concat([meta, pd.DataFrame(block, columns=names)], axis=1)
+
+    def single_cells(self, sites: Iterable[str] | None = None) -> pd.DataFrame:
+        """Nuclei, Cells and Cytoplasm joined per cell, over all (or the given) sites, in memory."""
+        return pd.concat(list(self.iter_single_cells(sites)) or [pd.DataFrame()], ignore_index=True)
 
     def iter_wells(self) -> Iterator[pd.DataFrame]:
         """Per-well single-cell frames (all compartments merged), one well in memory at a time."""
@@ -326,11 +553,180 @@ class Store:
         for key in self.completed_sites():
             by_well.setdefault(key.rsplit("_f", 1)[0], []).append(key)
         for well in sorted(by_well):
-            yield pd.concat([self._merged_site(k) for k in by_well[well]], ignore_index=True)
+            yield pd.concat(list(self.iter_single_cells(by_well[well])), ignore_index=True)
+
+    # -- integrity ---------------------------------------------------------------------------
+    def verify(self, keys: list[str] | None = None, progress=None) -> pd.DataFrame:
+        """Check every committed site's arrays against the sizes and checksums it recorded.
+
+        Parameters
+        ----------
+        keys : list of str, optional
+            Sites to check (default: every completed site).
+        progress : callable, optional
+            Called with the number of sites checked after each batch.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per site with a problem: ``site``, ``status`` (``"damaged"``: an
+            array is missing, unreadable, of the wrong size or content; ``"unverified"``:
+            written before checksums were recorded, sizes checked only) and ``problem``.
+            The illumination functions are checked too (site ``"illum"``).
+        """
+        keys = self.completed_sites() if keys is None else list(keys)
+        rows = []
+        for key, attrs, arrays, problems in self.read_sites(keys, _recorded_arrays(self), batch=16, tolerant=True):
+            found = _site_problems(self, key, attrs, arrays, problems)
+            if found:
+                status, text = found
+                rows.append({"site": key, "status": status, "problem": text})
+            if progress:
+                progress(1)
+        illum = self._verify_illum()
+        if illum:
+            rows.append({"site": "illum", "status": "damaged", "problem": illum})
+        return pd.DataFrame(rows, columns=["site", "status", "problem"])
+
+    def _verify_illum(self) -> str | None:
+        if "illum" not in self.root or not self.root["illum"].attrs.get("complete"):
+            return None
+        group = self.root["illum"]
+        recorded = group.attrs.get("arrays", {})
+        for role in group.attrs["complete"]:
+            try:
+                data = group[role][:]
+            except Exception as exc:
+                return f"illumination function {role} unreadable ({type(exc).__name__}: {exc})"
+            want = recorded.get(role)
+            if want and (list(data.shape) != want["shape"] or checksum(data) != want["crc32"]):
+                return f"illumination function {role} differs from its recorded checksum"
+        return None
+
+
+def _recorded_arrays(store: Store):
+    """Per site, the arrays its attributes say were written (the tables, for sites without checksums)."""
+    def names(key: str) -> list[str]:
+        attrs = store.site_attrs(key)
+        return list(attrs.get("arrays") or attrs.get("columns", {}))
+
+    return names
+
+
+def _site_problems(store: Store, key: str, attrs: dict, arrays: dict, problems: dict) -> tuple[str, str] | None:
+    """(status, problem) of one committed site, or None when it is intact."""
+    recorded = attrs.get("arrays")
+    for name, problem in problems.items():
+        return "damaged", f"{name}: {problem}"
+    digests = attrs.get("columns", {})
+    for name in digests:
+        try:
+            width = len(store.columns(digests[name]))
+        except Exception:
+            return "damaged", f"{name}: its column list columns/{digests[name]} is missing"
+        shape = arrays[name].shape if name in arrays else None
+        if shape is None:
+            return "damaged", f"{name}: array missing"
+        want = (attrs.get("counts", {}).get(name, shape[0]), width)
+        if tuple(shape) != tuple(want):
+            return "damaged", f"{name}: shape {shape} but {want} was written"
+    if not recorded:
+        return "unverified", "written without checksums (cpfeatures before 0.2): sizes checked only"
+    for name, want in recorded.items():
+        if name not in arrays:
+            return "damaged", f"{name}: array missing"
+        values = arrays[name]
+        if list(values.shape) != list(want["shape"]):
+            return "damaged", f"{name}: shape {list(values.shape)} but {want['shape']} was written"
+        if checksum(values.astype(want.get("dtype", values.dtype), copy=False)) != want["crc32"]:
+            return "damaged", f"{name}: content differs from its checksum (a chunk is missing or corrupt)"
+    return None
+
+
+def _refuse_foreign_folder(url: str) -> None:
+    """Never write into a local folder that holds other things than a Zarr hierarchy."""
+    if "://" in url and not url.startswith("file://"):
+        return
+    path = url[len("file://"):] if url.startswith("file://") else url
+    if os.path.isfile(path):
+        raise StoreError("is a file, not a store folder", path)
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "zarr.json")):
+        if os.path.exists(os.path.join(path, ".zgroup")) or os.path.exists(os.path.join(path, ".zarray")):
+            raise StoreError("is a Zarr v2 store, not a cpfeatures store; choose a new output path", path)
+        if any(True for _ in os.scandir(path)):
+            raise StoreError("folder exists and is not a cpfeatures store; choose a new output path", path)
+
+
+def _fetch_sync(store: Store, key: str, names: list[str], tolerant: bool = False):
+    group = store.root["sites"][key]
+    attrs = group.attrs.asdict()
+    arrays, problems = {}, {}
+    for name in names:
+        try:
+            arrays[name] = group[name][:]
+        except Exception as exc:
+            if not tolerant:
+                raise
+            problems[name] = f"unreadable ({type(exc).__name__}: {exc})"
+    return attrs, arrays, problems
+
+
+def _async_fetcher(store: Store):
+    """A function ``(keys, names per key, tolerant) -> [(attrs, {name: array}, {name: problem})]``.
+
+    zarr runs every read on its own event loop; asking for a batch of sites with
+    ``asyncio.gather`` overlaps their file reads and decompression instead of
+    paying one loop round trip per array (about 2.5x faster than a thread pool
+    over the synchronous API, whose calls the single loop serializes anyway).
+    Returns None when this zarr has no asynchronous API; the caller then reads
+    site by site.
+    """
+    try:
+        import asyncio
+
+        from zarr.api.asynchronous import open_array, open_group
+        from zarr.core.sync import sync
+    except ImportError:  # pragma: no cover - other zarr versions
+        return None
+    zstore = store.root.store
+    base = (store.root.path or "").strip("/")
+
+    async def array(path: str, tolerant: bool):
+        try:
+            arr = await open_array(store=zstore, path=path, mode="r", zarr_format=3)
+            return await arr.getitem(slice(None)), None
+        except Exception as exc:
+            if not tolerant:
+                raise
+            return None, f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+
+    async def one(key: str, names: list[str], tolerant: bool):
+        path = f"{base}/sites/{key}" if base else f"sites/{key}"
+        # The store's layout is Zarr v3 without consolidated metadata: saying so skips the probes for
+        # v2 / consolidated files (a third of the time of a site's Image row).
+        try:
+            group = await open_group(store=zstore, path=path, mode="r", zarr_format=3, use_consolidated=False)
+            attrs = dict(group.attrs)
+        except Exception as exc:
+            if not tolerant:
+                raise
+            return None, {}, {"metadata": f"unreadable ({type(exc).__name__}: {exc})"}
+        results = await asyncio.gather(*(array(f"{path}/{n}", tolerant) for n in names))
+        arrays = {n: v for n, (v, p) in zip(names, results) if p is None}
+        problems = {n: p for n, (v, p) in zip(names, results) if p is not None}
+        return attrs, arrays, problems
+
+    async def many(keys, names, tolerant):
+        return await asyncio.gather(*(one(k, n, tolerant) for k, n in zip(keys, names)))
+
+    def fetch(keys: list[str], names: list[list[str]], tolerant: bool = False):
+        return sync(many(keys, names, tolerant))
+
+    return fetch
 
 
 def _table_name(name: str, url: str) -> str:
-    table = _TABLE_ALIASES.get(name.lower())
+    table = _TABLE_ALIASES.get(str(name).lower())
     if table is None:
         raise StoreError(f"unknown table {name!r}; tables are image, nuclei, cells, cytoplasm", url)
     return table
@@ -345,14 +741,19 @@ def open_store(store: "str | os.PathLike | Store", mode: str = "r") -> Store:
     return store if isinstance(store, Store) else Store(store, mode=mode)
 
 
-def read_table(store: "str | os.PathLike | Store", name: str, sites=None, wells=None) -> pd.DataFrame:
+def read_table(store: "str | os.PathLike | Store", name: str, sites=None, wells=None, columns=None) -> pd.DataFrame:
     """Read a table (``"image"``, ``"nuclei"``, ``"cells"``, ``"cytoplasm"``) from a store as pandas.
 
     Only completely written sites are included. Columns: ``Metadata_Plate``,
     ``Metadata_Well``, ``Metadata_Site``, ``Metadata_ObjectNumber`` (object
     tables), then CellProfiler-named features (``Cells_AreaShape_Area``, ...).
+
+    The whole table is built in memory (~8 bytes x rows x columns, twice that while
+    concatenating): pass ``columns`` to keep a few features of a whole plate, or read
+    it lazily with :meth:`Store.iter_tables` (one site at a time) or
+    :func:`read_table_dask`.
     """
-    return open_store(store).read_table(name, sites=sites, wells=wells)
+    return open_store(store).read_table(name, sites=sites, wells=wells, columns=columns)
 
 
 def read_table_dask(store: "str | os.PathLike | Store", name: str):
@@ -377,28 +778,7 @@ def _read_site_part(url: str, key: str, table: str) -> pd.DataFrame:
 
 def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: str = "parquet",
            single_cells: bool = True) -> list[str]:
-    """Write the store's tables as Parquet or CSV files for pycytominer and friends.
+    """Write the store's tables as Parquet or CSV files, one well at a time (see :func:`cpfeatures.export.export`)."""
+    from .export import export as _export
 
-    Writes ``Image``, ``Nuclei``, ``Cells``, ``Cytoplasm`` and (by default)
-    ``SingleCells`` (the three compartments joined per cell), plus ``Errors``
-    when sites failed. Returns the written paths.
-    """
-    if fmt not in ("parquet", "csv"):
-        raise StoreError(f"unknown export format {fmt!r} (parquet or csv)")
-    st = open_store(store)
-    os.makedirs(out_dir, exist_ok=True)
-    written = []
-    frames = {t: st.read_table(t) for t in ("Image", *OBJECT_TABLES)}
-    if single_cells:
-        frames["SingleCells"] = st.single_cells()
-    errors = st.errors()
-    if len(errors):
-        frames["Errors"] = errors
-    for name, frame in frames.items():
-        path = os.path.join(out_dir, f"{name}.{fmt}")
-        if fmt == "parquet":
-            frame.to_parquet(path, index=False)
-        else:
-            frame.to_csv(path, index=False)
-        written.append(path)
-    return written
+    return _export(store, out_dir, fmt=fmt, single_cells=single_cells)

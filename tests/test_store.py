@@ -159,3 +159,54 @@ def test_write_and_list_overhead_flat(tmp_path):
     assert len(st.completed_sites()) == 600
     per_site_list = (time.perf_counter() - t0) / 600
     assert per_site_list < 0.005, per_site_list
+
+
+def test_verify_names_damaged_sites(store):
+    store.write_site("PLATE1", "D08", 5, _site(30, 1, n_features=50))
+    store.write_site("PLATE1", "D14", 5, _site(4, 2))
+    store.write_site("PLATE1", "G21", 5, _site(4, 3))
+    assert store.verify().empty
+    import os
+    from pathlib import Path
+
+    chunk = next(p for p in (Path(store.url) / "sites" / "D08_f5" / "Cells").rglob("*")
+                 if p.is_file() and p.name != "zarr.json")
+    os.remove(chunk)  # zarr reads the fill value without a word
+    report = store.verify().set_index("site")
+    assert list(report.index) == ["D08_f5"] and report.loc["D08_f5", "status"] == "damaged"
+    assert "Cells" in report.loc["D08_f5", "problem"] and "checksum" in report.loc["D08_f5", "problem"]
+    # a site from before checksums: sizes checked only, said so
+    attrs = store.root["sites/D14_f5"].attrs
+    attrs.update({"arrays": {}})
+    report = Store(store.url).verify().set_index("site")
+    assert report.loc["D14_f5", "status"] == "unverified"
+    store.uncommit("D08_f5")
+    assert "D08_f5" not in store.completed_sites()
+
+
+def test_read_table_columns_and_lazy_iteration(store):
+    for i, well in enumerate(["B02", "C03"]):
+        store.write_site("PLATE1", well, 1, _site(3 + i, i))
+    some = read_table(store.url, "cells", columns=["Cells_F2"])
+    assert list(some.columns) == ["Metadata_Plate", "Metadata_Well", "Metadata_Site", "Metadata_ObjectNumber",
+                                  "Cells_F2"]
+    full = read_table(store.url, "cells")
+    pd.testing.assert_frame_equal(some, full[some.columns])
+    parts = list(store.iter_tables("cells"))
+    assert [len(p) for p in parts] == [3, 4]
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), full)
+
+
+def test_refuses_to_write_into_other_things(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "data.csv").write_text("x")
+    with pytest.raises(StoreError, match="not a cpfeatures store"):
+        Store(tmp_path / "mine", mode="a")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(StoreError, match="is a file"):
+        Store(tmp_path / "afile", mode="a")
+    other = zarr.open_group(tmp_path / "other.zarr", mode="w")
+    other.create_array("x", shape=(2,), dtype="f8")
+    with pytest.raises(StoreError, match="another program"):
+        Store(tmp_path / "other.zarr", mode="a")
+    assert sorted(p.name for p in (tmp_path / "mine").iterdir()) == ["data.csv"]

@@ -33,3 +33,42 @@ def test_compile_once_then_workers_load_from_the_cache():
     assert kernels_cached()
     out = subprocess.run([sys.executable, "-c", _WORKER], capture_output=True, text=True, timeout=600, check=True)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def test_parts_cover_every_stage_once_and_balance():
+    from cpfeatures._warmup import COMPILE_SECONDS, _stages, plan_parts
+    from cpfeatures.config import load_config
+
+    cfg = load_config()
+    for n in (1, 2, 3):
+        parts = plan_parts(cfg, n)
+        flat = [s for p in parts for s in p]
+        assert sorted(flat) == sorted(_stages(cfg)) and len(parts) == n
+        loads = [sum(COMPILE_SECONDS[s] for s in p) for p in parts]
+        assert max(loads) - min(loads) <= max(COMPILE_SECONDS.values()), loads
+    only = load_config(overrides={"measure": {"families": ["intensity"], "image_families": []}})
+    assert plan_parts(only, 2) == [["segment"], ["intensity"]]  # only what the configuration measures
+
+
+_PART = r"""
+import sys
+from cpfeatures._warmup import compile_kernels
+compile_kernels(stages=sys.argv[1].split(","))
+"""
+
+
+def test_two_parts_compiled_in_parallel_leave_nothing_to_compile(tmp_path):
+    """From an empty cache, as a fresh install: two processes compile one part each, at once; a third
+    (a worker) then runs a whole site and compiles nothing."""
+    import os
+
+    from cpfeatures._warmup import plan_parts
+    from cpfeatures.config import load_config
+
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    procs = [subprocess.Popen([sys.executable, "-c", _PART, ",".join(part)], env=env)
+             for part in plan_parts(load_config(), 2)]
+    assert [p.wait(timeout=900) for p in procs] == [0, 0]
+    out = subprocess.run([sys.executable, "-c", _WORKER], env=env, capture_output=True, text=True, timeout=600,
+                         check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

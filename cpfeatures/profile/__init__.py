@@ -12,9 +12,9 @@ also a run's store).
 - :func:`average_precision`, :func:`mean_average_precision` copairs' mAP with p-values and FDR
 """
 
-from ._frames import infer_features, load_profiles, metadata_columns, write_profiles
+from ._frames import check_profiles_path, infer_features, load_profiles, metadata_columns, write_profiles
 from .aggregate import aggregate
-from .annotate import annotate, canonical_well
+from .annotate import annotate, canonical_well, read_platemap
 from .average_precision import average_precision, fdr_bh, mean_average_precision
 from .blocklist import default_blocklist
 from .feature_select import CPJUMP1_OPERATIONS, OPERATIONS, feature_select
@@ -22,6 +22,6 @@ from .normalize import normalize
 from .replicating import MatchingResult, ReplicatingResult, percent_matching, percent_replicating
 
 __all__ = ["aggregate", "annotate", "normalize", "feature_select", "percent_replicating", "percent_matching",
-           "average_precision", "mean_average_precision", "fdr_bh", "default_blocklist", "canonical_well",
-           "infer_features", "load_profiles", "metadata_columns", "write_profiles", "OPERATIONS",
+           "average_precision", "mean_average_precision", "fdr_bh", "default_blocklist", "canonical_well", "read_platemap",
+           "infer_features", "load_profiles", "metadata_columns", "write_profiles", "check_profiles_path", "OPERATIONS",
            "CPJUMP1_OPERATIONS", "ReplicatingResult", "MatchingResult"]

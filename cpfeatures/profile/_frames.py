@@ -16,7 +16,7 @@ import pandas as pd
 
 from ..errors import InputError
 
-__all__ = ["load_profiles", "write_profiles", "infer_features", "metadata_columns", "COMPARTMENTS"]
+__all__ = ["load_profiles", "write_profiles", "check_profiles_path", "PROFILE_SUFFIXES", "infer_features", "metadata_columns", "COMPARTMENTS"]
 
 COMPARTMENTS = ("Cells", "Nuclei", "Cytoplasm")
 
@@ -49,21 +49,39 @@ def load_profiles(data: "pd.DataFrame | str | os.PathLike", what: str = "profile
     kind = _suffixes(path)
     try:
         if kind.endswith(".parquet") or kind.endswith(".pq"):
-            return pd.read_parquet(path)
-        sep = "\t" if any(kind.endswith(s) for s in (".tsv", ".txt", ".tsv.gz", ".txt.gz")) else ","
-        return pd.read_csv(path, sep=sep, low_memory=False)
+            frame = pd.read_parquet(path)
+        else:
+            sep = "\t" if any(kind.endswith(s) for s in (".tsv", ".txt", ".tsv.gz", ".txt.gz")) else ","
+            frame = pd.read_csv(path, sep=sep, low_memory=False)
     except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"cannot read {what}: {exc}", path) from None
+        raise InputError(f"cannot read {what}: {' '.join(str(exc).split())}", path) from None
+    frame.attrs["source"] = str(path)  # error messages about its content can name the file
+    return frame
+
+
+#: The file types profiles are written as.
+PROFILE_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
+
+
+def check_profiles_path(path: "str | os.PathLike") -> Path:
+    """``path`` if its suffix is one :func:`write_profiles` writes, else an :class:`InputError`."""
+    path = Path(path)
+    if not any(str(path).lower().endswith(s) for s in PROFILE_SUFFIXES):
+        raise InputError(f"profiles are written as {', '.join(PROFILE_SUFFIXES)}; choose one of these suffixes",
+                         path)
+    return path
 
 
 def write_profiles(frame: pd.DataFrame, path: "str | os.PathLike") -> Path:
-    """Write a table as Parquet (``.parquet``) or CSV (anything else; ``.gz`` compresses)."""
-    path = Path(path)
+    """Write a table as Parquet (``.parquet``), CSV (``.csv``, ``.csv.gz``) or tab-separated text
+    (``.tsv``, ``.txt``, gzipped too); another suffix is an :class:`InputError`."""
+    path = check_profiles_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if _suffixes(path).endswith(".parquet"):
         frame.to_parquet(path, index=False)
     else:
-        frame.to_csv(path, index=False, sep="\t" if _suffixes(path).startswith(".tsv") else ",")
+        tab = path.name.lower().endswith((".tsv", ".txt", ".tsv.gz", ".txt.gz"))
+        frame.to_csv(path, index=False, sep="\t" if tab else ",")
     return path
 
 

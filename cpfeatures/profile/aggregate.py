@@ -36,12 +36,13 @@ def _group(frame: pd.DataFrame, strata: list[str], features: list[str], operatio
     missing = [s for s in strata if s not in frame.columns]
     if missing:
         raise InputError(f"strata column(s) {missing} not in the single-cell table")
-    values = frame[features].astype(float)
+    # one float block: a frame of thousands of separately built columns makes pandas warn and crawl
+    values = pd.DataFrame(frame[features].to_numpy(dtype=float), columns=features, index=frame.index)
     keys = [frame[s] for s in strata]
     grouped = values.groupby(keys, dropna=False, sort=True)
-    out = grouped.median() if operation == "median" else grouped.mean()
-    out.insert(0, "Metadata_Object_Count", grouped.size().astype(np.int64))
-    out = out.reset_index()
+    medians = grouped.median() if operation == "median" else grouped.mean()
+    counts = grouped.size().astype(np.int64).rename("Metadata_Object_Count")
+    out = pd.concat([counts, medians], axis=1).reset_index()
     return out.drop(columns=[c for c in ("ImageNumber", "ObjectNumber") if c in out.columns])
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import InputError
 from ._frames import load_profiles, metadata_columns
 
-__all__ = ["annotate", "canonical_well"]
+__all__ = ["annotate", "canonical_well", "read_platemap"]
 
 _WELL = re.compile(r"^\s*([A-Za-z]{1,2})\s*0*(\d{1,3})\s*$")
 _WELL_COLUMNS = ("Metadata_Well", "Metadata_well_position", "Metadata_well", "Metadata_WellPosition")
@@ -35,19 +35,52 @@ def _prefixed(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.rename(columns={c: c if str(c).startswith("Metadata_") else f"Metadata_{c}" for c in frame.columns})
 
 
+def _source(frame: pd.DataFrame):
+    """The file a table was read from (``load_profiles`` records it), for error messages."""
+    return frame.attrs.get("source")
+
+
 def _well_column(frame: pd.DataFrame, what: str) -> str:
     for name in _WELL_COLUMNS:
         if name in frame.columns:
             return name
-    raise InputError(f"{what} has no well column (looked for {', '.join(_WELL_COLUMNS)})")
+    raise InputError(f"{what} has no well column (looked for {', '.join(_WELL_COLUMNS)})", _source(frame))
 
 
 def _well_key(frame: pd.DataFrame, column: str, what: str) -> pd.Series:
     key = frame[column].map(canonical_well)
     bad = frame.loc[key.isna(), column]
     if len(bad):
-        raise InputError(f"{what} column {column} has values that are not well names, e.g. {bad.iloc[0]!r}")
+        raise InputError(f"{what} column {column} has values that are not well names, e.g. {bad.iloc[0]!r}",
+                         _source(frame))
     return key
+
+
+def read_platemap(platemap, join_on: str | None = None) -> pd.DataFrame:
+    """A plate map, read and checked: ``Metadata_`` prefixes added, a well column of well names.
+
+    Parameters
+    ----------
+    platemap : DataFrame or path
+        CSV, or tab-separated ``.txt``/``.tsv``.
+    join_on : str, optional
+        Its well column (default: the first of ``Metadata_Well``, ``Metadata_well_position``, ...).
+
+    Raises
+    ------
+    InputError
+        The file is missing or unreadable, or has no well column of well names; the message
+        names the file.
+    """
+    frame = load_profiles(platemap, "platemap")
+    source = _source(frame)
+    frame = _prefixed(frame)
+    frame.attrs["source"] = source
+    column = join_on or _well_column(frame, "platemap")
+    if column not in frame.columns:
+        raise InputError(f"platemap has no column {column!r}", source)
+    _well_key(frame, column, "platemap")
+    return frame
 
 
 def annotate(profiles, platemap, join_on: str | None = None, external_metadata=None,
@@ -77,15 +110,13 @@ def annotate(profiles, platemap, join_on: str | None = None, external_metadata=N
         in the plate map are dropped with a warning (an inner join, as pycytominer).
     """
     profiles = load_profiles(profiles)
-    platemap = _prefixed(load_profiles(platemap, "platemap"))
+    platemap = read_platemap(platemap, join_on)
     left = join_on or _well_column(platemap, "platemap")
-    if left not in platemap.columns:
-        raise InputError(f"platemap has no column {left!r}")
     right = _well_column(profiles, "profiles")
     pm = platemap.assign(_well_key=_well_key(platemap, left, "platemap"))
     if pm["_well_key"].duplicated().any() and "Metadata_Plate" not in pm.columns:
         dup = pm.loc[pm["_well_key"].duplicated(), left].iloc[0]
-        raise InputError(f"platemap lists well {dup} more than once")
+        raise InputError(f"platemap lists well {dup} more than once", _source(platemap))
     keys = ["_well_key"]
     if "Metadata_Plate" in pm.columns and "Metadata_Plate" in profiles.columns and \
             pm["_well_key"].duplicated().any():

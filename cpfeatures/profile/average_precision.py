@@ -28,11 +28,13 @@ profile strength and similarity", Nature Communications (2025); copairs 0.5.
 
 from __future__ import annotations
 
+import warnings
+
 import numba
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+from ..errors import DegenerateResultWarning, InputError
 from ._frames import feature_array, infer_features, load_profiles, metadata_columns, select_rows
 from ._similarity import prepare, similarity_block
 
@@ -262,6 +264,10 @@ def mean_average_precision(profiles, sameby, diffby=None, reference_query: str |
         ref[profiles.index.get_indexer(select_rows(profiles, reference_query).index)] = True
         if ref.all():
             raise InputError(f"reference_query {reference_query!r} selects every profile")
+        if ref.sum() < 2:
+            warnings.warn(f"reference_query {reference_query!r} selects {int(ref.sum())} profile: each replicate "
+                          "is ranked against one control, so average precision is 0, 0.5 or 1",
+                          DegenerateResultWarning, stacklevel=2)
         # copairs' reference trick: references get unique ids, the others share -1, so positives
         # are non-references only and negatives pair a profile with a reference
         profiles = pd.concat([profiles, pd.Series(np.where(ref, np.arange(len(profiles)), -1), name=_REFERENCE)],

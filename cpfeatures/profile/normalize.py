@@ -13,7 +13,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
+import warnings
+
+from ..errors import DegenerateResultWarning, InputError
 from ._frames import feature_array, infer_features, load_profiles, metadata_columns, select_rows
 
 __all__ = ["normalize", "METHODS"]
@@ -30,8 +32,6 @@ def _scale_or_one(scale: np.ndarray) -> np.ndarray:
 
 
 def _fit(x: np.ndarray, method: str, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
-    import warnings
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as pycytominer
         if method == "standardize":
@@ -69,6 +69,13 @@ def normalize(profiles, method: str = "mad_robustize", samples: str = "all", fea
     -------
     pandas.DataFrame
         The metadata columns, then the normalized features (float64), same rows.
+
+    Warns
+    -----
+    DegenerateResultWarning
+        A plate's reference has fewer than 2 profiles, or features have zero spread
+        in it: those values are divided by (nearly) nothing, as pycytominer does, and
+        can be huge. The warning names the plate, the samples and the features.
     """
     profiles = load_profiles(profiles)
     method = str(method).lower()
@@ -86,8 +93,29 @@ def normalize(profiles, method: str = "mad_robustize", samples: str = "all", fea
         part = profiles.iloc[rows]
         fit_rows = part if samples == "all" else select_rows(part, samples)
         center, scale = _fit(feature_array(fit_rows, feats), method, mad_robustize_epsilon)
+        _warn_degenerate(part, by, samples, len(fit_rows), feats, scale, method, mad_robustize_epsilon)
         out[rows] = (x[rows] - center) / scale
     result = pd.concat([profiles[meta].reset_index(drop=True),
                         pd.DataFrame(out, columns=feats)], axis=1)
     result.index = profiles.index
     return result
+
+
+def _warn_degenerate(part: pd.DataFrame, by, samples: str, n_fit: int, feats: list[str], scale: np.ndarray,
+                     method: str, epsilon: float) -> None:
+    """Say when a plate's normalization divides by (nearly) nothing."""
+    where = f"plate {part[by].iloc[0]}" if by is not None and by in part.columns else "profiles"
+    reference = "all profiles" if samples == "all" else f"samples {samples!r}"
+    if n_fit < 2:
+        warnings.warn(f"{where}: the normalization reference ({reference}) is {n_fit} profile: every feature has "
+                      "zero spread in it, so normalized values are divided by ~0; use more control wells or "
+                      "samples='all'", DegenerateResultWarning, stacklevel=3)
+        return
+    if method != "mad_robustize":
+        return  # scikit-learn's rule: constant features are left unscaled, not blown up
+    flat = np.isfinite(scale) & (scale <= epsilon)
+    if flat.any():
+        names = [f for f, z in zip(feats, flat) if z]
+        warnings.warn(f"{where}: {len(names)} of {len(feats)} features have zero spread (MAD 0) in the "
+                      f"normalization reference ({reference}, {n_fit} profiles), so their normalized values are "
+                      f"divided by {epsilon:g}: e.g. {', '.join(names[:3])}", DegenerateResultWarning, stacklevel=3)

@@ -23,8 +23,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError
-from ._frames import feature_array, infer_features, load_profiles
+import warnings
+
+from ..errors import DegenerateResultWarning, InputError
+from ._frames import feature_array, infer_features, load_profiles, select_rows
 from ._similarity import pearson_rows
 
 __all__ = ["percent_replicating", "percent_matching", "ReplicatingResult", "MatchingResult"]
@@ -79,8 +81,45 @@ class ReplicatingResult:
     null_members: dict = field(repr=False)
 
 
+def _without_reference(profiles: pd.DataFrame, reference_query: str | None) -> pd.DataFrame:
+    """The profiles scored: all but the reference (control) profiles, which are not perturbations."""
+    if reference_query is None:
+        return profiles
+    reference = select_rows(profiles, reference_query)
+    rest = profiles.drop(index=reference.index)
+    if rest.empty:
+        raise InputError(f"reference_query {reference_query!r} selects every profile")
+    return rest
+
+
+def _threshold(null: np.ndarray, percentile: float, what: str) -> float:
+    """The null's percentile, ignoring NaN samples (as the CPJUMP1 notebooks' ``np.nanpercentile``)."""
+    bad = int(np.isnan(null).sum())
+    if bad == null.size:
+        raise InputError(f"every sample of the {what} null is NaN: the profiles have no variance (constant or "
+                         "identical features after normalization?)")
+    if bad:
+        warnings.warn(f"{bad} of {null.size} samples of the {what} null are NaN (profiles without variance) and "
+                      "were left out of its percentile", DegenerateResultWarning, stacklevel=3)
+    finite = null[np.isfinite(null)]
+    if finite.size > 1 and np.ptp(finite) < 1e-9:
+        warnings.warn(f"the {what} null is constant ({finite[0]:.6g} in every sample): no score can be told from "
+                      "chance (too few features or perturbations?)", DegenerateResultWarning, stacklevel=3)
+    return float(np.nanpercentile(null, percentile))
+
+
+def _correlated(profiles: pd.DataFrame, features) -> np.ndarray:
+    """Rows of z-scored profiles for Pearson correlations; warns when there are too few features."""
+    names = infer_features(profiles, features)
+    if len(names) < 3:
+        warnings.warn(f"{len(names)} feature(s) only: Pearson correlations of so few values are about +-1 and "
+                      "say little (was feature selection too strict?)", DegenerateResultWarning, stacklevel=3)
+    return pearson_rows(_finite(feature_array(profiles, names)))
+
+
 def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int = 0, features="infer",
-                        percentile: float = 95.0, min_replicates: int = 2) -> ReplicatingResult:
+                        percentile: float = 95.0, min_replicates: int = 2,
+                        reference_query: str | None = None) -> ReplicatingResult:
     """Percent Replicating of a set of profiles.
 
     Parameters
@@ -96,10 +135,19 @@ def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int
         Null percentile a group must exceed (95 in the papers).
     min_replicates : int
         Groups with fewer profiles are not scored (they still feed the null).
+    reference_query : str, optional
+        A pandas query selecting control profiles (e.g. ``"Metadata_control_type == 'negcon'"``):
+        they are left out, neither scored nor in the null (``cpfeatures score --reference``).
 
     Returns
     -------
     ReplicatingResult
+
+    Warns
+    -----
+    DegenerateResultWarning
+        NaN null samples (profiles without variance), a null drawn from fewer than 5
+        perturbations.
 
     Notes
     -----
@@ -108,12 +156,15 @@ def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int
     ``k`` groups are taken (``k`` distinct perturbations), then one profile of
     each is chosen by ``floor(rng.random((n_samples, k)) * group_size)``.
     """
-    profiles = load_profiles(profiles).reset_index(drop=True)
+    profiles = _without_reference(load_profiles(profiles), reference_query).reset_index(drop=True)
     by = _as_list(replicate_by)
     if n_samples < 1:
         raise InputError("n_samples must be >= 1")
     ids, keys = _groups(profiles, by)
-    z = pearson_rows(_finite(feature_array(profiles, infer_features(profiles, features))))
+    if len(keys) < 5:
+        warnings.warn(f"the replicating null is drawn from {len(keys)} perturbation(s) only: its percentile says "
+                      "little", DegenerateResultWarning, stacklevel=2)
+    z = _correlated(profiles, features)
     valid = ids >= 0
     order = np.flatnonzero(valid)[np.argsort(ids[valid], kind="stable")]
     sizes = np.bincount(ids[valid], minlength=len(keys))
@@ -131,7 +182,7 @@ def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int
         members = order[starts[chosen] + pick]
         nulls[int(k)] = _median_pair_corr(z, members)
         members_by_k[int(k)] = members
-        thresholds[int(k)] = float(np.percentile(nulls[int(k)], percentile))
+        thresholds[int(k)] = _threshold(nulls[int(k)], percentile, f"replicating (sets of {k})")
     medians = np.empty(len(scored))
     for k in np.unique(sizes[scored]):  # groups of equal size are scored together
         sel = scored[sizes[scored] == k]
@@ -197,7 +248,7 @@ def _cross_median(z: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray) -> floa
 
 def percent_matching(profiles, group_by, match_by: str, across: str | None = None, sep: str | None = "|",
                      n_samples: int = 1000, seed: int = 0, features="infer",
-                     percentile: float = 95.0) -> MatchingResult:
+                     percentile: float = 95.0, reference_query: str | None = None) -> MatchingResult:
     """Percent Matching between groups of profiles that share an annotation.
 
     Parameters
@@ -216,6 +267,8 @@ def percent_matching(profiles, group_by, match_by: str, across: str | None = Non
     seed : int
     features : "infer" or list of str
     percentile : float
+    reference_query : str, optional
+        Control profiles to leave out (see :func:`percent_replicating`).
 
     Returns
     -------
@@ -228,14 +281,14 @@ def percent_matching(profiles, group_by, match_by: str, across: str | None = Non
     until ``n_samples`` are collected; its statistic is the same median
     cross-correlation.
     """
-    profiles = load_profiles(profiles).reset_index(drop=True)
+    profiles = _without_reference(load_profiles(profiles), reference_query).reset_index(drop=True)
     by = _as_list(group_by)
     if match_by not in profiles.columns:
         raise InputError(f"metadata column {match_by!r} not in the profiles")
     if across is not None and across not in profiles.columns:
         raise InputError(f"metadata column {across!r} not in the profiles")
     ids, keys = _groups(profiles, by)
-    z = pearson_rows(_finite(feature_array(profiles, infer_features(profiles, features))))
+    z = _correlated(profiles, features)
     first = pd.Series(np.arange(len(profiles)))[ids >= 0].groupby(ids[ids >= 0]).first().to_numpy()
     annotations = _annotations(profiles[match_by].iloc[first], sep)
     side = profiles[across].iloc[first].to_numpy() if across else np.zeros(len(keys))
@@ -262,7 +315,7 @@ def percent_matching(profiles, group_by, match_by: str, across: str | None = Non
         if attempts > 100:
             raise InputError("cannot draw null pairs: almost every pair of groups shares an annotation")
     null = np.array([_cross_median(z, rows[g1], rows[g2]) for g1, g2 in null_pairs])
-    threshold = float(np.percentile(null, percentile))
+    threshold = _threshold(null, percentile, "matching")
     table = pd.DataFrame({
         **{f"{c}_1": keys[c].to_numpy()[[p[0] for p in pairs]] for c in by},
         **{f"{c}_2": keys[c].to_numpy()[[p[1] for p in pairs]] for c in by},

@@ -71,7 +71,9 @@ def overlay(plate, well, field, out, store):
 
     AGP red, RNA green, DNA blue; nuclei outlined in cyan, cells in yellow. Labels
     come from the store when the run kept them, else the site is segmented with
-    the run's settings (or the defaults without --store).
+    the run's settings and illumination functions. Without --store the plate's
+    illumination functions are computed first, over all its sites, as a run does
+    (plates of up to 96 sites; bigger ones need --store), so the outlines are the run's.
     """
     from .overlay import overlay as draw
 

@@ -68,53 +68,6 @@ def object_columns(store: Store, keys: list[str] | None = None) -> dict[str, lis
     return {t: store.columns(d) for t, d in attrs.get("columns", {}).items()}
 
 
-def _fetch_sync(store: Store, key: str, tables: list[str]) -> tuple[dict, dict[str, np.ndarray]]:
-    group = store.root["sites"][key]
-    attrs = group.attrs.asdict()
-    digests = attrs.get("columns", {})
-    return attrs, {t: group[t][:] for t in tables if t in digests}
-
-
-def _async_fetcher(store: Store):
-    """A function ``(keys, tables per key) -> [(attrs, {table: array})]`` reading sites concurrently.
-
-    zarr runs every read on its own event loop; asking for a batch of sites with
-    ``asyncio.gather`` overlaps their file reads and decompression instead of
-    paying one loop round trip per array (about 2.5x faster than a thread pool
-    over the synchronous API, whose calls the single loop serializes anyway).
-    Returns None when this zarr has no asynchronous API; the caller then reads
-    site by site.
-    """
-    try:
-        import asyncio
-
-        from zarr.api.asynchronous import open_group
-        from zarr.core.sync import sync
-    except ImportError:  # pragma: no cover - other zarr versions
-        return None
-    zstore = store.root.store
-    base = (store.root.path or "").strip("/")
-
-    async def one(key: str, tables: list[str]):
-        path = f"{base}/sites/{key}" if base else f"sites/{key}"
-        # The store's layout is Zarr v3 without consolidated metadata: saying so skips the probes for
-        # v2 / consolidated files (a third of the time of a site's Image row).
-        group = await open_group(store=zstore, path=path, mode="r", zarr_format=3, use_consolidated=False)
-        attrs = dict(group.attrs)
-        present = [t for t in tables if t in attrs.get("columns", {})]
-        arrays = await asyncio.gather(*(group.getitem(t) for t in present))
-        values = await asyncio.gather(*(a.getitem(slice(None)) for a in arrays))
-        return attrs, dict(zip(present, values))
-
-    async def many(keys, tables):
-        return await asyncio.gather(*(one(k, t) for k, t in zip(keys, tables)))
-
-    def fetch(keys: list[str], tables: list[list[str]]):
-        return sync(many(keys, tables))
-
-    return fetch
-
-
 def read_sites(store: Store, keys: list[str] | None = None,
                wanted: "callable | dict[str, list[str]] | None" = None, batch: int = 64) -> SiteData:
     """Read the Image row of every completed site, and chosen object columns, in one pass.
@@ -144,39 +97,35 @@ def read_sites(store: Store, keys: list[str] | None = None,
     else:
         def want(_key):
             return wanted
-    fetch = _async_fetcher(store)
     rows: list[dict] = []
     image_parts: dict[str, list[tuple[int, np.ndarray]]] = {}  # digest -> (row index, values)
     object_parts: dict[str, dict[tuple, list]] = {}  # table -> present columns -> [(key, well, site, values)]
-    for start in range(0, len(keys), batch):
-        chunk = keys[start:start + batch]
-        wants = [want(k) for k in chunk]
-        tables = [["Image", *(t for t, c in w.items() if c)] for w in wants]
-        if fetch is not None:
-            fetched = fetch(chunk, tables)
-        else:  # pragma: no cover
-            fetched = [_fetch_sync(store, k, t) for k, t in zip(chunk, tables)]
-        for key, w, (attrs, arrays) in zip(chunk, wants, fetched):
-            digests = attrs.get("columns", {})
-            counts = attrs.get("counts", {})
-            row = {"site": key, "Metadata_Plate": attrs.get("plate"), "Metadata_Well": attrs.get("well"),
-                   "Metadata_Site": attrs.get("site"), "written": attrs.get("written")}
-            row.update({f"n_{t}": counts.get(t) for t in OBJECT_TABLES})
-            values = arrays.get("Image")
-            if values is not None and values.shape[0]:
-                image_parts.setdefault(digests["Image"], []).append((len(rows), values[0]))
-            rows.append(row)
-            for table, columns in w.items():
-                if table not in arrays or not columns:
-                    continue
-                names = store.columns(digests[table])
-                position = {n: i for i, n in enumerate(names)}
-                present = tuple(c for c in columns if c in position)
-                values = arrays[table]
-                picked = values[:, [position[c] for c in present]] if values.size else \
-                    np.empty((values.shape[0], len(present)))
-                object_parts.setdefault(table, {}).setdefault(present, []).append(
-                    (key, attrs.get("well"), attrs.get("site"), picked))
+
+    def names(key: str) -> list[str]:
+        return ["Image", *(t for t, c in want(key).items() if c)]
+
+    for key, attrs, arrays, _ in store.read_sites(keys, names, batch=batch):
+        w = want(key)
+        digests = attrs.get("columns", {})
+        counts = attrs.get("counts", {})
+        row = {"site": key, "Metadata_Plate": attrs.get("plate"), "Metadata_Well": attrs.get("well"),
+               "Metadata_Site": attrs.get("site"), "written": attrs.get("written")}
+        row.update({f"n_{t}": counts.get(t) for t in OBJECT_TABLES})
+        values = arrays.get("Image")
+        if values is not None and values.shape[0]:
+            image_parts.setdefault(digests["Image"], []).append((len(rows), values[0]))
+        rows.append(row)
+        for table, columns in w.items():
+            if table not in arrays or not columns:
+                continue
+            names_ = store.columns(digests[table])
+            position = {n: i for i, n in enumerate(names_)}
+            present = tuple(c for c in columns if c in position)
+            values = arrays[table]
+            picked = values[:, [position[c] for c in present]] if values.size else \
+                np.empty((values.shape[0], len(present)))
+            object_parts.setdefault(table, {}).setdefault(present, []).append(
+                (key, attrs.get("well"), attrs.get("site"), picked))
     image = pd.DataFrame(rows, columns=["site", "Metadata_Plate", "Metadata_Well", "Metadata_Site", "written",
                                         *(f"n_{t}" for t in OBJECT_TABLES)])
     blocks = []

@@ -238,7 +238,7 @@ def replicate_figure(corr: np.ndarray, null: np.ndarray | None, threshold: float
     if threshold is not None and np.isfinite(threshold):
         allv = np.append(allv, threshold)  # the threshold line is always in view
     lo, hi = (float(allv.min()), float(allv.max())) if allv.size else (-1.0, 1.0)
-    if hi <= lo:
+    if hi - lo < 1e-6 * max(1.0, abs(hi)):  # (nearly) one value: bins of width ~0 would divide by zero
         lo, hi = lo - 0.1, hi + 0.1
     bins = np.linspace(lo, hi, 41)
     if null is not None and values[-1].size:

@@ -165,9 +165,32 @@ def store_config(store) -> dict:
     if not text:
         return load_config()
     try:
-        return load_config(overrides=tomllib.loads(text))
+        return load_config(overrides=tomllib.loads(text), strict=False)  # what the run used, as recorded
     except tomllib.TOMLDecodeError:  # a store written by hand: fall back to the defaults
         return load_config()
+
+
+#: Without a store, a site is drawn with the plate's illumination functions computed here (as a
+#: run would), up to this many sites; bigger plates need the run's store.
+MAX_SITES_WITHOUT_STORE = 96
+
+
+def plate_illumination(plate, config: dict) -> dict:
+    """The plate's illumination functions, computed over its sites as a run does (small plates only).
+
+    Raises
+    ------
+    InputError
+        The plate has more than :data:`MAX_SITES_WITHOUT_STORE` sites: pass the run's store.
+    """
+    from ..run import compute_illumination
+
+    roles = [r for r in config.get("run", {}).get("channels", plate.roles) if r in plate.roles] or plate.roles
+    if len(plate.sites) > MAX_SITES_WITHOUT_STORE:
+        raise InputError(f"a site is segmented after illumination correction, whose functions come from all "
+                         f"{len(plate.sites)} sites of the plate: pass the run's --store to use its functions",
+                         plate.root)
+    return compute_illumination(plate, roles=roles, config=config).functions
 
 
 def open_plate(plate, config: dict | None = None):
@@ -313,6 +336,8 @@ def site_overlay(plate, well: str, field: int, labels: dict | None = None, store
     images = plate.load_site(well, int(field), roles=_needed_roles(list(plate.roles), settings))
     if illum is None and st is not None:
         illum = st.read_illum()
+    if illum is None and st is None and labels is None and config.get("illum", {}).get("enabled", True):
+        illum = plate_illumination(plate, config)  # what a run would correct with, or the outlines differ
     source = "given"
     if labels is None and st is not None:
         try:

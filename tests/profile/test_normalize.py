@@ -51,3 +51,21 @@ def test_bad_arguments(lincs):
         normalize(lincs, method="zscore")
     with pytest.raises(InputError, match="matches no profile"):
         normalize(lincs, samples="Metadata_broad_sample == 'nothing'")
+
+
+def test_degenerate_references_are_said(lincs):
+    import warnings
+
+    from cpfeatures.errors import DegenerateResultWarning
+
+    one = lincs.copy()
+    one.loc[one.index[0], "Metadata_broad_sample"] = "ONLY"
+    with pytest.warns(DegenerateResultWarning, match=r"plate SQ00015054: the normalization reference .* is 1 profile"):
+        normalize(one, samples="Metadata_broad_sample == 'ONLY'")
+    flat = lincs.copy()
+    flat["Cells_AreaShape_Flat"] = 5.0  # no spread among the DMSO wells (nor anywhere)
+    with pytest.warns(DegenerateResultWarning, match=r"1 of \d+ features have zero spread.*Cells_AreaShape_Flat"):
+        normalize(flat, samples="Metadata_broad_sample == 'DMSO'")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DegenerateResultWarning)
+        normalize(lincs, samples="Metadata_broad_sample == 'DMSO'")  # a real plate: nothing to say

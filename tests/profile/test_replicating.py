@@ -87,3 +87,39 @@ def test_matching_across_and_errors():
                          "Metadata_target")
     with pytest.raises(InputError, match="replicates"):
         percent_replicating(frame.drop_duplicates("Metadata_pert"), "Metadata_pert")
+
+
+def test_reference_query_is_the_clis_reference(lincs, tmp_path):
+    """The Python call and `cpfeatures score --reference` give the same number."""
+    import json
+    import subprocess
+    import sys
+
+    query = "Metadata_broad_sample == 'DMSO'"
+    py = percent_replicating(lincs, "Metadata_broad_sample", n_samples=200, seed=3, reference_query=query)
+    direct = percent_replicating(lincs[lincs["Metadata_broad_sample"] != "DMSO"], "Metadata_broad_sample",
+                                 n_samples=200, seed=3)
+    assert py.percent_replicating == direct.percent_replicating
+    path = tmp_path / "p.parquet"
+    lincs.to_parquet(path)
+    out = subprocess.run([sys.executable, "-m", "cpfeatures.cli", "score", str(path), "--replicates-by",
+                          "Metadata_broad_sample", "--reference", query, "--n-samples", "200", "--seed", "3",
+                          "--null-size", "100", "-o", str(tmp_path / "s"), "--json"],
+                         capture_output=True, text=True, check=True)
+    cli = json.loads(out.stdout)["scores"][0]["value"]
+    assert cli == f"{py.percent_replicating:.1f}%"
+
+
+def test_degenerate_nulls_are_said_or_refused(lincs):
+    from cpfeatures.errors import DegenerateResultWarning
+
+    frame = lincs.copy()
+    feats = _features(frame).columns
+    constant = frame.index[frame["Metadata_broad_sample"] != "DMSO"][:40]
+    frame.loc[constant, feats] = 1.0  # profiles without variance: NaN correlations
+    with pytest.warns(DegenerateResultWarning, match="null are NaN"):
+        res = percent_replicating(frame, "Metadata_broad_sample", n_samples=200, seed=1)
+    assert np.isfinite(res.null_p95)
+    frame.loc[:, feats] = 1.0
+    with pytest.raises(InputError, match="every sample of the replicating .* null is NaN"):
+        percent_replicating(frame, "Metadata_broad_sample", n_samples=50, seed=1)
