@@ -27,7 +27,7 @@ import numpy as np
 from _sites import FLUOR, cpu, load_site, site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
-from cpfeatures.measure.colocalization import colocalization, measure_family
+from cpfeatures.measure._colocalization import colocalization, measure_family
 
 
 def _peer_image_scope(cells, a, b, method):

@@ -19,7 +19,7 @@ import numpy as np
 from _sites import FLUOR, cpu, load_site, site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
-from cpfeatures.measure.granularity import measure_family, measure_image_family
+from cpfeatures.measure._granularity import measure_family, measure_image_family
 
 CELLPROFILER_CPU_S = 43.0  # MeasureGranularity, CPJUMP1 configuration, per site (reference README)
 

@@ -4,8 +4,9 @@ Default: well M02 (181 cells, the densest shared site), CellProfiler's Cells mas
 5 fluorescent channels (DNA, ER, RNA, AGP, Mito). Prints per-family CPU seconds for
 ours, cp-measure's numba backend (its fastest) and, for texture, its default backend
 (mahotas), with the ratios. Then our cost for the full CPJUMP1 configuration
-(8 images x 3 object sets, texture scales 3/5/10, granularity 0.5/0.5/10/16, 28 colocalization
-pairs, plus the Image-table texture and granularity) next to CellProfiler's own module times.
+(8 images x 3 object sets, every family: texture scales 3/5/10, granularity 0.5/0.5/10/16,
+28 colocalization pairs, size/shape with Zernike, radial 4 bins, neighbours, plus the
+Image-table texture and granularity) next to CellProfiler's own module times.
 
 Each side's time is the best of ``--repeat`` runs (the first full-size call pays page faults).
 
@@ -25,8 +26,11 @@ def best(fn, *args, **kwargs) -> float:
 
 from cpfeatures.measure import Objects, measure_image, measure_objects
 
-# CellProfiler 4.2.8 CPU s per site for the CPJUMP1 configuration (reference README)
-CELLPROFILER = {"intensity": 7.6, "texture": 47.2, "granularity": 43.0, "colocalization": 18.5}
+# CellProfiler 4.2.8 CPU s per site for the CPJUMP1 configuration (reference README; neighbors: its 3 modules)
+CELLPROFILER = {"intensity": 7.6, "texture": 47.2, "granularity": 43.0, "colocalization": 18.5, "sizeshape": 5.7,
+                "radial": 5.2, "neighbors": 1.4}
+#: What each family needs beyond the images (the CPJUMP1 neighbour measurements per object set).
+NEIGHBORS = {"Nuclei": [1], "Cells": [5, "adjacent"], "Cytoplasm": []}
 
 
 def main() -> None:
@@ -89,11 +93,12 @@ def main() -> None:
     def configuration(fam):
         cache: dict = {}
         for comp in ("Nuclei", "Cells", "Cytoplasm"):
-            measure_objects(Objects(labels[comp]), images, families=[fam], cache=cache)
+            settings = {"neighbors": {"measurements": NEIGHBORS[comp]}} if fam == "neighbors" else None
+            measure_objects(Objects(labels[comp]), images, families=[fam], settings=settings, cache=cache)
         if fam in ("texture", "granularity"):
             measure_image(images, {}, cache, families=[fam])
 
-    for fam in ("intensity", "texture", "granularity", "colocalization"):
+    for fam in CELLPROFILER:
         t = best(configuration, fam)
         total_ours += t
         print(f"{fam:<28}{t:>12.2f}{CELLPROFILER[fam]:>14.1f}{CELLPROFILER[fam] / t:>7.1f}x")

@@ -26,7 +26,7 @@ import tifffile
 from _sites import site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
-from cpfeatures.measure.neighbors import FEATURES, measure_family, neighbors
+from cpfeatures.measure._neighbors import FEATURES, measure_family, neighbors
 
 CHANNELS = {"RNA": 3, "DNA": 5}
 CELLPROFILER_CPU_S = 1.4  # MeasureObjectNeighbors x 3, CPJUMP1 configuration, per site (reference README)
@@ -60,7 +60,7 @@ def main() -> None:
 
     from cp_measure.multimask.measureobjectneighbors import D_ADJACENT, D_WITHIN, measureobjectneighbors
 
-    neighbors(labels["Cells"][:200, :200], 5)  # warm-up (numba cache load)
+    neighbors(labels["Cells"][:200, :200], distance=5)  # warm-up (numba cache load)
 
     print(f"site {args.well}: {labels['Nuclei'].max()} nuclei, {labels['Cells'].max()} cells, "
           f"CellProfiler's label images, same masks for both")
@@ -80,7 +80,7 @@ def main() -> None:
             if key == "FirstClosestObjectNumber":
                 continue
             b = np.asarray(peer[f"Neighbors_{key}_{suffix}"], float)
-            a = ours["FirstClosestObjectNumber" if key == "SecondClosestObjectNumber" else key]
+            a = ours[f"Neighbors_{'FirstClosestObjectNumber' if key == 'SecondClosestObjectNumber' else key}_{suffix}"]
             worst = max(worst, float(np.nanmax(np.abs(a - b))))
         t_ours_all += t_ours
         t_peer_all += t_peer

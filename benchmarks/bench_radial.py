@@ -20,7 +20,7 @@ import numpy as np
 from _sites import FLUOR, cpu, load_site, site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
-from cpfeatures.measure.radial import measure_family
+from cpfeatures.measure._radial import measure_family
 
 CELLPROFILER_CPU_S = 5.2  # MeasureObjectIntensityDistribution, CPJUMP1 configuration, per site (reference README)
 

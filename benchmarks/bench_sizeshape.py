@@ -21,7 +21,7 @@ import numpy as np
 from _sites import site_parser  # noqa: E402  (benchmarks/_sites.py)
 
 from cpfeatures.measure import Objects
-from cpfeatures.measure.sizeshape import measure_family
+from cpfeatures.measure._sizeshape import measure_family
 
 CELLPROFILER_CPU_S = 5.7  # MeasureObjectSizeShape, CPJUMP1 configuration, per site (reference README)
 

@@ -28,13 +28,13 @@ COMPILE_SECONDS = {"segment": 6.5, "sizeshape": 19.8, "texture": 13.0, "granular
 def _representatives() -> list:
     """One heavy kernel of each stage: if these are cached, the first run's compilation happened."""
     from .illum import _sliding_median
-    from .measure._granularity import granular_steps
-    from .measure.radial import _geodesic_from_centres
-    from .measure.sizeshape import _zernike
-    from .measure.texture import _haralick_objects
+    from .measure._granularity_kernels import granular_steps
+    from .measure._radial import _geodesic_from_centres
+    from .measure._zernike import shape_zernike
+    from .measure._texture import _haralick_objects
     from .segment.watershed import _flood
 
-    return [_sliding_median, granular_steps, _geodesic_from_centres, _zernike, _haralick_objects, _flood]
+    return [_sliding_median, granular_steps, _geodesic_from_centres, shape_zernike, _haralick_objects, _flood]
 
 
 def kernels_cached() -> bool:
@@ -51,7 +51,7 @@ def kernels_cached() -> bool:
 
 def _stages(config: dict) -> list[str]:
     """The stages a run with ``config`` compiles: segmentation and each measured family."""
-    from .measure.core import FAMILIES, IMAGE_FAMILIES
+    from .measure._core import FAMILIES, IMAGE_FAMILIES
 
     measure = config.get("measure", {})
     families = measure.get("families", "all")

@@ -15,7 +15,10 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, InputError
+from .measure._defaults import SETTINGS as _FAMILY_SETTINGS
+from .measure._defaults import resolve as _resolve_family
+from .measure._defaults import toml_section
 
 __all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "dump_config", "channel_roles", "ROLES",
            "validate"]
@@ -23,6 +26,7 @@ __all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "dum
 #: The stain roles of Cell Painting (JUMP naming): feature columns use these.
 ROLES = ("DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF")
 
+# The [measure.<family>] tables come from the families' own defaults (cpfeatures.measure._defaults).
 DEFAULT_CONFIG_TOML = """\
 # cpfeatures settings. Defaults reproduce the CPJUMP1 CellProfiler pipelines
 # (CPJUMP1_illum.cppipe and CPJUMP1_analysis.cppipe).
@@ -106,30 +110,8 @@ families = "all"            # or a list of: intensity, texture, granularity, col
 image_families = ["texture", "granularity"]  # Image-table features; add "imagequality" for
                             # MeasureImageQuality (focus, saturation...; CPJUMP1 disables it, ~0.7 CPU-s/site)
 
-[measure.texture]           # MeasureTexture (module 27)
-scales = [3, 5, 10]
-gray_levels = 256
-
-[measure.granularity]       # MeasureGranularity (module 20)
-subsample = 0.5
-background_subsample = 0.5
-element_size = 10
-spectrum_length = 16
-
-[measure.colocalization]    # MeasureColocalization (module 19)
-threshold = 15.0            # % of each image's maximum within the object
-costes = false              # Costes' automatic thresholds (CPJUMP1: off; ~2 CPU-s/site when on)
-
-[measure.sizeshape]         # MeasureObjectSizeShape (module 26)
-zernike = true              # Zernike shape moments up to degree 9
-zernike_degree = 9
-
-[measure.radial]            # MeasureObjectIntensityDistribution (module 25)
-bins = 4                    # scaled bins from each object's centre to its edge
-scaled = true
-max_radius = 100            # only used when scaled = false
-# zernike = 9               # intensity Zernike moments up to this degree (CPJUMP1: off)
-
+""" + "\n".join(toml_section(f) for f in ("texture", "granularity", "colocalization", "sizeshape", "radial",
+                                             "imagequality")) + """
 [measure.neighbors]         # MeasureObjectNeighbors (modules 22-24): per object set, distances in
 Nuclei = [1]                # pixels or "adjacent"; objects discarded at the border count
 Cells = [5, "adjacent"]
@@ -184,12 +166,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
 #: Tables whose keys are the user's own (channel names, channel numbers, object sets).
 _OPEN_TABLES = {("channels",), ("channel_ids",), ("measure", "neighbors")}
 #: Settings absent from the defaults (commented out there), with the types they take.
-_OPTIONAL = {("run", "channels"): (list,), ("measure", "images"): (list,), ("measure", "families"): (str, list),
-             ("measure", "radial", "zernike"): (int,), ("measure", "radial", "zernike_phase"): (bool,),
-             ("measure", "radial", "center_choice"): (str,),
-             ("measure", "colocalization", "costes_method"): (str,),
-             ("measure", "colocalization", "costes_scale"): (int, float),
-             ("measure", "colocalization", "costes_scope"): (str,)}
+_OPTIONAL = {("run", "channels"): (list,), ("measure", "images"): (list,), ("measure", "families"): (str, list)}
 
 
 def _types(value) -> tuple[type, ...]:
@@ -211,6 +188,18 @@ def validate(config: dict[str, Any], path: str | os.PathLike | None = None) -> N
     def walk(user: dict, default: dict, where: tuple[str, ...]) -> None:
         table = f"[{'.'.join(where)}]" if where else "top level"
         if where in _OPEN_TABLES:
+            return
+        if len(where) == 2 and where[0] == "measure" and where[1] in _FAMILY_SETTINGS:
+            try:  # a family's settings: checked by the family's own table (python-only ones refused)
+                _resolve_family(where[1], {k: v for k, v in user.items()
+                                           if k in _FAMILY_SETTINGS[where[1]] and _FAMILY_SETTINGS[where[1]][k].toml})
+                unknown = [k for k in user if k not in _FAMILY_SETTINGS[where[1]] or
+                           not _FAMILY_SETTINGS[where[1]][k].toml]
+                if unknown:
+                    _resolve_family(where[1], {unknown[0]: None})
+                    raise InputError(f"setting {unknown[0]!r} of {table} is not a file setting")
+            except InputError as exc:
+                raise ConfigError(f"{table}: {exc}", path) from None
             return
         for key, value in user.items():
             here = (*where, key)

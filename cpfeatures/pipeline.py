@@ -77,7 +77,7 @@ def _segment(corrected: dict[str, np.ndarray], cfg: dict) -> tuple[dict[str, np.
 def site_tables(labels: dict[str, np.ndarray], corrected: dict[str, np.ndarray], cfg: dict,
                 details: dict[str, Any] | None = None) -> dict[str, pd.DataFrame]:
     """Measure every compartment and build the Image row (see :func:`process_site`)."""
-    from .measure import Objects, measure_objects
+    from .measure import Objects, identity_columns, measure_objects
 
     details = details or {}
     mcfg = cfg.get("measure", {})
@@ -90,7 +90,8 @@ def site_tables(labels: dict[str, np.ndarray], corrected: dict[str, np.ndarray],
     for comp in compartments:
         frame = measure_objects(objects[comp], measured_images, families=mcfg.get("families", "all"),
                                 settings=_family_settings(mcfg, comp, details), cache=shared_cache)
-        frame = _add_identity_columns(frame, comp, objects)
+        ids = identity_columns(comp, objects, frame["ObjectNumber"].to_numpy())
+        frame = pd.concat([frame, pd.DataFrame(ids, index=frame.index)], axis=1)
         frame = frame.rename(columns={c: f"{comp}_{c}" for c in frame.columns if c != "ObjectNumber"})
         tables[comp] = frame
     tables = {"Image": _image_row(labels, measured_images, cfg, details, shared_cache), **tables}
@@ -109,55 +110,10 @@ def _family_settings(mcfg: dict, comp: str, details: dict) -> dict:
     return settings
 
 
-def _add_identity_columns(frame: pd.DataFrame, comp: str, objects: dict) -> pd.DataFrame:
-    """What CellProfiler's Identify modules write per object.
-
-    ``Location_Center_X/Y`` (pixel centroid), ``Number_Object_Number`` and the
-    Parent/Children columns; object i of every compartment is one cell.
-    """
-    n = len(frame)
-    frame = frame.copy()
-    obj = objects[comp]
-    idx = frame["ObjectNumber"].to_numpy(dtype=np.int64) - 1
-    area = obj.area.astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        cx = np.bincount(obj.pixel_labels, weights=obj.cols, minlength=obj.count + 1)[1:] / area
-        cy = np.bincount(obj.pixel_labels, weights=obj.rows, minlength=obj.count + 1)[1:] / area
-    frame["Location_Center_X"] = cx[idx]
-    frame["Location_Center_Y"] = cy[idx]
-    if comp != "Cytoplasm":
-        frame["Location_Center_Z"] = 0.0
-    frame["Number_Object_Number"] = frame["ObjectNumber"].astype(float)
-    ones = np.ones(n)
-    if comp == "Nuclei":
-        frame["Children_Cells_Count"] = _has(objects, "Cells", frame["ObjectNumber"])
-        frame["Children_Cytoplasm_Count"] = _has(objects, "Cytoplasm", frame["ObjectNumber"])
-    elif comp == "Cells":
-        frame["Parent_Nuclei"] = frame["ObjectNumber"].astype(float)
-        frame["Children_Cytoplasm_Count"] = _has(objects, "Cytoplasm", frame["ObjectNumber"])
-    elif comp == "Cytoplasm":
-        frame["Parent_Cells"] = frame["ObjectNumber"].astype(float) * ones
-        frame["Parent_Nuclei"] = frame["ObjectNumber"].astype(float) * ones
-    return frame
-
-
-def _has(objects: dict, comp: str, numbers: pd.Series) -> np.ndarray:
-    if comp not in objects:
-        return np.zeros(len(numbers))
-    area = objects[comp].area
-    idx = numbers.to_numpy(dtype=np.int64) - 1
-    ok = (idx >= 0) & (idx < len(area))
-    out = np.zeros(len(numbers))
-    out[ok] = (area[idx[ok]] > 0).astype(float)
-    return out
-
-
 def _image_row(labels, images, cfg, details, shared_cache) -> pd.DataFrame:
-    from .measure.core import measure_image
+    from .measure import measure_image, object_counts
 
-    row: dict[str, float] = {}
-    for comp, lab in labels.items():
-        row[f"Count_{comp}"] = float(np.unique(lab[lab > 0]).size)
+    row: dict[str, float] = object_counts(labels)
     for key, value in details.items():
         if key.startswith("Threshold_") and np.isscalar(value):
             row[key] = float(value)

@@ -113,7 +113,7 @@ def _bad_inputs(tmp_path, plate, store):
     tiff.write_bytes(b"II*\x00garbage")
     cases.append(("corrupt TIFF (inspect)", ["inspect", bad_tiff], str(tiff)))
     for name, text, want in (("invalid TOML", "[measure\n", "invalid TOML"),
-                             ("unknown setting", "[measure.texture]\nscale = 5\n", "unknown setting 'scale'"),
+                             ("unknown setting", "[measure.texture]\nscale = 5\n", "setting 'scale' (did you mean 'scales'?)"),
                              ("wrong type", "[illum]\ndownsample = 'big'\n", "must be int or float")):
         cfg = tmp_path / f"{name.replace(' ', '_')}.toml"
         cfg.write_text(text)

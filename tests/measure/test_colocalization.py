@@ -8,7 +8,7 @@ from cp_measure.core.measurecolocalization import (get_correlation_manders_fold,
                                                    get_correlation_pearson)
 
 from cpfeatures.measure import Objects
-from cpfeatures.measure.colocalization import colocalization, measure_family
+from cpfeatures.measure._colocalization import colocalization, measure_family
 
 ROLES = ["DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF"]
 
@@ -59,3 +59,19 @@ def test_edge_cases():
     # a dark image: every pixel is >= 15% of a 0 maximum, so all of image 2 "colocalizes"
     assert zero["Correlation_Manders_2"][0] == 1 and np.isnan(zero["Correlation_Manders_1"][0])
     assert all(len(v) == 0 for v in colocalization(np.zeros((4, 4), int), np.zeros((4, 4)), np.zeros((4, 4))).values())
+
+
+# --- degenerate and random objects (cases.py) ---------------------------------------------------
+
+import cases  # noqa: E402  (tests/measure/conftest.py puts it on the path)
+
+
+@pytest.mark.parametrize("name", cases.NAMES)
+def test_degenerate_case_equals_cellprofiler(name):
+    """Oracle: CellProfiler 4.2.8's MeasureColocalization, threshold 15 % (recorded by
+    tools/cellprofiler_cases.py): constant, identical, anti-correlated and all-zero second images.
+    Tolerance: 1e-12 relative, 1e-15 absolute (Pearson r: CellProfiler divides each pixel's product,
+    we divide the sum); Overlap and K are exact (their float32 products are CellProfiler's)."""
+    cases.assert_equals_cellprofiler(name, "colocalization", 1e-12, 1e-15, skip=("Overlap", "_K_"))
+    cases.assert_equals_cellprofiler(name, "colocalization", 0.0, 0.0, skip=("Correlation_Correlation",
+                                                                            "Manders", "RWC"))

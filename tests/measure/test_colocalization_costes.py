@@ -25,7 +25,7 @@ from cp_measure.core.measurecolocalization import bisection_costes, get_correlat
 
 from cpfeatures.errors import InputError
 from cpfeatures.measure import Objects
-from cpfeatures.measure.colocalization import colocalization, costes_thresholds, measure_family
+from cpfeatures.measure._colocalization import colocalization, costes_thresholds, measure_family
 
 SCALE = 65535  # CellProfiler's Image.scale for CPJUMP1's 16-bit TIFFs
 
@@ -370,7 +370,7 @@ def test_measure_family_columns_and_shared_thresholds(cp_ref):
         np.testing.assert_array_equal(got["Correlation_Costes_ER_Mito"], one["Correlation_Costes_1"])
         np.testing.assert_array_equal(got["Correlation_Costes_Mito_ER"], one["Correlation_Costes_2"])
         np.testing.assert_array_equal(got["Correlation_Correlation_ER_Mito"], one["Correlation_Correlation"])
-    with pytest.raises(InputError, match="Costes method"):
+    with pytest.raises(InputError, match="costes_method. must be one of faster, fast, accurate"):
         measure_family(Objects(labels["Nuclei"]), images, {"costes": True, "costes_method": "quick"})
     with pytest.raises(InputError, match="costes_mode"):
         measure_family(Objects(labels["Nuclei"]), images, {"costes": True, "costes_mode": "fast"})

@@ -7,7 +7,7 @@ import pytest
 from cp_measure.core.measureobjectintensity import get_intensity
 
 from cpfeatures.measure import Objects, intensity
-from cpfeatures.measure.intensity import FEATURES
+from cpfeatures.measure._intensity import FEATURES
 
 
 @pytest.mark.parametrize("well", ["D08", "M02"])
@@ -64,7 +64,7 @@ def test_edge_is_skimage_inner_boundary(cp_ref):
     # cells touch each other and the image border here
     import skimage.segmentation
 
-    from cpfeatures.measure.intensity import _edge_positions
+    from cpfeatures.measure._intensity import _edge_positions
 
     labels = cp_ref.labels("M02")["Cells"]
     objects = Objects(labels)
@@ -75,7 +75,7 @@ def test_edge_is_skimage_inner_boundary(cp_ref):
 
 def test_mad_is_interpolated_median_of_absolute_deviations():
     # the binary-search order statistics equal sorting |x - median| and interpolating as CellProfiler
-    from cpfeatures.measure.intensity import _mad
+    from cpfeatures.measure._intensity import _mad
 
     rng = np.random.default_rng(5)
     sizes = rng.integers(1, 60, 300)
@@ -90,3 +90,28 @@ def test_mad_is_interpolated_median_of_absolute_deviations():
         qi, qf = int(np.floor(q)), q - np.floor(q)
         want = dev[qi] * (1 - qf) + dev[qi + 1] * qf if qi < seg.size - 1 else dev[qi]
         assert got[k] == pytest.approx(want, rel=1e-12, abs=1e-15), k
+
+
+# --- degenerate and random objects (cases.py) ---------------------------------------------------
+
+import cases  # noqa: E402  (tests/measure/conftest.py puts it on the path)
+
+
+@pytest.mark.parametrize("name", cases.NAMES)
+def test_degenerate_case_equals_cellprofiler(name):
+    """Oracle: CellProfiler 4.2.8's MeasureObjectIntensity (recorded by tools/cellprofiler_cases.py).
+    Tolerance: none, bit for bit, including where the maximum is tied (saturated, constant and zero
+    images: CellProfiler's ``maximum_position`` keeps the last tied pixel of numpy 1.23's argsort),
+    ``Location_CenterMassIntensity_Z`` of a zero-intensity object (NaN) and the edge of an object
+    that is the whole image (0). Absent labels (gaps) are NaN here, 0 in CellProfiler: not compared."""
+    cases.assert_equals_cellprofiler(name, "intensity", 0.0, 0.0)
+
+
+def test_tied_maximum_is_one_of_the_tied_pixels():
+    """Whatever the tie rule, the location is a pixel of the object holding its maximum."""
+    c = cases.case("all_one")
+    labels = c["labels"]
+    out = intensity(labels, c["image"])
+    for lab in np.unique(labels[labels > 0]):
+        y, x = int(out["Location_MaxIntensity_Y"][lab - 1]), int(out["Location_MaxIntensity_X"][lab - 1])
+        assert labels[y, x] == lab

@@ -17,7 +17,12 @@ from scipy.spatial.distance import cdist
 
 from cpfeatures.errors import InputError
 from cpfeatures.measure import Objects
-from cpfeatures.measure.neighbors import FEATURES, measure_family, neighbors
+from cpfeatures.measure._neighbors import FEATURES, measure_family, neighbors
+
+
+def _plain_neighbors(labels, **kwargs):
+    """:func:`neighbors` with its keys' ``Neighbors_`` prefix and scale suffix dropped."""
+    return {key.split("_")[1]: values for key, values in neighbors(labels, **kwargs).items()}
 
 WELLS = ["F10", "M02"]  # 95 and 181 cells; M02 is the densest shared site
 CPJUMP1 = {"Cells": ([5, "adjacent"], "CellsUnedited"), "Nuclei": ([1], "NucleiSmallRemoved")}
@@ -60,9 +65,10 @@ def test_discarded_objects_matter(sites, cp_ref):
     border removal, so the unedited nuclei (before it) do not reproduce the export."""
     labels, details = sites["M02"]
     cells = cp_ref.objects_table("Cells", "M02")["Neighbors_NumberOfNeighbors_5"].to_numpy()
-    assert (neighbors(labels["Cells"], 5)["NumberOfNeighbors"] != cells).any()
+    assert (_plain_neighbors(labels["Cells"], distance=5)["NumberOfNeighbors"] != cells).any()
     nuclei = cp_ref.objects_table("Nuclei", "M02")["Neighbors_FirstClosestDistance_1"].to_numpy()
-    wrong = neighbors(labels["Nuclei"], 1, discarded=details["NucleiUnedited"])["FirstClosestDistance"]
+    wrong = _plain_neighbors(labels["Nuclei"], distance=1,
+                             discarded=details["NucleiUnedited"])["FirstClosestDistance"]
     assert not np.allclose(wrong, nuclei)
 
 
@@ -73,7 +79,7 @@ def test_against_cp_measure_and_brute_force(cp_ref):
     n = int(labels.max())
     for method, kwargs, suffix in ((D_WITHIN, {"distance": 5}, "5"),
                                    (D_ADJACENT, {"adjacent": True}, "Adjacent")):
-        ours = neighbors(labels, **kwargs)
+        ours = _plain_neighbors(labels, **kwargs)
         with np.errstate(all="ignore"):
             peer = measureobjectneighbors(labels, labels, method, 5)
         peer = {k: np.asarray(peer[f"Neighbors_{k}_{suffix}"]) for k in FEATURES}
@@ -89,7 +95,7 @@ def test_against_cp_measure_and_brute_force(cp_ref):
     dist = cdist(centres, centres)
     np.fill_diagonal(dist, np.inf)
     order = np.argsort(dist, axis=1, kind="stable")
-    ours = neighbors(labels, 5)
+    ours = _plain_neighbors(labels, distance=5)
     np.testing.assert_array_equal(ours["FirstClosestObjectNumber"], order[:, 0] + 1)
     np.testing.assert_array_equal(ours["SecondClosestObjectNumber"], order[:, 1] + 1)
     rows = np.arange(n)
@@ -129,12 +135,12 @@ def _squares():
 
 def test_hand_computed():
     labels = _squares()
-    adj = neighbors(labels, adjacent=True)
+    adj = _plain_neighbors(labels, adjacent=True)
     np.testing.assert_array_equal(adj["NumberOfNeighbors"], [1, 1, 0])
     # 12 outline pixels per 4x4 square; the 4 of the shared column touch
     np.testing.assert_allclose(adj["PercentTouching"], [100 / 3, 100 / 3, 0])
-    np.testing.assert_array_equal(neighbors(labels, 2)["NumberOfNeighbors"], [1, 1, 0])
-    within3 = neighbors(labels, 3)
+    np.testing.assert_array_equal(_plain_neighbors(labels, distance=2)["NumberOfNeighbors"], [1, 1, 0])
+    within3 = _plain_neighbors(labels, distance=3)
     np.testing.assert_array_equal(within3["NumberOfNeighbors"], [1, 2, 1])
     # distance 3: a pixel of 3 lies within 3.5 of the 4 right-column pixels of 2 (they are outline)
     assert within3["PercentTouching"][2] == pytest.approx(100 * 4 / 12)
@@ -152,7 +158,7 @@ def test_discarded_with_other_ids():
     disc = np.zeros_like(kept)
     disc[kept == 1], disc[kept == 2], disc[kept == 3] = 4, 1, 2
     disc[2:6, 16:20] = 3
-    out = neighbors(kept, adjacent=True, discarded=disc)
+    out = _plain_neighbors(kept, adjacent=True, discarded=disc)
     np.testing.assert_array_equal(out["NumberOfNeighbors"], [1, 1, 1])  # 3 touches the discarded one
     assert out["PercentTouching"][2] > 0
     np.testing.assert_array_equal(out["FirstClosestObjectNumber"], [2, 1, 2])  # kept numbering
@@ -166,16 +172,16 @@ def test_small_and_absent():
     labels = np.zeros((10, 10), np.int32)
     labels[1:4, 1:4] = 1
     labels[6:9, 6:9] = 3  # label 2 absent
-    out = neighbors(labels, 5)
+    out = _plain_neighbors(labels, distance=5)
     assert out["NumberOfNeighbors"][1] == 0 and out["FirstClosestObjectNumber"][1] == 0
     assert np.isnan(out["FirstClosestDistance"][1])
     assert out["FirstClosestObjectNumber"][0] == 3 and out["SecondClosestObjectNumber"][0] == 2  # absent last
     assert out["FirstClosestDistance"][0] == pytest.approx(np.hypot(5, 5))
     one = np.zeros((10, 10), np.int32)
     one[2:5, 2:5] = 1
-    single = neighbors(one, 5)
+    single = _plain_neighbors(one, distance=5)
     assert all(single[k][0] == 0 for k in FEATURES)  # CellProfiler: nothing measured for one object
-    empty = neighbors(np.zeros((5, 5), np.int32), 5)
+    empty = _plain_neighbors(np.zeros((5, 5), np.int32), distance=5)
     assert all(v.shape == (0,) for v in empty.values())
 
 
@@ -188,12 +194,26 @@ def test_measure_family_names_and_errors():
     with pytest.raises(InputError):
         measure_family(Objects(labels), {}, {"measurements": ["expand"]})
     with pytest.raises(InputError):
-        neighbors(labels)
+        _plain_neighbors(labels)
     with pytest.raises(InputError):
-        neighbors(labels, 5, adjacent=True)
+        _plain_neighbors(labels, distance=5, adjacent=True)
     with pytest.raises(InputError):
-        neighbors(labels, -1)
+        _plain_neighbors(labels, distance=-1)
     with pytest.raises(InputError):
-        neighbors(labels, 5, discarded=np.zeros((3, 3), np.int32))
+        _plain_neighbors(labels, distance=5, discarded=np.zeros((3, 3), np.int32))
     with pytest.raises(InputError):
-        neighbors(labels, 5, discarded=labels.astype(float))
+        _plain_neighbors(labels, distance=5, discarded=labels.astype(float))
+
+
+# --- degenerate and random objects (cases.py) ---------------------------------------------------
+
+import cases  # noqa: E402  (tests/measure/conftest.py puts it on the path)
+
+
+@pytest.mark.parametrize("name", cases.NAMES)
+def test_degenerate_case_equals_cellprofiler(name):
+    """Oracle: CellProfiler 4.2.8's MeasureObjectNeighbors within 5 and 1 pixels and adjacent (recorded
+    by tools/cellprofiler_cases.py): single pixels, lines, touching and border objects, one object.
+    Tolerance: 1e-12 relative on AngleBetweenNeighbors (an arccos), none elsewhere."""
+    cases.assert_equals_cellprofiler(name, "neighbors", 0.0, 0.0, skip=("AngleBetweenNeighbors",))
+    cases.assert_equals_cellprofiler(name, "neighbors", 1e-12, 0.0)

@@ -6,7 +6,7 @@ import hashlib
 
 import numpy as np
 
-from cpfeatures.measure._np123sort import argsort_np123, introsort_np123
+from cpfeatures.measure._np123 import argsort_np123, introsort_np123
 
 
 def test_ties_and_heapsort_fallback_as_numpy_1_23():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from cpfeatures.measure import Objects
-from cpfeatures.measure.texture import FEATURES, quantize, texture, texture_image
+from cpfeatures.measure._texture import FEATURES, quantize, texture, texture_image
 
 
 @pytest.mark.parametrize("well", ["D08", "N14"])
@@ -17,7 +17,7 @@ def test_equals_cellprofiler_export(cp_ref, well, compartment):
     table = cp_ref.objects_table(compartment, well)
     rows = table["ObjectNumber"].to_numpy() - 1
     for role, scale in (("DNA", 3), ("AGP", 5), ("Brightfield", 10)):
-        ours = texture(objects, cp_ref.corrected(well, role), scale)
+        ours = texture(objects, cp_ref.corrected(well, role), scales=[scale])
         for d in range(4):
             for name in FEATURES:
                 ref = table[f"Texture_{name}_{role}_{scale}_{d:02d}_256"].to_numpy()
@@ -27,7 +27,7 @@ def test_equals_cellprofiler_export(cp_ref, well, compartment):
 
 def test_image_texture_equals_cellprofiler(cp_ref):
     image_row = cp_ref.table("Image").set_index("Metadata_Well").loc["G21"]
-    ours = texture_image(cp_ref.corrected("G21", "ER"), 5)
+    ours = texture_image(cp_ref.corrected("G21", "ER"), scales=[5])
     for key, value in ours.items():
         _, name, rest = key.split("_", 2)
         assert value == pytest.approx(image_row[f"Texture_{name}_ER_{rest}"], rel=1e-6, abs=1e-9), key
@@ -37,7 +37,7 @@ def test_against_mahotas_on_bounding_boxes(cp_ref):
     """The per-object definition: mahotas.haralick on the masked bounding box, ignore_zeros."""
     labels = cp_ref.labels("M02")["Nuclei"]
     q = quantize(cp_ref.corrected("M02", "RNA"))
-    ours = texture(labels, None, 3, quantized=q)
+    ours = texture(labels, cp_ref.corrected("M02", "RNA"), scales=[3])
     for lab in range(1, labels.max() + 1, 7):
         ys, xs = np.nonzero(labels == lab)
         box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
@@ -54,17 +54,17 @@ def test_edge_cases():
     labels[5:15, 5:15] = 3     # gap at 2
     image = np.random.default_rng(0).random((30, 30))
     for dtype in (np.float32, np.float64):
-        out = texture(labels, image.astype(dtype), scale=3)
+        out = texture(labels, image.astype(dtype), scales=[3])
         assert all(len(v) == 3 for v in out.values())
         assert out["Texture_Contrast_3_00_256"][0] == 0
         assert np.isnan(out["Texture_Contrast_3_00_256"][1])
         assert out["Texture_Contrast_3_00_256"][2] > 0
     # a constant object: mahotas gives Correlation 1, zero contrast
-    const = texture(labels, np.full((30, 30), 0.5), scale=1)
+    const = texture(labels, np.full((30, 30), 0.5), scales=[1])
     assert const["Texture_Correlation_1_00_256"][2] == 1 and const["Texture_Contrast_1_00_256"][2] == 0
     assert all(len(v) == 0 for v in texture(np.zeros((5, 5), int), np.zeros((5, 5))).values())
     # an object quantized entirely to 0 is ignored like background -> 0 features
-    dark = texture(labels, np.zeros((30, 30)), scale=1)
+    dark = texture(labels, np.zeros((30, 30)), scales=[1])
     assert dark["Texture_Entropy_1_00_256"][2] == 0
 
 
@@ -100,7 +100,7 @@ def _blobs(seed, shape=(64, 80), count=9):
 
 
 def test_row_runs_cover_each_object_exactly():
-    from cpfeatures.measure.texture import _row_runs
+    from cpfeatures.measure._texture import _row_runs
 
     for seed in range(4):
         labels = _blobs(seed)
@@ -130,7 +130,7 @@ def test_against_mahotas_on_synthetic_shapes(seed):
     image[rng.random(labels.shape) < 0.03] = 0.0  # some object pixels quantize to 0: ignored
     q = quantize(image)
     for scale in (1, 2, 5):
-        ours = texture(labels, image, scale)
+        ours = texture(labels, image, scales=[scale])
         for lab in np.unique(labels[labels > 0]):
             ys, xs = np.nonzero(labels == lab)
             box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
@@ -143,3 +143,42 @@ def test_against_mahotas_on_synthetic_shapes(seed):
                 got = [ours[f"Texture_{n}_{scale}_{d:02d}_256"][lab - 1] for n in FEATURES]
                 np.testing.assert_allclose(got, np.nan_to_num(ref[d]), rtol=1e-9, atol=1e-12,
                                            err_msg=f"label {lab} scale {scale} direction {d}")
+
+
+# --- degenerate and random objects (cases.py) ---------------------------------------------------
+
+import cases  # noqa: E402  (tests/measure/conftest.py puts it on the path)
+
+
+@pytest.mark.parametrize("name", cases.NAMES)
+def test_degenerate_case_equals_cellprofiler(name):
+    """Oracle: CellProfiler 4.2.8's MeasureTexture on the case (recorded by tools/cellprofiler_cases.py),
+    objects and Image table, 3 scales x 4 directions x 13 features. Tolerance: 1e-9 relative, 1e-12
+    absolute (the Haralick sums run in another order; Correlation cancels for flat objects). One
+    gray level, saturated and zero images included: InfoMeas1 is 0 there, as CellProfiler writes it."""
+    cases.assert_equals_cellprofiler(name, "texture", 1e-9, 1e-12)
+    cases.assert_equals_cellprofiler(name, "texture", 1e-9, 1e-12, kind="image")
+
+
+@pytest.mark.parametrize("name", cases.NAMES)
+def test_degenerate_case_equals_mahotas(name):
+    """Oracle: mahotas 1.4 (CellProfiler's engine) run as CellProfiler runs it: the object's bounding
+    box with other pixels 0, ``ignore_zeros``, 0 when a direction has no pair. Tolerance: 1e-9
+    relative, 1e-12 absolute, and the sign of every zero (entropies of one-cell matrices are -0.0)."""
+    c = cases.case(name)
+    labels, image = c["labels"], c["image"]
+    q = quantize(image)
+    ours = texture(labels, image, scales=[3, 10])
+    for lab in np.unique(labels[labels > 0]):
+        ys, xs = np.nonzero(labels == lab)
+        box = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
+        crop = np.where(labels[box] == lab, q[box], 0)
+        for scale in (3, 10):
+            try:
+                ref = np.nan_to_num(mahotas.features.haralick(crop, distance=scale, ignore_zeros=True))
+            except ValueError:  # a direction without pairs: CellProfiler stores 0
+                ref = np.zeros((4, 13))
+            got = np.array([[ours[f"Texture_{n}_{scale}_{d:02d}_256"][lab - 1] for n in FEATURES] for d in range(4)])
+            np.testing.assert_allclose(got, ref, rtol=1e-9, atol=1e-12, err_msg=f"{name} label {lab} scale {scale}")
+            zero = ref == 0
+            assert (np.signbit(got[zero]) == np.signbit(ref[zero])).all(), f"{name} label {lab}: sign of zero"

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 
-__all__ = ["Objects", "as_objects", "check_image"]
+__all__ = ["Objects", "as_objects", "as_image", "memo"]
 
 
 class Objects:
@@ -162,21 +162,114 @@ def as_objects(labels: "np.ndarray | Objects") -> Objects:
     return labels if isinstance(labels, Objects) else Objects(labels)
 
 
-def check_image(image: np.ndarray, objects: Objects | None = None, name: str = "image") -> np.ndarray:
-    """Validate an intensity image and return it as a float array.
+def as_image(image, objects: Objects | None = None, name: str = "image") -> np.ndarray:
+    """An intensity image as every family takes it: float in [0, 1], CellProfiler's scale.
 
-    Raises :class:`~cpfeatures.errors.InputError` for a non-2-D image, a shape
-    different from the labels, or NaN / infinite values.
+    One rule for all families: integer images are divided by their type's maximum in
+    float32 (65535 for uint16, 255 for uint8), as CellProfiler's image loading does;
+    booleans become 0.0 / 1.0; float32 and float64 are used as they are and must lie in
+    [0, 1] (a corrected image is). Anything else is an error rather than a silent wrong
+    answer (raw counts would give all-zero texture and 65535x intensities).
+
+    Parameters
+    ----------
+    image : (H, W) array_like
+    objects : Objects, optional
+        The labels the image must match in shape.
+    name : str
+        The image's name, for error messages.
+
+    Returns
+    -------
+    ndarray of float32 or float64
+
+    Raises
+    ------
+    InputError
+        Not 2-D, another shape than the labels, not numeric, NaN or infinite values, or a
+        float image outside [0, 1].
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_image(np.array([[0, 65535]], np.uint16))
+    array([[0., 1.]], dtype=float32)
     """
     image = np.asarray(image)
     if image.ndim != 2:
         raise InputError(f"{name} must be 2-D, got shape {image.shape}")
     if objects is not None and image.shape != objects.shape:
         raise InputError(f"{name} shape {image.shape} differs from label shape {objects.shape}")
-    if image.dtype.kind not in "fiub":
+    kind = image.dtype.kind
+    if kind in "ui":
+        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    if kind == "b":
+        return image.astype(np.float32)
+    if kind != "f":
         raise InputError(f"{name} must be numeric, got dtype {image.dtype}")
-    if image.dtype.kind != "f":
-        image = image.astype(np.float64)
-    if not np.isfinite(image).all():
-        raise InputError(f"{name} contains NaN or infinite values")
+    if image.dtype not in (np.float32, np.float64):
+        image = image.astype(np.float32)
+    if image.size and not _in_unit_range(image):
+        flat = image.ravel()
+        if not np.isfinite(flat).all():
+            raise InputError(f"{name} contains NaN or infinite values")
+        lo, hi = float(flat.min()), float(flat.max())
+        if lo < 0 or hi > 1:
+            raise InputError(f"{name} has values in [{lo:.4g}, {hi:.4g}]; float images must be in [0, 1] "
+                             "(CellProfiler's scale: integer images are divided by their type's maximum)")
     return image
+
+
+def _in_unit_range(image: np.ndarray) -> bool:
+    """Every value finite and in [0, 1], from one integer min/max pass over the float bits.
+
+    For floats >= +0.0 the bit patterns, read as signed integers, are ordered as the values,
+    and NaN and infinity lie above 1.0's; a negative value (or -0.0, or a negative NaN) has
+    the sign bit set and reads negative. The integer reduction vectorizes where the float one
+    would not (NaN comparisons), so the check costs a fraction of a millisecond per image.
+    """
+    flat = np.ascontiguousarray(image).ravel()
+    if flat.dtype == np.float32:
+        ints, one = flat.view(np.int32), np.int32(0x3F800000)
+    else:
+        ints, one = flat.view(np.int64), np.int64(0x3FF0000000000000)
+    lo, hi = _int_range(ints)
+    if lo < 0:  # maybe -0.0, which is 0: the exact check decides
+        return bool(np.isfinite(flat).all() and flat.min() >= 0 and flat.max() <= 1)
+    return bool(hi <= one)
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, tuple) and isinstance(b, tuple):
+        return len(a) == len(b) and all(x is y for x, y in zip(a, b))
+    return a is b
+
+
+@numba.njit(cache=True)
+def _int_range(ints):
+    """(min, max) of an integer array (vectorized by LLVM)."""
+    lo = ints[0]
+    hi = ints[0]
+    for i in range(ints.size):
+        v = ints[i]
+        lo = min(lo, v)
+        hi = max(hi, v)
+    return lo, hi
+
+
+def memo(cache: dict | None, key: Hashable, array, compute: Callable[[], Any]) -> Any:
+    """``compute()`` done once per ``(key, array)`` in a per-site ``cache``.
+
+    The entry keeps ``array`` (an array, or a tuple of arrays) and is used only while the same
+    array objects come back, so a cache that lives on to the next site (where a new array may
+    reuse the old one's memory address, and so its ``id``) can never return the previous
+    site's result.
+    """
+    if cache is None:
+        return compute()
+    hit = cache.get(key)
+    if hit is not None and _same(hit[0], array):
+        return hit[1]
+    value = compute()
+    cache[key] = (array, value)
+    return value

@@ -1,199 +1,54 @@
-"""MeasureColocalization within objects (CPJUMP1 module 19), all objects at once.
+"""Costes' automatic thresholds for MeasureColocalization (off in CPJUMP1).
 
-For one pair of images (first, second) and every object, with CellProfiler
-4.2.8's definitions:
-
-- ``Correlation``: Pearson's r of the two images' pixels in the object;
-- thresholds: a pixel counts as "above" in an image when it is at least
-  ``threshold`` % of that image's maximum within the object; "both" = above
-  in both images;
-- ``Manders_1`` / ``Manders_2``: sum of first (second) image over "both"
-  pixels / its sum over its own "above" pixels;
-- ``RWC_1`` / ``RWC_2``: the same with each "both" pixel weighted by
-  ``(R - |rank1 - rank2|) / R``, where ranks are dense ranks of intensities
-  over **all object pixels of the image at once** (not per object, an oddity
-  of CellProfiler we reproduce) and ``R`` is the largest rank + 1;
-- ``Overlap``: sum(a b) / sqrt(sum(a^2) sum(b^2)) over "both" pixels, and
-  ``K_1`` = sum(a b) / sum(a^2), ``K_2`` = sum(a b) / sum(b^2).
-
-Keys ending in ``_1`` describe first -> second (CellProfiler names them
-``<Feature>_<First>_<Second>``), ``_2`` second -> first. NaN policy: objects
-absent from the label image are NaN; a constant object has an undefined
-Pearson r (NaN), as in CellProfiler; when no pixel of the whole image is
-"both", Manders, RWC, Overlap and K are 0 as in CellProfiler.
-
-Optional (off by default, as in CPJUMP1): ``Costes_1`` / ``Costes_2``, Manders'
-coefficients above Costes' automatic thresholds (CellProfiler's "Calculate the
-Manders coefficients using Costes auto threshold", columns
+``Costes_1`` / ``Costes_2`` are Manders' coefficients above Costes' automatic thresholds
+(CellProfiler's "Calculate the Manders coefficients using Costes auto threshold", columns
 ``Correlation_Costes_<First>_<Second>`` and ``..._<Second>_<First>``):
 
-- CellProfiler 4.2.8 finds **one** pair of thresholds ``(t, a t + b)`` per
-  image pair from all pixels of the two whole images (not per object):
-  ``y = a x + b`` is the orthogonal regression of the pixels non-zero in either
-  image, ``t`` a multiple of ``1 / scale`` (``scale``: the images' acquisition
-  maximum, 65535 for 16-bit TIFFs) chosen from the Pearson r of the
-  "background" pixels ``x < t or y < a t + b``. "Faster" (CellProfiler's
-  default) narrows a window of candidates (r >= 0 moves the top down, r < 0
-  the bottom up) and returns one step below the last candidate with r >= 0;
-  "Accurate" walks down from the images' maximum one step at a time and stops
-  at the first r <= 0; "Fast" does the same with 10, 5 or 2 steps while r is
-  above 0.45, 0.35 or 0.25;
-- per object, ``Costes_1`` = sum of x over pixels with ``x > tx and y > ty``
-  / sum of x over pixels with ``x >= tx`` (``Costes_2`` likewise for y); an
-  object with no pixel at or above the threshold is NaN (0/0), and every object
-  is 0 when no object pixel of the image is above both thresholds.
+- CellProfiler 4.2.8 finds **one** pair of thresholds ``(t, a t + b)`` per image pair from
+  all pixels of the two whole images (not per object): ``y = a x + b`` is the orthogonal
+  regression of the pixels non-zero in either image, ``t`` a multiple of ``1 / scale``
+  (``scale``: the images' acquisition maximum, 65535 for 16-bit TIFFs) chosen from the
+  Pearson r of the "background" pixels ``x < t or y < a t + b``. "Faster" (CellProfiler's
+  default) narrows a window of candidates (r >= 0 moves the top down, r < 0 the bottom up)
+  and returns one step below the last candidate with r >= 0; "Accurate" walks down from
+  the images' maximum one step at a time and stops at the first r <= 0; "Fast" does the
+  same with 10, 5 or 2 steps while r is above 0.45, 0.35 or 0.25;
+- per object, ``Costes_1`` = sum of x over pixels with ``x > tx and y > ty`` / sum of x
+  over pixels with ``x >= tx`` (``Costes_2`` likewise for y); an object with no pixel at
+  or above the threshold is NaN (0/0), and every object is 0 when no object pixel of the
+  image is above both thresholds.
 
-The arithmetic is CellProfiler's under its numpy 1.23: the regression's means
-and variances in float32, summed as numpy 1.23 sums (pairwise within buffers
-of 8192), float32 images compared with the thresholds in float32, r in
-float64 as scipy's ``pearsonr`` — so the thresholds are bit-identical to
-CellProfiler's.
+The arithmetic is CellProfiler's under its numpy 1.23: the regression's means and
+variances in float32, summed as numpy 1.23 sums (:mod:`._np123`), float32 images
+compared with the thresholds in float32, r in float64 as scipy's ``pearsonr`` — so the
+thresholds are bit-identical to CellProfiler's.
 
-``costes_scope="object"`` instead searches thresholds within each object, as
-cp-measure 0.3's ``get_correlation_costes`` does (with its guards: NaN where
-the regression or a background correlation is undefined). The searches run in
-numba for all objects at once; the linear searches update running sums along
-value-sorted pixels instead of recomputing r over every pixel at every step.
+``costes_scope="object"`` instead searches thresholds within each object, as cp-measure
+0.3's ``get_correlation_costes`` does (with its guards: NaN where the regression or a
+background correlation is undefined). The searches run in numba for all objects at once;
+the linear searches update running sums along value-sorted pixels instead of recomputing
+r over every pixel at every step.
+
+References
+----------
+Costes SV et al. Automatic and quantitative measurement of protein-protein colocalization
+in live cells. Biophys J. 2004;86(6):3993-4003.
 """
 
 from __future__ import annotations
 
 import math
-from itertools import combinations
 
 import numba
 import numpy as np
 
 from ..errors import InputError
-from ._sort import dense_rank_float32
-from .objects import Objects, as_objects, check_image
+from ._np123 import np123_mean_var
+from ._objects import Objects, as_image, memo
 
-__all__ = ["colocalization", "costes_thresholds", "measure_family", "FEATURES", "COSTES_FEATURES"]
+__all__ = ["costes_thresholds", "costes_pair", "costes_settings", "COSTES_FEATURES", "COSTES_METHODS",
+           "COSTES_SCOPES"]
 
-FEATURES = ["Correlation_Correlation", "Correlation_Overlap", "Correlation_K_1", "Correlation_K_2",
-            "Correlation_Manders_1", "Correlation_Manders_2", "Correlation_RWC_1", "Correlation_RWC_2"]
-
-
-class _Channel:
-    """Per-image quantities shared by every pair the image is in (object pixels in label order)."""
-
-    def __init__(self, objects: Objects, image: np.ndarray, threshold: float):
-        self.image = check_image(image, objects)
-        self.values = self.image.ravel()[objects.order].astype(np.float64)
-        self.centered, self.norm, self.above, self.total_above = _channel_stats(
-            self.values, objects.offsets, threshold / 100)
-        # dense rank among all object pixels of the image (CellProfiler ranks image-wide)
-        self.rank = _dense_rank(image.ravel()[objects.order] if image.dtype == np.float32 else self.values)
-        self._segment_order = None  # Costes, object scope: positions sorted by (object, value), lazily
-
-
-@numba.njit(cache=True)
-def _channel_stats(values, offsets, fraction):
-    """Per object segment: values minus the object mean, the norm of that, the pixels at or
-    above ``fraction`` of the object's maximum, and the sum of those pixels' values.
-
-    Sums run in pixel order, as the ``np.bincount`` formulation they replace.
-    """
-    n = offsets.size - 1
-    centered = np.empty_like(values)
-    above = np.zeros(values.size, np.bool_)
-    norm = np.zeros(n)
-    total_above = np.zeros(n)
-    for k in range(n):
-        a, b = offsets[k], offsets[k + 1]
-        if b == a:
-            norm[k] = 0.0
-            continue
-        total = 0.0
-        peak = values[a]
-        for i in range(a, b):
-            total += values[i]
-            if values[i] > peak:
-                peak = values[i]
-        mean = total / (b - a)
-        ss = 0.0
-        cut = fraction * peak
-        ta = 0.0
-        for i in range(a, b):
-            d = values[i] - mean
-            centered[i] = d
-            ss += d * d
-            if values[i] >= cut:
-                above[i] = True
-                ta += values[i]
-        norm[k] = np.sqrt(ss)
-        total_above[k] = ta
-    return centered, norm, above, total_above
-
-
-def _dense_rank(values: np.ndarray) -> np.ndarray:
-    """0-based rank of each value among the distinct values (``np.unique(..., return_inverse=True)[1]``)."""
-    if values.dtype == np.float32:
-        return dense_rank_float32(values)  # radix sort on the float bits
-    return np.unique(values, return_inverse=True)[1].astype(np.int64).ravel()
-
-
-@numba.njit(cache=True)
-def _pair_sums(offsets, a, b, da, db, above_a, above_b, ra, rb, big_r):
-    """Per object: sum(da db), and over pixels above in both images: a, b, a w, b w, a b, a^2, b^2.
-
-    Each object's pixels are a contiguous segment; its eight sums are kept in
-    local accumulators (registers) rather than updated in memory per pixel,
-    in pixel order, so the results equal the per-pixel scatter bit for bit.
-    """
-    n = offsets.size - 1
-    out = np.zeros((n, 8))
-    for k in range(n):
-        s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
-        for t in range(offsets[k], offsets[k + 1]):
-            s0 += da[t] * db[t]
-            if above_a[t] and above_b[t]:
-                w = (big_r - abs(ra[t] - rb[t])) / big_r
-                s1 += a[t]
-                s2 += b[t]
-                s3 += a[t] * w
-                s4 += b[t] * w
-                s5 += a[t] * b[t]
-                s6 += a[t] * a[t]
-                s7 += b[t] * b[t]
-        out[k, 0] = s0
-        out[k, 1] = s1
-        out[k, 2] = s2
-        out[k, 3] = s3
-        out[k, 4] = s4
-        out[k, 5] = s5
-        out[k, 6] = s6
-        out[k, 7] = s7
-    return out
-
-
-def _pair(objects: Objects, c1: _Channel, c2: _Channel) -> dict[str, np.ndarray]:
-    n = objects.count
-    both_any = bool(np.any(c1.above & c2.above))
-    big_r = float(max(c1.rank.max(initial=0), c2.rank.max(initial=0)) + 1)
-    s = _pair_sums(objects.offsets, c1.values, c2.values, c1.centered, c2.centered, c1.above, c2.above,
-                   c1.rank, c2.rank, big_r)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = {"Correlation_Correlation": s[:, 0] / (c1.norm * c2.norm)}
-        if both_any:
-            out["Correlation_Overlap"] = s[:, 5] / np.sqrt(s[:, 6] * s[:, 7])
-            out["Correlation_K_1"] = s[:, 5] / s[:, 6]
-            out["Correlation_K_2"] = s[:, 5] / s[:, 7]
-            out["Correlation_Manders_1"] = s[:, 1] / c1.total_above
-            out["Correlation_Manders_2"] = s[:, 2] / c2.total_above
-            out["Correlation_RWC_1"] = s[:, 3] / c1.total_above
-            out["Correlation_RWC_2"] = s[:, 4] / c2.total_above
-        else:  # CellProfiler: no pixel above threshold in both images anywhere -> 0
-            for key in FEATURES[1:]:
-                out[key] = np.zeros(n)
-    for key in out:
-        out[key][~objects.present] = np.nan
-    return {k: out[k] for k in FEATURES}
-
-
-# --------------------------------------------------------------------------------------
-# Costes' automatic threshold
-# --------------------------------------------------------------------------------------
 COSTES_FEATURES = ["Correlation_Costes_1", "Correlation_Costes_2"]
 COSTES_METHODS = ("faster", "fast", "accurate")  # CellProfiler's "Faster", "Fast", "Accurate"
 COSTES_SCOPES = ("image", "object")
@@ -679,86 +534,6 @@ def _costes_scale(scale) -> float:
     return float(scale)
 
 
-@numba.njit(cache=True)
-def _np123_sum(a):
-    """``a.sum()`` as numpy 1.23 computes it for a non-empty contiguous array: pairwise within
-    buffers of 8192 elements, buffers added in turn to an accumulator of ``a``'s dtype.
-
-    numpy's pairwise sum of ``n`` elements: below 8 a plain loop; up to 128, 8 accumulators
-    combined as ``((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))`` then the remainder; above,
-    the sum of the two halves (split rounded down to a multiple of 8). The recursion runs here on
-    an explicit stack, in the same order.
-    """
-    s_lo = np.empty(64, np.int64)
-    s_n = np.empty(64, np.int64)
-    s_join = np.zeros(64, np.bool_)
-    vals = np.empty(64, a.dtype)
-    acc = a[0] - a[0]  # a zero of a's dtype
-    for start in range(0, a.size, 8192):
-        sp = 1
-        vp = 0
-        s_lo[0], s_n[0], s_join[0] = start, min(8192, a.size - start), False
-        while sp > 0:
-            sp -= 1
-            lo, n, join = s_lo[sp], s_n[sp], s_join[sp]
-            if join:
-                vals[vp - 2] = vals[vp - 2] + vals[vp - 1]
-                vp -= 1
-            elif n > 128:
-                n2 = n // 2
-                n2 -= n2 % 8
-                s_lo[sp], s_n[sp], s_join[sp] = lo, n, True
-                s_lo[sp + 1], s_n[sp + 1], s_join[sp + 1] = lo + n2, n - n2, False
-                s_lo[sp + 2], s_n[sp + 2], s_join[sp + 2] = lo, n2, False
-                sp += 3
-            elif n < 8:
-                res = a[lo]
-                for i in range(lo + 1, lo + n):
-                    res += a[i]
-                vals[vp] = res
-                vp += 1
-            else:
-                r0, r1, r2, r3 = a[lo], a[lo + 1], a[lo + 2], a[lo + 3]
-                r4, r5, r6, r7 = a[lo + 4], a[lo + 5], a[lo + 6], a[lo + 7]
-                i = 8
-                while i < n - (n % 8):
-                    j = lo + i
-                    r0 += a[j]
-                    r1 += a[j + 1]
-                    r2 += a[j + 2]
-                    r3 += a[j + 3]
-                    r4 += a[j + 4]
-                    r5 += a[j + 5]
-                    r6 += a[j + 6]
-                    r7 += a[j + 7]
-                    i += 8
-                res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
-                while i < n:
-                    res += a[lo + i]
-                    i += 1
-                vals[vp] = res
-                vp += 1
-        acc += vals[0]
-    return acc
-
-
-@numba.njit(cache=True)
-def _np123_mean_var(a):
-    """``(np.mean(a), np.var(a, ddof=1))`` of numpy 1.23 (in ``a``'s dtype)."""
-    n = a.size
-    if n == 0:
-        return np.nan, np.nan
-    mean = _np123_sum(a) / n  # float64 then back to a's dtype (exact for float32: 53 >= 2 * 24 + 2)
-    d = np.empty_like(a)
-    d[0] = mean
-    m = d[0]
-    for i in range(n):
-        v = a[i] - m  # in a's dtype, as numpy's arr - arrmean and x * x
-        d[i] = v * v
-    var = _np123_sum(d) / (n - 1) if n > 1 else np.nan
-    return mean, var
-
-
 def _regression_cp(fi: np.ndarray, si: np.ndarray) -> tuple[float, float]:
     """CellProfiler's orthogonal regression of the pixels non-zero in either image, with the
     arithmetic of its numpy 1.23: means and variances in the images' dtype (float32) summed as
@@ -766,9 +541,9 @@ def _regression_cp(fi: np.ndarray, si: np.ndarray) -> tuple[float, float]:
     nz = (fi > 0) | (si > 0)
     fz, sz = fi[nz], si[nz]
     dtype = np.result_type(fi.dtype, si.dtype)
-    xmean, xvar = (fi.dtype.type(v) for v in _np123_mean_var(fz))
-    ymean, yvar = (si.dtype.type(v) for v in _np123_mean_var(sz))
-    zvar = dtype.type(_np123_mean_var(fz + sz)[1])
+    xmean, xvar = (fi.dtype.type(v) for v in np123_mean_var(fz))
+    ymean, yvar = (si.dtype.type(v) for v in np123_mean_var(sz))
+    zvar = dtype.type(np123_mean_var(fz + sz)[1])
     with np.errstate(all="ignore"):
         covar = 0.5 * float(zvar - (xvar + yvar))
         d = yvar - xvar
@@ -784,9 +559,9 @@ def costes_thresholds(image1: np.ndarray, image2: np.ndarray, method: str = "fas
 
     Parameters
     ----------
-    image1, image2 : ndarray of float in [0, 1]
-        The whole images (CellProfiler uses every unmasked pixel, also for per-object
-        measurements).
+    image1, image2 : ndarray
+        The whole images, float in [0, 1] or integers (CellProfiler uses every unmasked
+        pixel, also for per-object measurements).
     method : {"faster", "fast", "accurate"}
         CellProfiler's "Method for Costes thresholding" (default "Faster": bisection window).
     scale : float
@@ -810,28 +585,22 @@ def costes_thresholds(image1: np.ndarray, image2: np.ndarray, method: str = "fas
     Costes SV et al. Automatic and quantitative measurement of protein-protein colocalization in
     live cells. Biophys J. 2004;86(6):3993-4003.
     """
-    i1 = check_image(image1, name="image1")
-    i2 = check_image(image2, name="image2")
+    i1 = as_image(image1, name="image1")
+    i2 = as_image(image2, name="image2")
     if i1.shape != i2.shape:
         raise InputError(f"image shapes differ: {i1.shape} and {i2.shape}")
-    return _image_thresholds(i1, i2, _costes_method(method), _costes_scale(scale), {})
+    return image_thresholds(i1, i2, _costes_method(method), _costes_scale(scale), {})
 
 
 def _sorted_positions(image: np.ndarray, store: dict) -> np.ndarray:
-    key = ("colocalization-costes-order", id(image))
-    if key not in store or store[key][0] is not image:
-        store[key] = (image, np.argsort(image.ravel()))
-    return store[key][1]
+    return memo(store, ("colocalization-costes-order",), image, lambda: np.argsort(image.ravel()))
 
 
 def _as_float64(image: np.ndarray, store: dict) -> np.ndarray:
-    key = ("colocalization-costes-f64", id(image))
-    if key not in store or store[key][0] is not image:
-        store[key] = (image, image.ravel().astype(np.float64))
-    return store[key][1]
+    return memo(store, ("colocalization-costes-f64",), image, lambda: image.ravel().astype(np.float64))
 
 
-def _image_thresholds(i1: np.ndarray, i2: np.ndarray, method: int, scale: float, store: dict
+def image_thresholds(i1: np.ndarray, i2: np.ndarray, method: int, scale: float, store: dict
                       ) -> tuple[float, float]:
     if i1.size == 0:
         return math.nan, math.nan
@@ -846,14 +615,14 @@ def _image_thresholds(i1: np.ndarray, i2: np.ndarray, method: int, scale: float,
     return float(thr[0, 0]), float(thr[0, 1])
 
 
-def _segment_order(objects: Objects, c: _Channel) -> np.ndarray:
+def _segment_order(objects: Objects, c: "_Channel") -> np.ndarray:
     """Positions of :attr:`_Channel.values` sorted by (object, value)."""
     if c._segment_order is None:
         c._segment_order = np.lexsort((c.values, objects.pixel_labels))
     return c._segment_order
 
 
-def _costes_pair(objects: Objects, c1: _Channel, c2: _Channel, method: int, scale: float, scope: str,
+def costes_pair(objects: Objects, c1: "_Channel", c2: "_Channel", method: int, scale: float, scope: str,
                  thresholds: tuple[float, float] | None = None, store: dict | None = None
                  ) -> dict[str, np.ndarray]:
     n = objects.count
@@ -861,7 +630,7 @@ def _costes_pair(objects: Objects, c1: _Channel, c2: _Channel, method: int, scal
         return {k: np.zeros(0) for k in COSTES_FEATURES}
     if scope == "image":
         if thresholds is None:
-            thresholds = _image_thresholds(c1.image, c2.image, method, scale, {} if store is None else store)
+            thresholds = image_thresholds(c1.image, c2.image, method, scale, {} if store is None else store)
         tx = float(np.float32(thresholds[0])) if c1.image.dtype == np.float32 else thresholds[0]
         ty = float(np.float32(thresholds[1])) if c2.image.dtype == np.float32 else thresholds[1]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -877,120 +646,8 @@ def _costes_pair(objects: Objects, c1: _Channel, c2: _Channel, method: int, scal
     return {"Correlation_Costes_1": out[:, 0].copy(), "Correlation_Costes_2": out[:, 1].copy()}
 
 
-def _costes_settings(costes_method, costes_scale, costes_scope) -> tuple[int, float, str]:
+def costes_settings(costes_method, costes_scale, costes_scope) -> tuple[int, float, str]:
     scope = str(costes_scope).lower()
     if scope not in COSTES_SCOPES:
         raise InputError(f"unknown Costes scope {costes_scope!r}; valid: {', '.join(COSTES_SCOPES)}")
     return _costes_method(costes_method), _costes_scale(costes_scale), scope
-
-
-def colocalization(labels, image1: np.ndarray, image2: np.ndarray, threshold: float = 15.0, *,
-                   costes: bool = False, costes_method: str = "faster", costes_scale: float = 65535,
-                   costes_scope: str = "image") -> dict[str, np.ndarray]:
-    """Colocalization of two images within every object (see the module docstring).
-
-    Parameters
-    ----------
-    labels : ndarray of int or Objects
-    image1, image2 : ndarray of float in [0, 1]
-        Whole images (Costes' thresholds use every pixel, as CellProfiler).
-    threshold : float
-        Percentage of each image's per-object maximum above which a pixel counts
-        (CPJUMP1: 15).
-    costes : bool
-        Also compute Manders' coefficients above Costes' automatic thresholds (CPJUMP1: off).
-    costes_method : {"faster", "fast", "accurate"}
-        CellProfiler's "Method for Costes thresholding" (its default: "Faster").
-    costes_scale : float
-        The images' acquisition maximum (CellProfiler's ``Image.scale``: 65535 for 16-bit
-        images); the candidate thresholds are multiples of ``1 / costes_scale``.
-    costes_scope : {"image", "object"}
-        "image": CellProfiler 4.2.8, one pair of thresholds from the whole images, applied to
-        every object. "object": thresholds searched within each object, as cp-measure 0.3.
-
-    Returns
-    -------
-    dict
-        ``Correlation_Correlation``, ``Correlation_Overlap``, ``Correlation_K_1``,
-        ``Correlation_K_2``, ``Correlation_Manders_1``, ``Correlation_Manders_2``,
-        ``Correlation_RWC_1``, ``Correlation_RWC_2`` (+ ``Correlation_Costes_1``,
-        ``Correlation_Costes_2`` when ``costes``); one value per label 1..max.
-
-    Notes
-    -----
-    Costes: per object, ``Costes_1`` = sum of image 1 over pixels above both thresholds / sum of
-    image 1 over pixels at or above its own threshold; NaN for an object without such pixels,
-    0 for all objects when no object pixel is above both thresholds (CellProfiler).
-
-    References
-    ----------
-    Manders EMM, Verbeek FJ, Aten JA. Measurement of co-localization of objects in dual-colour
-    confocal images. J Microsc. 1993;169:375-382. Costes SV et al. Biophys J. 2004;86:3993-4003.
-    Singan VR et al. BMC Bioinformatics. 2011;12:407.
-    """
-    objects = as_objects(labels)
-    c1, c2 = _Channel(objects, image1, threshold), _Channel(objects, image2, threshold)
-    out = _pair(objects, c1, c2)
-    if costes:
-        method, scale, scope = _costes_settings(costes_method, costes_scale, costes_scope)
-        out.update(_costes_pair(objects, c1, c2, method, scale, scope))
-    return out
-
-
-def _names(key: str, first: str, second: str) -> str:
-    if key.endswith("_1"):
-        return f"{key[:-2]}_{first}_{second}"
-    if key.endswith("_2"):
-        return f"{key[:-2]}_{second}_{first}"
-    return f"{key}_{first}_{second}"
-
-
-def _cached_thresholds(store: dict, first: str, second: str, c1: _Channel, c2: _Channel, method: int,
-                       scale: float) -> tuple[float, float]:
-    """Whole-image Costes thresholds of a pair, computed once per (pair, arrays, method, scale) in
-    ``store`` (the caller's cache; they do not depend on the objects: Nuclei, Cells and Cytoplasm share them). The
-    entry keeps references to the arrays so their ids cannot be reused while it lives."""
-    key = ("colocalization-costes", first, second, id(c1.image), id(c2.image), method, scale)
-    hit = store.get(key)
-    if hit is not None and hit[0] is c1.image and hit[1] is c2.image:
-        return hit[2]
-    thresholds = _image_thresholds(c1.image, c2.image, method, scale, store)
-    store[key] = (c1.image, c2.image, thresholds)
-    return thresholds
-
-
-def measure_family(objects: Objects, images: dict[str, np.ndarray], settings: dict | None = None,
-                   cache: dict | None = None) -> dict[str, np.ndarray]:
-    """All pairs of images (CellProfiler's order: names sorted, each pair once), CellProfiler names.
-
-    Settings: ``threshold`` (15.0), ``costes`` (False), ``costes_method`` ("faster", "fast" or
-    "accurate"), ``costes_scale`` (65535), ``costes_scope`` ("image" as CellProfiler, or "object"
-    as cp-measure). With ``cache``, the whole-image Costes thresholds are shared between object sets.
-    """
-    settings = settings or {}
-    unknown = {k for k in settings if str(k).startswith("costes")} - {"costes", "costes_method", "costes_scale",
-                                                                      "costes_scope"}
-    if unknown:
-        raise InputError(f"unknown colocalization setting(s) {', '.join(sorted(unknown))}; valid: threshold, "
-                         "costes, costes_method, costes_scale, costes_scope")
-    threshold = float(settings.get("threshold", 15.0))
-    costes = bool(settings.get("costes", False))
-    if costes:
-        method, scale, scope = _costes_settings(settings.get("costes_method", "faster"),
-                                                settings.get("costes_scale", 65535),
-                                                settings.get("costes_scope", "image"))
-    names = sorted(images)
-    channels = {name: _Channel(objects, images[name], threshold) for name in names}
-    store = cache if cache is not None else {}  # whole-image thresholds and sort orders
-    out = {}
-    for first, second in combinations(names, 2):
-        c1, c2 = channels[first], channels[second]
-        pair = _pair(objects, c1, c2)
-        if costes:
-            thresholds = None
-            if scope == "image" and objects.count:
-                thresholds = _cached_thresholds(store, first, second, c1, c2, method, scale)
-            pair.update(_costes_pair(objects, c1, c2, method, scale, scope, thresholds))
-        for key, values in pair.items():
-            out[_names(key, first, second)] = values
-    return out

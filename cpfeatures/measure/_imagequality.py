@@ -46,17 +46,16 @@ from functools import lru_cache
 
 import numba
 import numpy as np
-import scipy.fft
+import scipy.fftpack
+import scipy.linalg
 
 from ..errors import InputError
-from .objects import check_image
+from . import _defaults
+from ._objects import as_image
 
 __all__ = ["image_quality", "focus_score", "local_focus_score", "correlation", "power_log_log_slope",
-           "saturation", "intensity_statistics", "measure_image_family", "DEFAULTS"]
+           "saturation", "intensity_statistics", "measure_image_family"]
 
-#: CPJUMP1_analysis.cppipe module 11 settings.
-DEFAULTS = {"scales": (5, 10, 20, 50), "blur": True, "saturation": True, "intensity": True,
-            "scaling": True}
 
 _PREFIX = "ImageQuality"
 
@@ -80,7 +79,9 @@ def focus_score(image: np.ndarray) -> float:
     mean = np.mean(image)
     if not mean > 0:
         return 0.0
-    return float(np.sum((image - mean) ** 2) / (image.size * mean))
+    # CellProfiler's numpy.product(shape) is an int64: times the float32 mean, a float64 (a Python
+    # int would keep it float32 under numpy 2's promotion rules)
+    return float(np.sum((image - mean) ** 2) / (np.prod(image.shape) * mean))
 
 
 @lru_cache(maxsize=16)
@@ -275,24 +276,24 @@ def power_log_log_slope(image: np.ndarray) -> float:
 
     Notes
     -----
-    centrosome divides the image by the median absolute deviation from its mean
-    before the FFT; that scales every bin's power by the same factor and moves
-    only the intercept, so it is skipped here. The FFT is computed in the
-    image's precision (scipy.fftpack, which CellProfiler uses, also keeps
-    float32 in single precision).
+    centrosome's ``rps`` step by step, in its precision: the image divided by its median
+    absolute deviation from the mean, ``scipy.fftpack.fft2`` (single precision for
+    float32), the power squared in the magnitude's dtype, bin sums in float64, scipy's
+    least squares. The MAD scaling only moves the intercept in exact arithmetic, but its
+    rounding moves the slope by up to 6e-7 relative, so it is kept.
     """
     if image.ndim != 2 or image.size == 0 or not image.max() > image.min():
         return 0.0
     idx, bins, last = _spectrum_bins(image.shape)
     if last <= 2:
         return 0.0
-    centered = image - image.mean()
-    mag = np.abs(scipy.fft.fft2(centered, workers=1)).ravel()[idx].astype(np.float64)
-    magsum = np.bincount(bins, weights=mag, minlength=last)[2:last]
-    powsum = np.bincount(bins, weights=mag * mag, minlength=last)[2:last]
+    scaled = image / np.median(np.abs(image - image.mean()))
+    with np.errstate(invalid="ignore", over="ignore"):
+        mag = np.abs(scipy.fftpack.fft2(scaled - np.mean(scaled)))
+        power = mag ** 2
+    magsum = np.bincount(bins, weights=mag.ravel()[idx], minlength=last)[2:last]
+    powsum = np.bincount(bins, weights=power.ravel()[idx], minlength=last)[2:last]
     radii = np.arange(2, last, dtype=float)
-    if not magsum.sum() > 0:
-        return 0.0
     valid = magsum > 0
     radii, powsum = radii[valid], powsum[valid]
     if radii.size <= 1:
@@ -300,8 +301,10 @@ def power_log_log_slope(image: np.ndarray) -> float:
     with np.errstate(divide="ignore"):
         logp = np.log(powsum)
     ok = np.isfinite(logp)
+    if ok.sum() <= 1:
+        return 0.0
     a = np.column_stack([np.log(radii)[ok], np.ones(ok.sum())])
-    return float(np.linalg.lstsq(a, logp[ok], rcond=None)[0][0])
+    return float(scipy.linalg.lstsq(a, logp[ok][:, None])[0][0, 0])
 
 
 # ----------------------------------------------------------------------------- saturation, intensity
@@ -331,35 +334,61 @@ def intensity_statistics(image: np.ndarray) -> dict[str, float]:
                               "StdIntensity", "MADIntensity", "MaxIntensity", "MinIntensity"), 0.0)
     total = np.sum(image)
     median = np.median(image)
-    return {"TotalArea": float(n), "TotalIntensity": float(total), "MeanIntensity": float(total / float(n)),
+    # CellProfiler's ``pixel_sum / float(pixel_count)``: under its numpy 1.23 a float32 scalar over a
+    # Python float is float64 (numpy 2 would keep float32)
+    return {"TotalArea": float(n), "TotalIntensity": float(total), "MeanIntensity": float(total) / float(n),
             "MedianIntensity": float(median), "StdIntensity": float(np.std(image)),
             "MADIntensity": float(np.median(np.abs(image - median))),
             "MaxIntensity": float(image.max()), "MinIntensity": float(image.min())}
 
 
 # ----------------------------------------------------------------------------- all together
-def image_quality(image: np.ndarray, scales=DEFAULTS["scales"], blur: bool = True, saturation_metrics: bool = True,
-                  intensity: bool = True, scaling: float | None = None) -> dict[str, float]:
+_D = _defaults.DEFAULTS["imagequality"]
+
+
+@_defaults.checked("imagequality")
+def image_quality(image, *, scales=_D["scales"], blur: bool = _D["blur"], saturation: bool = _D["saturation"],
+                  intensity: bool = _D["intensity"], scaling: bool = _D["scaling"]) -> dict[str, float]:
     """All MeasureImageQuality features of one image.
 
     Parameters
     ----------
-    image : (H, W) ndarray of float
-        In CellProfiler's units (e.g. raw / 65535, or a corrected image).
-    scales : iterable of int
-        Spatial scales for LocalFocusScore and Correlation (CPJUMP1: 5, 10, 20, 50).
-    blur, saturation_metrics, intensity : bool
+    image : (H, W) ndarray
+        Float in [0, 1], or integers (divided by their type's maximum, as CellProfiler loads them).
+    scales : sequence of int
+        Spatial scales for LocalFocusScore and Correlation (5, 10, 20, 50).
+    blur, saturation, intensity : bool
         The module's "Calculate blur / saturation / intensity metrics?".
-    scaling : float, optional
-        If given, reported as ``ImageQuality_Scaling`` (NaN means "not a loaded
-        image", as CellProfiler writes for derived images).
+    scaling : bool
+        Also ``ImageQuality_Scaling``: the integer type's maximum the image was divided by
+        (65535 for uint16), NaN for a float image (CellProfiler's value for derived images).
 
     Returns
     -------
     dict
         ``ImageQuality_<Feature>`` and ``ImageQuality_<Feature>_<scale>``.
+
+    References
+    ----------
+    CellProfiler 4.2.8, ``cellprofiler/modules/measureimagequality.py``; centrosome
+    ``radial_power_spectrum.rps``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> image = (np.arange(64 * 64) % 251).reshape(64, 64).astype(np.uint16)
+    >>> out = image_quality(image, scales=[5])
+    >>> out["ImageQuality_Scaling"], out["ImageQuality_PercentMaximal"] > 0
+    (65535.0, True)
     """
-    image = check_image(image)
+    raw = np.asarray(image)
+    scale_value = float(np.iinfo(raw.dtype).max) if raw.dtype.kind in "ui" else np.nan
+    return _image_quality(as_image(image), list(scales), bool(blur), bool(saturation), bool(intensity),
+                          scale_value if scaling else None)
+
+
+def _image_quality(image: np.ndarray, scales: list, blur: bool, saturation_metrics: bool, intensity: bool,
+                   scaling: float | None) -> dict[str, float]:
     scales = [int(s) for s in scales]
     out: dict[str, float] = {}
     if scaling is not None:
@@ -389,32 +418,17 @@ def _named(key: str, name: str) -> str:
 
 def measure_image_family(images: dict[str, np.ndarray], settings: dict | None = None,
                          cache: dict | None = None) -> dict[str, float]:
-    """Image-table ``ImageQuality_*_<Image>`` columns for every image.
+    """Image-table ``ImageQuality_*_<Image>`` columns for every (validated) image.
 
-    Parameters
-    ----------
-    images : dict of str to ndarray
-    settings : dict, optional
-        ``scales`` (default 5, 10, 20, 50), ``blur``, ``saturation``,
-        ``intensity`` (default True), ``scaling``: True to write
-        ``ImageQuality_Scaling_<Image>``, with values from ``scalings``
-        (``{name: value}``; NaN when absent, CellProfiler's value for derived
-        images), False to omit it.
-    cache : dict, optional
-        Unused (nothing here is shared with other families); accepted for the
-        registry's calling convention.
-
-    Returns
-    -------
-    dict
-        ``ImageQuality_FocusScore_DNA``, ``ImageQuality_Correlation_DNA_20``, ...
+    ``ImageQuality_Scaling_<Image>`` is the image's value in ``scalings`` (``{name: scale}``),
+    NaN when absent (CellProfiler's value for derived images, e.g. corrected ones); ``scaling``
+    False leaves it out.
     """
-    params = {**DEFAULTS, **(settings or {})}
-    scalings = params.get("scalings") or {}
+    st = _defaults.resolve("imagequality", settings)
+    scalings = st["scalings"] or {}
     out: dict[str, float] = {}
     for name, image in images.items():
-        scale_value = float(scalings.get(name, np.nan)) if params["scaling"] else None
-        values = image_quality(image, params["scales"], bool(params["blur"]), bool(params["saturation"]),
-                               bool(params["intensity"]), scale_value)
+        values = _image_quality(image, list(st["scales"]), bool(st["blur"]), bool(st["saturation"]),
+                                bool(st["intensity"]), float(scalings.get(name, np.nan)) if st["scaling"] else None)
         out.update({_named(k, name): v for k, v in values.items()})
     return out

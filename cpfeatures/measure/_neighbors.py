@@ -64,7 +64,8 @@ import numba
 import numpy as np
 
 from ..errors import InputError
-from .objects import Objects, as_objects
+from . import _defaults
+from ._objects import Objects, as_objects
 
 __all__ = ["neighbors", "measure_family", "FEATURES"]
 
@@ -371,7 +372,8 @@ def _check_distance(distance, adjacent: bool) -> float:
     return distance
 
 
-def neighbors(labels, distance: float | None = None, adjacent: bool = False, discarded=None
+@_defaults.checked("neighbors")
+def neighbors(labels, *, distance: float | None = None, adjacent: bool = False, discarded=None
               ) -> dict[str, np.ndarray]:
     """Neighbour measurements of every object against the same object set.
 
@@ -393,10 +395,11 @@ def neighbors(labels, distance: float | None = None, adjacent: bool = False, dis
     Returns
     -------
     dict
-        ``NumberOfNeighbors``, ``PercentTouching``, ``FirstClosestObjectNumber``,
-        ``FirstClosestDistance``, ``SecondClosestObjectNumber``,
-        ``SecondClosestDistance``, ``AngleBetweenNeighbors`` (degrees); one value
-        per label 1..max. Object numbers are int64, the rest float64.
+        ``Neighbors_<Feature>_<scale>`` for ``NumberOfNeighbors``, ``PercentTouching``,
+        ``FirstClosestObjectNumber``, ``FirstClosestDistance``, ``SecondClosestObjectNumber``,
+        ``SecondClosestDistance``, ``AngleBetweenNeighbors`` (degrees), the scale being the
+        distance (``5``) or ``Adjacent``, as CellProfiler names them; one value per label
+        1..max. Object numbers are int64, the rest float64.
 
     Raises
     ------
@@ -414,11 +417,23 @@ def neighbors(labels, distance: float | None = None, adjacent: bool = False, dis
     ----------
     CellProfiler 4.2.8, ``cellprofiler/modules/measureobjectneighbors.py``;
     centrosome ``strel_disk``, ``outline`` and ``centers_of_labels``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((10, 10), int)
+    >>> labels[1:4, 1:4], labels[1:4, 5:8], labels[7:9, 7:9] = 1, 2, 3
+    >>> out = neighbors(labels, distance=2)
+    >>> out["Neighbors_NumberOfNeighbors_2"]
+    array([1., 1., 0.])
+    >>> out["Neighbors_FirstClosestObjectNumber_2"]
+    array([2, 1, 2])
     """
     d = _check_distance(distance, adjacent)
+    name = "Adjacent" if adjacent else _scale(d)[0]
     geometry = _Geometry(as_objects(labels), discarded, [d])
     out = {**geometry.contacts(d), **geometry.closest()}
-    return {k: out[k] for k in FEATURES}
+    return {f"Neighbors_{k}_{name}": out[k] for k in FEATURES}
 
 
 def _scale(item) -> tuple[str, float | None, bool]:
@@ -437,8 +452,9 @@ def measure_family(objects: Objects, images: dict[str, np.ndarray], settings: di
     ``settings = {"measurements": [5, "adjacent", ...], "discarded": labels or None}``;
     the scale is the distance (``_5``) or ``Adjacent``. Images are not used.
     """
-    settings = settings or {}
-    items = settings.get("measurements") or []
+    settings = dict(settings or {})
+    items = settings.pop("measurements", None) or []
+    _defaults.resolve("neighbors", settings)
     if isinstance(items, (str, numbers.Real)):
         items = [items]
     scales = [_scale(item) for item in items]

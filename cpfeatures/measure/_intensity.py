@@ -5,8 +5,10 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from . import _defaults
+from ._np123 import raster_peak_positions
+from ._objects import Objects, as_image, as_objects
 from ._sort import sort_segments_float32
-from .objects import Objects, as_objects, check_image
 
 __all__ = ["intensity", "measure_family", "FEATURES"]
 
@@ -207,15 +209,34 @@ def _sort_each_segment(values, offsets):
     return out
 
 
-def intensity(labels, image: np.ndarray) -> dict[str, np.ndarray]:
-    """CellProfiler's per-object intensity measurements.
+def _max_positions_np123(objects: Objects, image: np.ndarray, peak: np.ndarray, tied: np.ndarray
+                         ) -> tuple[np.ndarray, np.ndarray]:
+    """(x, y) of each object's maximum as CellProfiler finds it when the maximum is tied.
+
+    CellProfiler calls ``scipy.ndimage.maximum_position`` on the object pixels in raster
+    order; scipy argsorts them all at once (numpy's unstable introsort) and keeps, per
+    label, the last position in that order. numpy 1.23's sort is reproduced, finishing only
+    the parts of it that hold the tied maxima.
+    """
+    image = np.ascontiguousarray(image)
+    full_peak = np.concatenate([[np.inf], peak]).astype(image.dtype)  # label 0 never matches
+    targets = np.unique(peak[tied]).astype(np.float64)
+    pos = raster_peak_positions(objects.labels, image, full_peak, targets)
+    w = objects.shape[1]
+    return (pos % w).astype(np.float64), (pos // w).astype(np.float64)
+
+
+@_defaults.checked("intensity")
+def intensity(labels, image) -> dict[str, np.ndarray]:
+    """CellProfiler's per-object intensity measurements (MeasureObjectIntensity).
 
     Parameters
     ----------
-    labels : ndarray of int or Objects
-        Label image (0 background).
-    image : ndarray of float
-        Intensity image in [0, 1], same shape.
+    labels : (H, W) ndarray of int or Objects
+        Label image (0 background, objects 1..N).
+    image : (H, W) ndarray
+        Intensity image: float in [0, 1], or integers (divided by their type's maximum,
+        as CellProfiler loads them).
 
     Returns
     -------
@@ -231,10 +252,32 @@ def intensity(labels, image: np.ndarray) -> dict[str, np.ndarray]:
     interpolate at ``area * q`` from the start of the sorted values;
     MADIntensity is the same interpolated median of ``|I - median|``;
     MassDisplacement is the distance between the centroid and the intensity
-    centroid; the maximum's location is its first occurrence in row-major order.
+    centroid. A tied maximum is located where CellProfiler's ``maximum_position``
+    puts it (the last of the tied pixels in numpy 1.23's argsort of all object
+    pixels); ``Location_CenterMassIntensity_Z`` is NaN (0 / 0) for an object of
+    zero intensity; the edge features are 0 when no object has an edge pixel (one
+    object covering the whole image), as CellProfiler leaves them.
+
+    References
+    ----------
+    CellProfiler 4.2.8, ``cellprofiler/modules/measureobjectintensity.py``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[1, 1, 0], [0, 2, 2]])
+    >>> image = np.array([[0.2, 0.4, 0.9], [0.0, 0.5, 0.5]])
+    >>> out = intensity(labels, image)
+    >>> out["Intensity_MeanIntensity"]
+    array([0.3, 0.5])
+    >>> out["Location_MaxIntensity_X"]  # object 2's maximum is tied: CellProfiler's pick
+    array([1., 2.])
     """
     objects = as_objects(labels)
-    image = check_image(image, objects)
+    return _intensity(objects, as_image(image, objects))
+
+
+def _intensity(objects: Objects, image: np.ndarray) -> dict[str, np.ndarray]:
     # the object pixels in the image's dtype; every sum below is float64 (as CellProfiler), the
     # float32 -> float64 promotion inside the kernels being exact
     vals = image.ravel()[objects.order]
@@ -249,12 +292,15 @@ def intensity(labels, image: np.ndarray) -> dict[str, np.ndarray]:
     edge, edge_offsets = _edge_positions(objects)
     erows, ecols = objects.cached(("intensity", "edge_coords"), lambda: (rows[edge], cols[edge]))
     est = _segment_stats(vals[edge], erows, ecols, edge_offsets)
+    if edge.size == 0:  # no edge anywhere (one object is the whole image): CellProfiler keeps its zeros
+        est[1:6, objects.present] = 0.0
     out.update({"Intensity_IntegratedIntensityEdge": est[1], "Intensity_MeanIntensityEdge": est[2],
                 "Intensity_StdIntensityEdge": est[3], "Intensity_MinIntensityEdge": est[4],
                 "Intensity_MaxIntensityEdge": est[5]})
     with np.errstate(invalid="ignore", divide="ignore"):
         cm_x, cm_y = st[6] / count, st[7] / count
         cmi_x, cmi_y = st[8] / total, st[9] / total
+        cmi_z = np.zeros(objects.count) / total  # CellProfiler's i_z / integrated intensity: 0 / 0 is NaN
     out["Intensity_MassDisplacement"] = np.sqrt((cm_x - cmi_x) ** 2 + (cm_y - cmi_y) ** 2)
     # Quantiles: CellProfiler's interpolation on each object's sorted values.
     start = objects.offsets[:-1].astype(float)
@@ -268,9 +314,15 @@ def intensity(labels, image: np.ndarray) -> dict[str, np.ndarray]:
     out["Intensity_MADIntensity"][objects.area == 1] = 0.0
     out["Location_CenterMassIntensity_X"] = cmi_x
     out["Location_CenterMassIntensity_Y"] = cmi_y
-    out["Location_CenterMassIntensity_Z"] = np.where(objects.present, 0.0, np.nan)
-    out["Location_MaxIntensity_X"] = st[10]
-    out["Location_MaxIntensity_Y"] = st[11]
+    out["Location_CenterMassIntensity_Z"] = cmi_z
+    max_x, max_y = st[10], st[11]
+    last = objects.offsets[1:] - 1  # each object's largest value is its last sorted one: a tie is a twin
+    tied = (objects.area > 1) & (sorted_vals[last] == sorted_vals[np.maximum(last - 1, 0)])
+    if tied.any():  # rare on corrected images (saturation, zero regions): the whole-image sort only then
+        cp_x, cp_y = _max_positions_np123(objects, image, st[5], tied)
+        max_x, max_y = np.where(tied, cp_x, max_x), np.where(tied, cp_y, max_y)
+    out["Location_MaxIntensity_X"] = max_x
+    out["Location_MaxIntensity_Y"] = max_y
     out["Location_MaxIntensity_Z"] = np.where(objects.present, 0.0, np.nan)
     return {k: out[k] for k in FEATURES}
 
@@ -282,9 +334,10 @@ def _column(key: str, image_name: str) -> str:
 
 def measure_family(objects: Objects, images: dict[str, np.ndarray], settings: dict | None = None,
                    cache: dict | None = None) -> dict[str, np.ndarray]:
-    """Intensity features of every image, named as CellProfiler's per-object export."""
+    """Intensity features of every (validated) image, named as CellProfiler's per-object export."""
+    _defaults.resolve("intensity", settings)
     out = {}
     for name, image in images.items():
-        for key, values in intensity(objects, image).items():
+        for key, values in _intensity(objects, image).items():
             out[_column(key, name)] = values
     return out

@@ -34,7 +34,7 @@ Centres may instead come from another object set (``centers``; CellProfiler's
 "Centers of other objects" / "Edges of other objects"), propagated over all
 objects at once with :func:`cpfeatures.segment.propagate.propagate`, exactly
 as CellProfiler does. Intensity Zernike moments (``RadialDistribution_Zernike
-Magnitude/Phase``) are available through :func:`radial_zernikes`.
+Magnitude/Phase``) are available with ``zernike=<degree>`` (and ``zernike_phase``).
 """
 
 from __future__ import annotations
@@ -47,10 +47,13 @@ import numpy as np
 
 from ..errors import InputError
 from ..segment.propagate import propagate
-from ._np123sort import argsort_np123, introsort_np123
-from .objects import Objects, as_objects, check_image
+from . import _defaults
+from ._np123 import argsort_np123, positions_of_peaks
+from ._objects import Objects, as_image, as_objects
+from ._sizeshape import minimum_enclosing_circles
+from ._zernike import intensity_zernike_sums, zernike_coefficients, zernike_indexes
 
-__all__ = ["radial", "radial_zernikes", "zernike_indexes", "measure_family", "FEATURES"]
+__all__ = ["radial", "measure_family", "FEATURES"]
 
 FEATURES = ("FracAtD", "MeanFrac", "RadialCV")
 _CENTER_CHOICES = ("centers", "edges")
@@ -129,6 +132,20 @@ def _squared_distance_to_edge(labels):
     return out
 
 
+def _distance_to_edge2(labels: np.ndarray) -> np.ndarray:
+    """:func:`_squared_distance_to_edge`, and scipy's answer where there is no edge at all.
+
+    When one object is the whole image, CellProfiler's ``distance_transform_edt`` of a mask
+    without background returns ``(i + 1)^2 + j^2`` (as if the pixel above the top-left corner
+    were background): its centre is then the bottom-right corner and the rings spread over
+    the image. That is reproduced rather than putting every pixel in the first ring.
+    """
+    if labels.size and labels.min() > 0 and labels.min() == labels.max():
+        i, j = np.indices(labels.shape, dtype=np.int64)
+        return (i + 1) * (i + 1) + j * j
+    return _squared_distance_to_edge(labels)
+
+
 @numba.njit(cache=True)
 def _peaks(keys, flat, count):
     """Largest key per label 0..count (-1 where absent)."""
@@ -137,22 +154,6 @@ def _peaks(keys, flat, count):
         if keys[p] > peak[flat[p]]:
             peak[flat[p]] = keys[p]
     return peak
-
-
-@numba.njit(cache=True)
-def _positions_of_peaks(keys, flat, peak, targets):
-    """Per label, the last pixel at the label's peak key in numpy 1.23's argsort of all keys
-    (0 for absent labels); the sort only finishes the parts that can hold a target value."""
-    k = keys.copy()
-    order = np.arange(k.size).astype(np.int32)
-    introsort_np123(k, order, targets, True)
-    pos = np.zeros(peak.size, np.int64)
-    for t in range(order.size):
-        p = order[t]
-        lab = flat[p]
-        if lab > 0 and keys[p] == peak[lab]:
-            pos[lab] = p
-    return pos[1:]
 
 
 def _maximum_positions(d2: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
@@ -167,7 +168,7 @@ def _maximum_positions(d2: np.ndarray, labels: np.ndarray, count: int) -> np.nda
     keys, flat = d2.ravel().astype(dtype), labels.ravel()
     peak = _peaks(keys, flat, count)
     targets = np.unique(peak[1:][peak[1:] >= 0]).astype(np.float64)
-    return _positions_of_peaks(keys, flat, peak, targets)
+    return positions_of_peaks(keys, flat, peak, targets)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,7 +305,7 @@ class _Centres:
 def _self_centres(objects: Objects) -> _Centres:
     labels = objects.labels
     n = objects.count
-    d2_edge = _squared_distance_to_edge(labels)
+    d2_edge = _distance_to_edge2(labels)
     pos = _maximum_positions(d2_edge, labels, n)
     ci, cj = pos // labels.shape[1], pos % labels.shape[1]
     d_from = _geodesic_from_centres(labels, objects.bbox, ci, cj)
@@ -335,7 +336,7 @@ def _label_centroids(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.nda
 def _other_centres(objects: Objects, centers: np.ndarray, choice: str) -> _Centres:
     """CellProfiler's "Centers of other objects" / "Edges of other objects"."""
     labels = objects.labels
-    d2_edge = _squared_distance_to_edge(labels)
+    d2_edge = _distance_to_edge2(labels)
     nc = int(centers.max()) if centers.size else 0
     area, mi, mj = _label_centroids(centers, nc)
     good = area > 0
@@ -481,8 +482,7 @@ def _pairwise_rows(a: np.ndarray) -> np.ndarray:
     return _pairwise_rows(a[:, :half]) + _pairwise_rows(a[:, half:])
 
 
-def _measure(objects: Objects, g: _Rings, image: np.ndarray, name: str = "image") -> dict[str, np.ndarray]:
-    image = check_image(image, objects, name)
+def _measure(objects: Objects, g: _Rings, image: np.ndarray) -> dict[str, np.ndarray]:
     n, nb = g.count, g.bins + 1
     wsum, rsum = _ring_sums(image.ravel(), g.flat, g.cell, n * nb * 8)
     hist = rsum.reshape(n, nb)
@@ -510,8 +510,13 @@ def _measure(objects: Objects, g: _Rings, image: np.ndarray, name: str = "image"
     return out
 
 
-def radial(labels, image: np.ndarray, bins: int = 4, max_radius: float = 100, scaled: bool = True,
-           centers=None, center_choice: str = "centers") -> dict[str, np.ndarray]:
+_D = _defaults.DEFAULTS["radial"]
+
+
+@_defaults.checked("radial")
+def radial(labels, image, *, bins: int = _D["bins"], max_radius: float = _D["max_radius"],
+           scaled: bool = _D["scaled"], centers=_D["centers"], center_choice: str = _D["center_choice"],
+           zernike: int | None = _D["zernike"], zernike_phase: bool = _D["zernike_phase"]) -> dict[str, np.ndarray]:
     """Radial distribution of an image's intensity within every object.
 
     Parameters
@@ -536,6 +541,12 @@ def radial(labels, image: np.ndarray, bins: int = 4, max_radius: float = 100, sc
         With ``centers``: measure from the centroids of those objects
         (CellProfiler's "Centers of other objects"), or from their whole area,
         leaving their pixels out ("Edges of other objects").
+    zernike : int, optional
+        Also the intensity Zernike moments up to this degree (CPJUMP1: off):
+        ``RadialDistribution_ZernikeMagnitude_<n>_<m>``, ``|sum(I V_nm)| / area`` with the
+        pixels scaled into the object's minimum enclosing circle (centrosome's, to the bit).
+    zernike_phase : bool
+        Also ``RadialDistribution_ZernikePhase_<n>_<m>`` = ``arctan2(Re, Im)``.
 
     Returns
     -------
@@ -543,7 +554,8 @@ def radial(labels, image: np.ndarray, bins: int = 4, max_radius: float = 100, sc
         ``RadialDistribution_FracAtD_<k>of<bins>``, ``RadialDistribution_MeanFrac_<k>of<bins>``
         and ``RadialDistribution_RadialCV_<k>of<bins>`` for k = 1..bins (plus ``_Overflow``
         when not scaled); one value per label 1..max. Absent labels get NaN for FracAtD and
-        MeanFrac and 0 for RadialCV, as CellProfiler computes them.
+        MeanFrac and 0 for RadialCV, as CellProfiler computes them. With ``zernike``, the
+        Zernike magnitudes (and phases), NaN for absent and one-pixel objects.
 
     Notes
     -----
@@ -557,149 +569,30 @@ def radial(labels, image: np.ndarray, bins: int = 4, max_radius: float = 100, sc
     ----------
     CellProfiler 4.2.8, ``cellprofiler/modules/measureobjectintensitydistribution.py``;
     centrosome 1.2, ``cpmorphology.distance_to_edge``, ``maximum_position_of_labels``,
-    ``propagate``.
+    ``propagate``, ``zernike.construct_zernike_polynomials``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((21, 21), int); labels[2:19, 2:19] = 1
+    >>> yy, xx = np.mgrid[:21, :21]
+    >>> image = np.exp(-((yy - 10) ** 2 + (xx - 10) ** 2) / 20.0)  # bright in the middle
+    >>> out = radial(labels, image)
+    >>> inner, outer = out["RadialDistribution_MeanFrac_1of4"][0], out["RadialDistribution_MeanFrac_4of4"][0]
+    >>> bool(inner > 1 > outer)  # more intensity per pixel near the centre than at the edge
+    True
     """
     objects = as_objects(labels)
-    return _measure(objects, _geometry(objects, bins, scaled, max_radius, centers, center_choice), image)
+    image = as_image(image, objects)
+    out = _measure(objects, _geometry(objects, bins, scaled, max_radius, centers, center_choice), image)
+    if zernike is not None:
+        out.update(_zernikes(objects, _zernike_geometry(objects, zernike), [image], bool(zernike_phase))[0])
+    return out
 
 
 # --------------------------------------------------------------------------------------------
 # optional intensity Zernike moments
 # --------------------------------------------------------------------------------------------
-def zernike_indexes(degree: int) -> list[tuple[int, int]]:
-    """(n, m) with 0 <= m <= n <= degree and n - m even, in CellProfiler's order."""
-    return [(n, m) for n in range(degree + 1) for m in range(n % 2, n + 1, 2)]
-
-
-def _zernike_table(indexes) -> np.ndarray:
-    """Coefficients of R_nm(r) / r^m as a polynomial in r^2, highest power first (Horner)."""
-    from math import factorial
-
-    width = max(n for n, _ in indexes) // 2 + 1
-    lut = np.zeros((len(indexes), width))
-    for q, (n, m) in enumerate(indexes):
-        for k in range((n - m) // 2 + 1):
-            lut[q, k] = (-1) ** k * factorial(n - k) / (
-                factorial(k) * factorial((n + m) // 2 - k) * factorial((n - m) // 2 - k))
-    return lut
-
-
-@numba.njit(cache=True)
-def _zernike_sums(x, y, lab, weights, ns, ms, lut, count):
-    """Per image, object and (n, m): sums of w * V_nm over the pixels inside the unit circle.
-
-    ``V_nm = R_nm(r) / r^m * (y + i x)^m`` (centrosome's convention: the angle is measured
-    from the y axis); NaN coordinates (one-pixel objects, radius 0) give NaN sums as in
-    CellProfiler.
-    """
-    nimg = weights.shape[0]
-    nz = ns.size
-    re = np.zeros((nimg, count, nz))
-    im = np.zeros((nimg, count, nz))
-    maxm = 0
-    for q in range(nz):
-        if ms[q] > maxm:
-            maxm = ms[q]
-    zr = np.empty(maxm + 1)
-    zi = np.empty(maxm + 1)
-    for t in range(x.size):
-        r2 = x[t] * x[t] + y[t] * y[t]
-        if r2 > 1.0:
-            continue
-        zr[0], zi[0] = 1.0, 0.0
-        for p in range(1, maxm + 1):
-            zr[p] = zr[p - 1] * y[t] - zi[p - 1] * x[t]
-            zi[p] = zr[p - 1] * x[t] + zi[p - 1] * y[t]
-        k = lab[t] - 1
-        for q in range(nz):
-            s = 0.0
-            for c in range((ns[q] - ms[q]) // 2 + 1):
-                s = s * r2 + lut[q, c]
-            br = s * zr[ms[q]]
-            bi = s * zi[ms[q]]
-            for g in range(nimg):
-                w = weights[g, t]
-                re[g, k, q] += w * br
-                im[g, k, q] += w * bi
-    return re, im
-
-
-@numba.njit(cache=True)
-def _circle2(ai, aj, bi, bj):
-    """Circle on the diameter a-b, with centrosome's float operations."""
-    ci, cj = (ai + bi) / 2, (aj + bj) / 2
-    return ci, cj, np.sqrt((ai - bi) ** 2 + (aj - bj) ** 2) / 2
-
-
-@numba.njit(cache=True)
-def _circle3(ai, aj, bi, bj, vi, vj):
-    """Circumcircle of a, b, v with centrosome's float operations (radius measured to a)."""
-    d = 2 * (aj * (bi - vi) + bj * (vi - ai) + vj * (ai - bi))
-    if d == 0:
-        return np.nan, np.nan, np.nan
-    a2, b2, v2 = ai * ai + aj * aj, bi * bi + bj * bj, vi * vi + vj * vj
-    cj = (a2 * (bi - vi) + b2 * (vi - ai) + v2 * (ai - bi)) / d
-    ci = (a2 * (vj - bj) + b2 * (aj - vj) + v2 * (bj - aj)) / d
-    return ci, cj, np.sqrt((ai - ci) ** 2 + (aj - cj) ** 2)
-
-
-@numba.njit(cache=True)
-def _mec(px, py):
-    """Minimum enclosing circle (row, column, radius) of points: Welzl's incremental
-    algorithm, iterative. Containment is tested with a relative slack of 1e-12."""
-    ci, cj, r = px[0], py[0], 0.0
-    for a in range(1, px.size):
-        if np.sqrt((px[a] - ci) ** 2 + (py[a] - cj) ** 2) <= r * (1 + 1e-12):
-            continue
-        ci, cj, r = px[a], py[a], 0.0
-        for b in range(a):
-            if np.sqrt((px[b] - ci) ** 2 + (py[b] - cj) ** 2) <= r * (1 + 1e-12):
-                continue
-            ci, cj, r = _circle2(px[a], py[a], px[b], py[b])
-            for c in range(b):
-                if np.sqrt((px[c] - ci) ** 2 + (py[c] - cj) ** 2) <= r * (1 + 1e-12):
-                    continue
-                ti, tj, tr = _circle3(px[a], py[a], px[b], py[b], px[c], py[c])
-                if tr == tr:
-                    ci, cj, r = ti, tj, tr
-    return ci, cj, r
-
-
-@numba.njit(cache=True)
-def _enclosing_circles(labels, offsets, rows, cols):
-    """Per object: minimum enclosing circle (row, column, radius) of its pixel centres.
-
-    Only pixels with a 4-neighbour outside the object can be hull vertices; they are
-    visited in a fixed pseudo-random order so the incremental algorithm stays linear.
-    """
-    m, n = labels.shape
-    count = offsets.size - 1
-    ci = np.full(count, np.nan)
-    cj = np.full(count, np.nan)
-    rad = np.full(count, np.nan)
-    for k in range(count):
-        a, b = offsets[k], offsets[k + 1]
-        if b == a:
-            continue
-        px = np.empty(b - a)
-        py = np.empty(b - a)
-        u = 0
-        for t in range(a, b):
-            i, j = rows[t], cols[t]
-            lab = labels[i, j]
-            if (i == 0 or labels[i - 1, j] != lab or i == m - 1 or labels[i + 1, j] != lab
-                    or j == 0 or labels[i, j - 1] != lab or j == n - 1 or labels[i, j + 1] != lab):
-                px[u] = i
-                py[u] = j
-                u += 1
-        state = np.uint64(0x9E3779B97F4A7C15)
-        for v in range(u - 1, 0, -1):
-            state = state * np.uint64(6364136223846793005) + np.uint64(1442695040888963407)
-            w = np.int64(state >> np.uint64(33)) % (v + 1)
-            px[v], px[w] = px[w], px[v]
-            py[v], py[w] = py[w], py[v]
-        ci[k], cj[k], rad[k] = _mec(px[:u], py[:u])
-    return ci, cj, rad
 
 
 def _zernike_geometry(objects: Objects, degree):
@@ -708,7 +601,7 @@ def _zernike_geometry(objects: Objects, degree):
     degree = int(degree)
 
     def make():
-        ci, cj, rad = _enclosing_circles(objects.labels, objects.offsets, objects.rows, objects.cols)
+        ci, cj, rad = minimum_enclosing_circles(objects)  # centrosome's circle, to the bit
         lab = objects.pixel_labels.astype(np.int64)
         with np.errstate(invalid="ignore", divide="ignore"):
             y = (objects.rows - ci[lab - 1]) / rad[lab - 1]
@@ -721,61 +614,23 @@ def _zernike_geometry(objects: Objects, degree):
 def _zernikes(objects: Objects, geo, images: list, phase: bool) -> list[dict[str, np.ndarray]]:
     (x, y, lab), degree = geo
     idx = zernike_indexes(degree)
-    ns = np.array([n for n, _ in idx], np.int64)
-    ms = np.array([m for _, m in idx], np.int64)
+    ns, ms = idx[:, 0].copy(), idx[:, 1].copy()
     weights = np.empty((len(images), objects.order.size))
     for g, image in enumerate(images):
         weights[g] = image.ravel()[objects.order]
-    re, im = _zernike_sums(x, y, lab, weights, ns, ms, _zernike_table(idx), objects.count)
+    re, im = intensity_zernike_sums(x, y, lab, weights, ns, ms, zernike_coefficients(idx), objects.count)
     area = objects.area.astype(np.float64)
     results = []
     for g in range(len(images)):
         out = {}
         with np.errstate(invalid="ignore", divide="ignore"):
             mag = np.sqrt(re[g] * re[g] + im[g] * im[g]) / area[:, None]
-        for q, (n, m) in enumerate(idx):
+        for q, (n, m) in enumerate(idx.tolist()):
             out[f"RadialDistribution_ZernikeMagnitude_{n}_{m}"] = mag[:, q]
             if phase:
                 out[f"RadialDistribution_ZernikePhase_{n}_{m}"] = np.arctan2(re[g][:, q], im[g][:, q])
         results.append(out)
     return results
-
-
-def radial_zernikes(labels, image: np.ndarray, degree: int = 9, phase: bool = True) -> dict[str, np.ndarray]:
-    """Intensity-weighted Zernike moments of each object (CellProfiler's "intensity Zernikes").
-
-    Parameters
-    ----------
-    labels : ndarray of int or Objects
-    image : ndarray of float
-    degree : int
-        Largest radial order n (CellProfiler's "Maximum zernike moment", 9 by default).
-    phase : bool
-        Also return the phases ("Magnitudes and phase").
-
-    Returns
-    -------
-    dict
-        ``RadialDistribution_ZernikeMagnitude_<n>_<m>`` (and ``..._ZernikePhase_<n>_<m>``)
-        for 0 <= m <= n <= degree, n - m even: ``|sum(I V_nm)| / area`` and
-        ``arctan2(Re, Im)``, pixel coordinates scaled into each object's minimum enclosing
-        circle. NaN for absent and one-pixel objects.
-
-    Notes
-    -----
-    CellProfiler's conventions are kept: the moment is divided by the object's pixel
-    count (not by pi r^2), ``V_nm`` uses ``(y + i x)^m`` (angle from the y axis) and the
-    phase is ``arctan2(real, imaginary)``.
-
-    References
-    ----------
-    CellProfiler 4.2.8 ``MeasureObjectIntensityDistribution.calculate_zernikes``;
-    centrosome ``zernike.construct_zernike_polynomials``;
-    E. Welzl, "Smallest enclosing disks (balls and ellipsoids)", LNCS 555, 1991.
-    """
-    objects = as_objects(labels)
-    image = check_image(image, objects)
-    return _zernikes(objects, _zernike_geometry(objects, degree), [image], phase)[0]
 
 
 # --------------------------------------------------------------------------------------------
@@ -789,31 +644,19 @@ def _column(key: str, image: str) -> str:
 
 def measure_family(objects: Objects, images: dict[str, np.ndarray], settings: dict | None = None,
                    cache: dict | None = None) -> dict[str, np.ndarray]:
-    """Every image's radial distribution with CellProfiler names.
-
-    Settings: ``bins`` (4), ``max_radius`` (100), ``scaled`` (True), ``centers`` (labels of
-    another object set, default None: each object's own centre), ``center_choice``
-    ("centers"), ``zernike`` (None, or the largest Zernike order n to add
-    ``RadialDistribution_ZernikeMagnitude_<image>_<n>_<m>``) and ``zernike_phase`` (False).
-    """
-    settings = settings or {}
-    bins = settings.get("bins", 4)
-    scaled = bool(settings.get("scaled", True))
-    max_radius = settings.get("max_radius", 100)
-    geometry = _geometry(objects, bins, scaled, max_radius, settings.get("centers"),
-                         settings.get("center_choice", "centers"))
-    degree = settings.get("zernike")
+    """Every (validated) image's radial distribution with CellProfiler names (see :func:`radial`)."""
+    st = _defaults.resolve("radial", settings)
+    geometry = _geometry(objects, st["bins"], bool(st["scaled"]), st["max_radius"], st["centers"],
+                         st["center_choice"])
     names = sorted(images)
     out: dict[str, np.ndarray] = {}
     for name in names:
-        for key, values in _measure(objects, geometry, images[name], name).items():
+        for key, values in _measure(objects, geometry, images[name]).items():
             out[_column(key, name)] = values
-    if degree is not None:
-        checked = [check_image(images[name], objects, name) for name in names]
-        zs = _zernikes(objects, _zernike_geometry(objects, degree), checked,
-                       bool(settings.get("zernike_phase", False)))
+    if st["zernike"] is not None:
+        zs = _zernikes(objects, _zernike_geometry(objects, st["zernike"]), [images[n] for n in names],
+                       bool(st["zernike_phase"]))
         for name, z in zip(names, zs):
             for key, values in z.items():
-                head, feature, rest = key.split("_", 2)
-                out[f"{head}_{feature}_{name}_{rest}"] = values
+                out[_column(key, name)] = values
     return out

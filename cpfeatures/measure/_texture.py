@@ -30,7 +30,8 @@ import numpy as np
 import skimage.exposure
 import skimage.util
 
-from .objects import Objects, as_objects, check_image
+from . import _defaults
+from ._objects import Objects, as_image, as_objects, memo
 
 __all__ = ["texture", "texture_image", "quantize", "measure_family", "measure_image_family", "FEATURES"]
 
@@ -44,7 +45,8 @@ _LOG2 = np.log2(np.maximum(np.arange(_NTAB), 1))  # log2 of the small counts (lo
 
 
 def quantize(image: np.ndarray, gray_levels: int = 256) -> np.ndarray:
-    """CellProfiler's gray-level quantization of a [0, 1] image (uint8)."""
+    """CellProfiler's gray-level quantization of a [0, 1] float image (uint8): skimage's
+    ``img_as_ubyte``, then a rescale to ``gray_levels`` levels."""
     if image.dtype == np.float32:
         q = _ubyte_float32(np.ascontiguousarray(image))
     else:
@@ -108,7 +110,7 @@ def _features(cnt, r, lo, maxv, scratch, nz, out):
     vx2 = 0.0
     for ia in range(m):
         a = nz[ia]
-        px[a] *= inv
+        px[a] = px[a] / total  # mahotas divides (p = cmat / T); c * (1 / c) is not 1 for some c
         lpx[a] = np.log2(px[a])
         ux += px[a] * (lo + a)
         vx2 += px[a] * (lo + a) * (lo + a)
@@ -129,7 +131,7 @@ def _features(cnt, r, lo, maxv, scratch, nz, out):
             b = np.uint64(nz[ib])
             # branch-free over empty cells (about half of them): a zero count adds exact zeros
             c = np.uint64(cnt[a, b]) + np.uint64(cnt[b, a])
-            v = np.float64(c) * inv
+            v = np.float64(c) / total
             if c < _NTAB:
                 vlv = v * (_LOG2[c] + linv)
             else:
@@ -140,8 +142,8 @@ def _features(cnt, r, lo, maxv, scratch, nz, out):
             vlv = vlv + vlv if ib != ia else vlv
             asm += v2 * v
             sij += i * (flo + np.float64(b)) * v2
-            ent -= vlv
-            hxy1 -= v2 * (lpa + lpx[b])
+            ent += vlv  # entropies summed positive and negated once: mahotas' -dot gives -0.0
+            hxy1 += v2 * (lpa + lpx[b])
             plus[a + b] += v2
             minus[b - a] += v2
     contrast = 0.0
@@ -154,7 +156,7 @@ def _features(cnt, r, lo, maxv, scratch, nz, out):
         idm += mk / (1.0 + k * k)
         msq += mk * mk
         if mk > 0:
-            hm -= mk * np.log2(mk)
+            hm += mk * np.log2(mk)
     sa = 0.0
     sv2 = 0.0
     hp = 0.0
@@ -164,11 +166,12 @@ def _features(cnt, r, lo, maxv, scratch, nz, out):
         sa += t * pk
         sv2 += t * t * pk
         if pk > 0:
-            hp -= pk * np.log2(pk)
+            hp += pk * np.log2(pk)
     hx = 0.0
     for ia in range(m):
         a = nz[ia]
-        hx -= px[a] * lpx[a]
+        hx += px[a] * lpx[a]
+    ent, hxy1, hm, hp, hx = -ent, -hxy1, -hm, -hp, -hx
     # HXY2 = -sum_ab px_a px_b log2(px_a px_b) = 2 HX (the marginals sum to 1); mahotas sums the
     # outer product, which agrees to rounding (~1e-16) at a fraction of the cost
     hxy2 = 2.0 * hx
@@ -356,32 +359,54 @@ def _columns(values: np.ndarray, present: np.ndarray | None, scale: int, gray_le
     return out
 
 
-def texture(labels, image: np.ndarray, scale: int = 3, gray_levels: int = 256,
-            quantized: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Haralick texture features of every object, CellProfiler's definition.
+_D = _defaults.DEFAULTS["texture"]
+
+
+@_defaults.checked("texture")
+def texture(labels, image, *, scales=_D["scales"], gray_levels: int = _D["gray_levels"]) -> dict[str, np.ndarray]:
+    """Haralick texture features of every object, CellProfiler's MeasureTexture.
 
     Parameters
     ----------
-    labels : ndarray of int or Objects
-    image : ndarray of float in [0, 1]
-    scale : int
-        Pixel distance of the co-occurring pairs.
+    labels : (H, W) ndarray of int or Objects
+    image : (H, W) ndarray
+        Float in [0, 1], or integers (divided by their type's maximum).
+    scales : sequence of int
+        Pixel distances of the co-occurring pairs (CPJUMP1: 3, 5, 10).
     gray_levels : int
         Gray levels of the quantized image (CPJUMP1: 256).
-    quantized : ndarray of uint8, optional
-        :func:`quantize` output, to share across scales and object sets.
 
     Returns
     -------
     dict
-        ``Texture_<Feature>_<scale>_<dd>_<levels>`` (13 features x 4 directions),
-        one value per label 1..max. Absent labels are NaN; objects with no
+        ``Texture_<Feature>_<scale>_<dd>_<levels>`` (13 features x 4 directions per
+        scale), one value per label 1..max. Absent labels are NaN; objects with no
         co-occurring pair in some direction get 0, as CellProfiler stores them.
+
+    References
+    ----------
+    CellProfiler 4.2.8, ``cellprofiler/modules/measuretexture.py``; mahotas 1.4
+    ``features.haralick``. R. M. Haralick, K. Shanmugam, I. Dinstein, "Textural features
+    for image classification", IEEE Trans. SMC 3(6), 1973.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.zeros((12, 12), int); labels[2:10, 2:10] = 1
+    >>> image = np.tile(np.linspace(0.1, 0.9, 12), (12, 1))
+    >>> out = texture(labels, image, scales=[3])  # a horizontal ramp
+    >>> len(out)  # 13 features x 4 directions
+    52
+    >>> bool(out["Texture_Contrast_3_00_256"][0] > 0), float(out["Texture_Contrast_3_02_256"][0])  # across, along
+    (True, 0.0)
     """
     objects = as_objects(labels)
-    if quantized is None:
-        quantized = quantize(check_image(image, objects), gray_levels)
-    return _columns(_run(objects, quantized, (scale,))[0], objects.present, scale, gray_levels)
+    quantized = quantize(as_image(image, objects), int(gray_levels))
+    values = _run(objects, quantized, scales)
+    out = {}
+    for i, scale in enumerate(scales):
+        out.update(_columns(values[i], objects.present, int(scale), int(gray_levels)))
+    return out
 
 
 @numba.njit(cache=True)
@@ -459,11 +484,35 @@ def _image_columns(values: np.ndarray, scale: int, gray_levels: int) -> dict[str
             for d in range(4) for f, name in enumerate(FEATURES)}
 
 
-def texture_image(image: np.ndarray, scale: int = 3, gray_levels: int = 256,
-                  quantized: np.ndarray | None = None) -> dict[str, float]:
-    """Whole-image Haralick features (CellProfiler's Image-table texture; zeros are counted)."""
-    q = quantize(check_image(image), gray_levels) if quantized is None else quantized
-    return _image_columns(_whole_image(q, (int(scale),))[0], int(scale), gray_levels)
+@_defaults.checked("texture")
+def texture_image(image, *, scales=_D["scales"], gray_levels: int = _D["gray_levels"]) -> dict[str, float]:
+    """Whole-image Haralick features (CellProfiler's Image-table texture; zero pixels count).
+
+    Parameters
+    ----------
+    image : (H, W) ndarray
+        Float in [0, 1], or integers (divided by their type's maximum).
+    scales : sequence of int
+    gray_levels : int
+
+    Returns
+    -------
+    dict
+        ``Texture_<Feature>_<scale>_<dd>_<levels>`` -> float.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = texture_image(np.tile(np.linspace(0.1, 0.9, 12), (12, 1)), scales=[3])
+    >>> round(out["Texture_AngularSecondMoment_3_02_256"], 4)
+    0.0833
+    """
+    q = quantize(as_image(image), int(gray_levels))
+    values = _whole_image(q, scales)
+    out = {}
+    for i, scale in enumerate(scales):
+        out.update(_image_columns(values[i], int(scale), int(gray_levels)))
+    return out
 
 
 def _named(key: str, image_name: str) -> str:
@@ -473,24 +522,18 @@ def _named(key: str, image_name: str) -> str:
 
 
 def _quantized(cache: dict | None, name: str, image: np.ndarray, levels: int) -> np.ndarray:
-    if cache is None:
-        return quantize(image, levels)
-    key = ("texture", "quantized", name, id(image), levels)
-    if key not in cache:
-        cache[key] = quantize(image, levels)
-    return cache[key]
+    """The quantized image, once per site for the object sets and the Image table."""
+    return memo(cache, ("texture", "quantized", name, levels), image, lambda: quantize(image, levels))
 
 
 def measure_family(objects: Objects, images: dict[str, np.ndarray], settings: dict | None = None,
                    cache: dict | None = None) -> dict[str, np.ndarray]:
-    """Texture of every image at every scale (CPJUMP1: 3, 5, 10 at 256 levels), CellProfiler names."""
-    settings = settings or {}
-    scales = settings.get("scales", (3, 5, 10))
-    levels = int(settings.get("gray_levels", 256))
+    """Texture of every (validated) image at every scale (CPJUMP1: 3, 5, 10 at 256 levels), CellProfiler names."""
+    settings = _defaults.resolve("texture", settings)
+    scales, levels = settings["scales"], int(settings["gray_levels"])
     out = {}
     for name, image in images.items():
-        q = _quantized(cache, name, check_image(image, objects), levels)
-        values = _run(objects, q, scales)  # all scales in one pass over the image
+        values = _run(objects, _quantized(cache, name, image, levels), scales)  # all scales in one pass
         for i, scale in enumerate(scales):
             for key, column in _columns(values[i], objects.present, int(scale), levels).items():
                 out[_named(key, name)] = column
@@ -499,14 +542,12 @@ def measure_family(objects: Objects, images: dict[str, np.ndarray], settings: di
 
 def measure_image_family(images: dict[str, np.ndarray], settings: dict | None = None,
                          cache: dict | None = None) -> dict[str, float]:
-    """Image-table texture of every image and scale (MeasureTexture "Both")."""
-    settings = settings or {}
-    scales = settings.get("scales", (3, 5, 10))
-    levels = int(settings.get("gray_levels", 256))
+    """Image-table texture of every (validated) image and scale (MeasureTexture "Both")."""
+    settings = _defaults.resolve("texture", settings)
+    scales, levels = settings["scales"], int(settings["gray_levels"])
     out = {}
     for name, image in images.items():
-        q = _quantized(cache, name, check_image(image), levels)
-        values = _whole_image(q, scales)
+        values = _whole_image(_quantized(cache, name, image, levels), scales)
         for i, scale in enumerate(scales):
             for key, value in _image_columns(values[i], int(scale), levels).items():
                 out[_named(key, name)] = value
