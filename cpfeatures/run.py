@@ -322,28 +322,70 @@ class _Window:
         self.stop()
         self.client.cancel([fut for _, fut in self.futures.values()], force=True)
 
-    def _submit(self, running) -> None:
+    def _submit(self, pending: set) -> None:
         i = self.queue.pop(0)
         fut = self.client.submit(self.fn, *self.args[i], key=f"{self.name}-{i}-{time.time_ns()}", pure=False)
         self.futures[fut.key] = (i, fut)
-        running.add(fut)
+        pending.add(fut)
 
     def __iter__(self):
-        from distributed import as_completed
+        from distributed import wait
 
-        running = as_completed()
+        pending: set = set()
         for _ in range(min(self.window, len(self.queue))):
-            self._submit(running)
-        for fut in running:
-            i, _ = self.futures.pop(fut.key)
+            self._submit(pending)
+        while pending:
             try:
-                result = fut.result()
-            except Exception as exc:  # KilledWorker: the task's worker died allowed-failures + 1 times
-                result = exc
-            fut.release()
-            yield i, result
-            if self.queue:
-                self._submit(running)
+                done, pending = wait(pending, timeout=_WAIT_POLL_S, return_when="FIRST_COMPLETED")
+            except TimeoutError:  # nothing finished for a while: are there still workers to finish it?
+                self._check_workers()
+                continue
+            self.no_workers_since = None
+            for fut in done:
+                i, _ = self.futures.pop(fut.key)
+                try:
+                    result = fut.result()
+                except Exception as exc:  # KilledWorker: the task's worker died allowed-failures + 1 times
+                    result = exc
+                fut.release()
+                yield i, result
+                if self.queue:
+                    self._submit(pending)
+
+    no_workers_since: float | None = None
+
+    def _check_workers(self) -> None:
+        """Fail, rather than wait forever, when a local cluster has lost every worker for good.
+
+        A nanny restarts a worker that was killed, but not one that closed itself (a
+        task it could not unpickle, a worker plugin that failed): the tasks would then
+        wait for a worker that never comes. A remote cluster's workers may come back
+        (adaptive scaling, a batch queue), so there it is only reported, once."""
+        try:
+            n = len(self.client.scheduler_info().get("workers", {}))
+        except Exception:
+            return
+        if n:
+            self.no_workers_since = None
+            return
+        now = time.monotonic()
+        if self.no_workers_since is None:
+            self.no_workers_since = now
+            if getattr(self.client, "cluster", None) is None:
+                warnings.warn(f"no dask worker is connected to the scheduler; {len(self.futures)} "
+                              f"{self.name} task(s) are waiting for one", RuntimeWarning, stacklevel=2)
+            return
+        if getattr(self.client, "cluster", None) is not None and now - self.no_workers_since > _NO_WORKERS_S:
+            self.cancel()
+            raise CpfeaturesError(
+                f"every worker of the local cluster has stopped and none came back for {_NO_WORKERS_S:g} s "
+                f"({len(self.futures)} {self.name} task(s) unfinished; finished sites are kept in the store, "
+                "run again to resume). The worker log above says why, e.g. a function it could not import.")
+
+
+# how often a waiting run looks at its workers, and how long a local cluster may have none
+_WAIT_POLL_S = 10.0
+_NO_WORKERS_S = 60.0
 
 
 def _default_window(client) -> int:

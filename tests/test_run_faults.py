@@ -5,7 +5,6 @@ a second run on the same store, and SIGKILLs of the whole run at random moments.
 
 from __future__ import annotations
 
-import functools
 import os
 import random
 import shutil
@@ -119,21 +118,28 @@ def test_wrong_size_image_and_resume_equal(plate_copy, tmp_path):
 
 # -- 2. worker faults ---------------------------------------------------------------------------
 
-def _kill_worker_on(images, *, marker: str, tag: str, always: bool = False, **kwargs):
+def _kill_worker_on(*, marker: str, tag: str, always: bool = False):
     """process_site, except that the worker process SIGKILLs itself on the site whose DNA file has ``tag``
-    (only the first time unless ``always``): a worker killed mid-site, as the OOM killer does."""
-    if tag in kwargs.get("image_metadata", {}).get("FileName_OrigDNA", ""):
-        if always or not os.path.exists(marker):
-            with open(marker, "a") as fh:
-                fh.write(f"{os.getpid()}\n")
-            os.kill(os.getpid(), signal.SIGKILL)
-    return process_site(images, **kwargs)
+    (only the first time unless ``always``): a worker killed mid-site, as the OOM killer does.
+
+    A closure, not a ``functools.partial`` of a module-level function: plain pickle would send that by
+    reference, and the workers of a non-editable install (as CI installs) cannot import ``tests``."""
+
+    def process(images, **kwargs):
+        if tag in kwargs.get("image_metadata", {}).get("FileName_OrigDNA", ""):
+            if always or not os.path.exists(marker):
+                with open(marker, "a") as fh:
+                    fh.write(f"{os.getpid()}\n")
+                os.kill(os.getpid(), signal.SIGKILL)
+        return process_site(images, **kwargs)
+
+    return process
 
 
 def test_worker_killed_mid_site_is_retried_elsewhere(bundled_plate_dir, bundled_run, tmp_path):
     marker = tmp_path / "killed"
     out = tmp_path / "retry.zarr"
-    process = functools.partial(_kill_worker_on, marker=str(marker), tag="r04c14")
+    process = _kill_worker_on(marker=str(marker), tag="r04c14")
     summary = run_plate(bundled_plate_dir, out, workers=2, progress=False, process=process)
     assert marker.read_text().count("\n") == 1  # one worker really died on D14
     assert summary.ok and sorted(summary.done) == sorted(SITE_FILES)
@@ -144,13 +150,34 @@ def test_worker_dying_every_time_is_recorded(bundled_plate_dir, bundled_run, tmp
     marker = tmp_path / "killed"
     out = tmp_path / "dies.zarr"
     cfg = load_config(overrides={"run": {"worker_retries": 1}})
-    process = functools.partial(_kill_worker_on, marker=str(marker), tag="r07c21", always=True)
+    process = _kill_worker_on(marker=str(marker), tag="r07c21", always=True)
     summary = run_plate(bundled_plate_dir, out, cfg, workers=2, progress=False, process=process)
     assert marker.read_text().count("\n") == 2  # tried twice (one retry), killed both times
     assert sorted(summary.done) == ["D08_f5", "D14_f5", "L09_f5"]
     failed = summary.failed.set_index("site")
     assert list(failed.index) == ["G21_f5"] and failed.loc["G21_f5", "phase"] == "worker"
     assert "worker process died" in failed.loc["G21_f5", "message"]
+
+
+def _close_worker_for_good(images, **kwargs):
+    """A worker that stops itself and its nanny, as one does that cannot unpickle its task: not restarted."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    worker.loop.add_callback(worker.close, nanny=True)
+    time.sleep(60)
+
+
+def test_workers_gone_for_good_fail_the_run_instead_of_hanging(bundled_plate_dir, tmp_path, monkeypatch):
+    import cpfeatures.run as run_module
+
+    monkeypatch.setattr(run_module, "_WAIT_POLL_S", 0.5)
+    monkeypatch.setattr(run_module, "_NO_WORKERS_S", 3.0)
+    t0 = time.perf_counter()
+    with pytest.raises(run_module.CpfeaturesError, match="every worker of the local cluster has stopped"):
+        run_plate(bundled_plate_dir, tmp_path / "gone.zarr", workers=1, progress=False,
+                  process=_close_worker_for_good)
+    assert time.perf_counter() - t0 < 60
 
 
 # -- 3. storage faults ----------------------------------------------------------------------------
