@@ -31,16 +31,22 @@ def main():
     warnings.showwarning = _show_warnings
 
 
+_PLATE = click.option("--plate", "plate_name", default=None,
+                      help="The plate to read from a LoadData CSV that lists several (Metadata_Plate).")
+
+
 @main.command()
 @click.argument("plate", type=click.Path(exists=False))
+@_PLATE
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML settings (channel name -> role map).")
 @click.option("--quick", is_flag=True, help="Skip reading every TIFF header (faster on big plates).")
 @_friendly
-def inspect(plate, as_json, config, quick):
+def inspect(plate, plate_name, as_json, config, quick):
     """Describe a plate: wells x fields x planes x channels, channel roles, pixel size.
 
-    PLATE is the plate folder, its Images/ folder, or its Index.idx.xml / Index.xml.
+    PLATE is the plate folder, its Images/ folder, its Index.idx.xml / Index.xml,
+    or a CellProfiler LoadData CSV (load_data.csv, load_data_with_illum.csv).
     Exits non-zero with a one-line message if the plate cannot be read or files are
     missing or unreadable.
     """
@@ -48,7 +54,7 @@ def inspect(plate, as_json, config, quick):
     from .io import read_plate
 
     cfg = load_config(config)
-    p = read_plate(plate, config=cfg, strict=False)
+    p = read_plate(plate, config=cfg, strict=False, plate=plate_name)
     problem = None
     if not quick:
         try:
@@ -127,6 +133,10 @@ _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
 @main.command()
 @click.argument("plate", type=click.Path(exists=False))
 @click.option("-o", "--output", "out", required=True, help="Output Zarr store: a path or an fsspec URL (s3://...).")
+@_PLATE
+@click.option("--illum", default=None, type=click.Path(exists=True),
+              help="Precomputed CellProfiler illumination functions: a folder of *Illum<Channel>.npy files or a "
+                   "LoadData CSV with FileName_Illum<Channel> columns (skips the illumination phase).")
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML settings (see `cpfeatures config --default`).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Local worker processes (default: one per core).")
@@ -145,9 +155,13 @@ _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
 @_LOG
 @_JSON
 @_friendly
-def run(plate, out, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites, save_labels,
+def run(plate, out, plate_name, illum, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites, save_labels,
         verify_first, progress_mode, no_progress, log_file, as_json):
     """Segment and measure every site of PLATE into the store OUT (resumable).
+
+    PLATE is a Harmony plate folder (or its index file) or a CellProfiler
+    LoadData CSV; a CSV's FileName_Illum<Channel> functions (or --illum) are
+    used as given.
 
     Illumination functions are computed once per channel over the plate, then
     each site is processed by one dask task and written atomically. Running the
@@ -174,7 +188,8 @@ def run(plate, out, config, workers, threads_per_worker, scheduler, scheduler_ti
     summary = run_plate(plate, out, config, workers=workers, threads_per_worker=threads_per_worker,
                         scheduler=scheduler, scheduler_timeout=scheduler_timeout, wells=_split(wells),
                         sites=_split(sites), save_labels=save_labels, verify=verify_first,
-                        progress="none" if no_progress else progress_mode, log_file=log_file)
+                        progress="none" if no_progress else progress_mode, log_file=log_file,
+                        plate=plate_name, illum=illum)
     done, skipped, failed = len(summary.done), len(summary.skipped), len(summary.failed)
     rate = done / summary.seconds * 60 if summary.seconds and done else 0.0
     code = 3 if summary.storage_error else 130 if summary.interrupted else 1 if failed else 0

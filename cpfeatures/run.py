@@ -107,8 +107,10 @@ def _store_illum(url: str, version: str) -> dict[str, np.ndarray] | None:
 
 def run_site(url: str, plate_id: str, well: str, fieldno: int, paths: dict[str, str], roles: list[str],
              shape: tuple[int, int], dtype: str, config: dict, save_labels: bool = False,
-             process: Callable | None = None, illum_version: str = "") -> dict:
+             process: Callable | None = None, illum_version: str = "", metadata: dict | None = None) -> dict:
     """Load, process and write one site; record the error instead of raising.
+
+    ``metadata`` (a LoadData CSV's own ``Metadata_*`` columns) goes into the site's Image row.
 
     Returns a small summary: ``{"site", "ok", "n_objects", "seconds", "error"}``,
     plus ``"storage_error"`` when the store could not be written (the site is
@@ -131,8 +133,9 @@ def run_site(url: str, plate_id: str, well: str, fieldno: int, paths: dict[str, 
             raise CpfeaturesError(f"site {key} has no image for channel(s) {', '.join(missing)}")
         images = {role: read_image(paths[role], shape, dtype) for role in roles}
         illum = _store_illum(url, illum_version)
-        result = process(images, illum=illum, config=config, save_labels=save_labels,
-                         image_metadata={f"FileName_Orig{r}": os.path.basename(p) for r, p in paths.items()})
+        image_metadata = {f"FileName_Orig{r}": os.path.basename(p) for r, p in paths.items()}
+        image_metadata.update(metadata or {})
+        result = process(images, illum=illum, config=config, save_labels=save_labels, image_metadata=image_metadata)
         n = int(len(result.tables.get("Cells", [])))
         if n == 0 and len(result.tables.get("Nuclei", [])) == 0 and \
                 config.get("run", {}).get("empty_sites", "fail") != "keep":
@@ -426,6 +429,18 @@ def _plan(plate, sites: list[Site], roles: list[str]) -> tuple[dict[str, dict[st
     return paths, problems
 
 
+def _site_metadata(plate, sites: list[Site]) -> dict[str, dict[str, str]]:
+    """A LoadData CSV's own ``Metadata_*`` columns per site (key -> column -> value); empty otherwise."""
+    columns = [c for c in plate.images.columns if c.startswith("Metadata_")]
+    if not columns:
+        return {}
+    first = plate.images.drop_duplicates(["well", "field"])
+    wanted = {site_key(*s) for s in sites}
+    keys = [site_key(w, f) for w, f in zip(first["well"], first["field"])]
+    values = first[columns].to_dict("records")
+    return {k: v for k, v in zip(keys, values) if k in wanted}
+
+
 def _select_sites(plate, wells: Iterable[str] | None, sites: Iterable[str] | None) -> list[Site]:
     """The plate's sites, or the subset asked for; an unknown well or site is an error."""
     wanted = plate.sites
@@ -529,7 +544,8 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
               sites: Iterable[str] | None = None, wells: Iterable[str] | None = None, save_labels: bool = False,
               progress: bool = True, storage_options: dict | None = None, verify: bool = False,
               on_site_done: Callable[[dict], None] | None = None, process: Callable | None = None,
-              window: int | None = None, log_file: str | None = None) -> RunSummary:
+              window: int | None = None, log_file: str | None = None, plate: str | None = None,
+              illum: str | os.PathLike | dict | None = None) -> RunSummary:
     """Run a whole plate (or a subset) into a Zarr store; resumable.
 
     Parameters
@@ -565,6 +581,14 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
         Sites in flight at once (default: three per worker thread).
     log_file : str, optional
         Also append the progress lines to this file.
+    plate : str, optional
+        The plate to run from a LoadData CSV that lists several (one store per plate).
+    illum : path-like or dict, optional
+        Precomputed illumination functions (CellProfiler ``.npy``): a folder of
+        ``*Illum<Channel>.npy``, a LoadData CSV with ``FileName_Illum<Channel>``
+        columns, or a dict role -> file. The run then skips its own
+        illumination phase. A LoadData CSV's own ``FileName_Illum`` columns
+        are used without this.
 
     Returns
     -------
@@ -578,10 +602,17 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
     """
     t_start = time.perf_counter()
     cfg = config if isinstance(config, dict) else load_config(config)
-    plate = read_plate(plate_path, config=cfg, strict=False)
+    plate_name = plate
+    plate = read_plate(plate_path, config=cfg, strict=False, plate=plate_name)
     roles = [r for r in cfg.get("run", {}).get("channels", plate.roles) if r in plate.roles] or plate.roles
     _check_roles(plate, roles, cfg)
     wanted = _select_sites(plate, wells, sites)
+    given_illum = None  # precomputed functions are read and checked before any work
+    if cfg.get("illum", {}).get("enabled", True) and (illum is not None or plate.illum_files):
+        from .io import read_illum_files
+
+        given_illum = read_illum_files(illum if illum is not None else plate.illum_files, roles,
+                                       plate.image_shape, plate=plate.plate_id)
     store = Store(out, mode="a", storage_options=storage_options)
     from ._lock import StoreLock
 
@@ -593,7 +624,7 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
                  dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler,
                       scheduler_timeout=scheduler_timeout,
                       save_labels=save_labels, verify=verify, on_site_done=on_site_done, process=process,
-                      window=window))
+                      window=window, given_illum=given_illum))
         except StoreWriteError as exc:
             summary.storage_error = str(exc)
         except KeyboardInterrupt:
@@ -627,6 +658,9 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
     todo = [s for s in wanted if site_key(*s) not in done_before]
     illum = store.read_illum()
     use_illum = cfg.get("illum", {}).get("enabled", True)
+    if opts.get("given_illum") is not None:
+        _use_given_illum(store, illum, opts["given_illum"])
+        illum = opts["given_illum"]
     need_illum = use_illum and (illum is None or set(illum) != set(roles))
     retries = int(cfg.get("run", {}).get("worker_retries", 2))
     with _client(opts["scheduler"], opts["workers"], opts["threads_per_worker"], worker_retries=retries,
@@ -647,6 +681,25 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
         illum_version = ",".join(str(a.get("crc32")) for a in store.root["illum"].attrs.get("arrays", {}).values()) \
             if use_illum else ""
         _sites_phase(client, plate, store, cfg, roles, todo, summary, bar, lock, opts, illum_version)
+
+
+def _use_given_illum(store: Store, stored: dict | None, given: dict) -> None:
+    """Store precomputed illumination functions, unless the store already has exactly these.
+
+    A store whose sites were corrected with other functions is refused: its rows
+    would mix two corrections.
+    """
+    from .store import checksum
+
+    if stored is not None and set(stored) == set(given) and \
+            all(checksum(np.asarray(stored[r], np.float32)) == checksum(given[r]) for r in given):
+        return
+    if stored is not None and store.completed_sites():
+        raise CpfeaturesError("the store's sites were corrected with other illumination functions than those "
+                              "given now (--illum or the CSV's FileName_Illum columns): use a new store",
+                              store.url)
+    store.write_illum(given)
+    store.root["illum"].attrs["source"] = "precomputed"
 
 
 def _record_excluded(store: Store, result: IlluminationResult) -> None:
@@ -682,8 +735,10 @@ def _sites_phase(client, plate, store: Store, cfg: dict, roles: list[str], todo:
         failures += 1
         bar.advance(task, 1, failures=failures)
     runnable = [s for s in todo if site_key(*s) in paths]
+    metadata = _site_metadata(plate, runnable)
     args = [(store.url, plate.plate_id, s.well, s.field, paths[site_key(*s)], roles, plate.image_shape,
-             str(plate.dtype), cfg, opts["save_labels"], opts["process"], illum_version) for s in runnable]
+             str(plate.dtype), cfg, opts["save_labels"], opts["process"], illum_version,
+             metadata.get(site_key(*s))) for s in runnable]
     window = _Window(client, run_site, args, opts["window"], f"site-{plate.plate_id}")
     try:
         for i, res in window:

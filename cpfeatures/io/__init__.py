@@ -1,4 +1,4 @@
-"""Reading Opera Phenix / Operetta plates exported by Harmony.
+"""Reading plates: Opera Phenix / Operetta folders exported by Harmony, CellProfiler LoadData CSVs.
 
 >>> from cpfeatures.io import read_plate
 >>> plate = read_plate("data/example_plate")          # doctest: +SKIP
@@ -7,8 +7,10 @@
 
 from .filenames import parse_filename
 from .harmony import HarmonyIndex, parse_index
+from .loaddata import load_data_plates, read_illum_files, read_load_data
 from .plate import Plate, PlateWarning, Site, read_plate, well_name
 from .tiff import read_header, read_image
 
 __all__ = ["Plate", "PlateWarning", "Site", "read_plate", "well_name", "parse_index", "HarmonyIndex",
-           "parse_filename", "read_image", "read_header"]
+           "parse_filename", "read_image", "read_header", "read_load_data", "load_data_plates",
+           "read_illum_files"]

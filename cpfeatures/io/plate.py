@@ -74,6 +74,9 @@ class Plate:
         Plate-level metadata from the index (instrument, measurement, ...).
     plate_rows, plate_columns : int or None
         Plate dimensions from the index.
+    illum_files : dict
+        Role -> precomputed illumination function file (a LoadData CSV's
+        ``FileName_Illum<Ch>``); empty when the run computes its own.
     """
 
     plate_id: str
@@ -87,6 +90,7 @@ class Plate:
     attrs: dict = field(default_factory=dict)
     plate_rows: int | None = None
     plate_columns: int | None = None
+    illum_files: dict = field(default_factory=dict)
 
     # -- summaries ---------------------------------------------------------------
     @property
@@ -255,14 +259,16 @@ def _assign_roles(images: pd.DataFrame, config: dict | None, from_names: bool) -
     return roles
 
 
-def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool = True) -> Plate:
-    """Read an Opera Phenix / Operetta plate exported by Harmony.
+def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool = True,
+               plate: str | None = None) -> Plate:
+    """Read an Opera Phenix / Operetta plate exported by Harmony, or a CellProfiler LoadData CSV.
 
     Parameters
     ----------
     path : path-like
-        The plate folder, its ``Images/`` folder, or the index file
-        (``Index.idx.xml`` for Harmony 4-6, ``Index.xml`` for Harmony 7).
+        The plate folder, its ``Images/`` folder, the index file
+        (``Index.idx.xml`` for Harmony 4-6, ``Index.xml`` for Harmony 7), or a
+        LoadData CSV (see :func:`cpfeatures.io.read_load_data`).
         Without an index, the layout comes from the file names
         (``rRRcCCfFFpPP-chNskKfkKflL.tiff``) and a :class:`PlateWarning` says
         channel names are unknown.
@@ -276,6 +282,9 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
         :class:`PlateError` listing them all. If False they are recorded in
         ``Plate.missing_files`` and loading those sites fails with an
         :class:`ImageError` (a plate run records that site and goes on).
+    plate : str, optional
+        The plate to read from a LoadData CSV that lists several; for a Harmony
+        folder, the plate it must be.
 
     Returns
     -------
@@ -290,6 +299,10 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
         The first image is not a readable TIFF.
     """
     path = Path(path)
+    if path.suffix.lower() == ".csv":
+        from .loaddata import read_load_data
+
+        return read_load_data(path, config=config, plate=plate, strict=strict)
     index_path, folder = _locate(path)
     folder = folder.absolute()  # image paths must work from any worker's working directory
     attrs: dict = {}
@@ -352,6 +365,8 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
                "emission_nm", "exposure_s"]
     columns = [c for c in ordered if c in images] + [c for c in images if c not in ordered]
     images = images[columns].sort_values(["row", "col", "field", "plane", "timepoint", "channel_id"])
+    if plate is not None and str(plate) != str(plate_id):
+        raise PlateError(f"--plate {plate}: this folder holds plate {plate_id}", index_path or folder)
     return Plate(
         plate_id=str(plate_id),
         root=folder,

@@ -186,6 +186,10 @@ def plate_illumination(plate, config: dict) -> dict:
     from ..run import compute_illumination
 
     roles = [r for r in config.get("run", {}).get("channels", plate.roles) if r in plate.roles] or plate.roles
+    if getattr(plate, "illum_files", None):  # a LoadData CSV's own functions, as a run uses them
+        from ..io import read_illum_files
+
+        return read_illum_files(plate.illum_files, roles, plate.image_shape)
     if len(plate.sites) > MAX_SITES_WITHOUT_STORE:
         raise InputError(f"a site is segmented after illumination correction, whose functions come from all "
                          f"{len(plate.sites)} sites of the plate: pass the run's --store to use its functions",

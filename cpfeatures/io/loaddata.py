@@ -1,0 +1,322 @@
+"""CellProfiler's LoadData CSV as a plate, and CellProfiler's ``.npy`` illumination functions.
+
+A LoadData CSV (``load_data.csv``, ``load_data_with_illum.csv`` as the JUMP Cell Painting
+Gallery ships them) has one row per site: ``Metadata_Plate``, ``Metadata_Well``,
+``Metadata_Site``, and per channel ``FileName_Orig<Ch>`` with ``PathName_Orig<Ch>`` (or one
+``URL_Orig<Ch>``). ``FileName_Illum<Ch>`` / ``PathName_Illum<Ch>`` name the channel's
+illumination function, a 2-D ``.npy`` array that CellProfiler's CorrectIlluminationApply
+divides the image by. Other ``Metadata_*`` columns are the site's own and go into its Image row.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError, ImageError, PlateError
+from .plate import Plate, well_name
+from .tiff import read_header
+
+#: LoadData channel columns: FileName_/PathName_/URL_ + image name; "Orig" names the raw image.
+_CHANNEL = re.compile(r"^(FileName|PathName|URL)_(.+)$")
+_WELL = re.compile(r"^\s*(?:([A-Za-z]{1,2})\s*0*(\d{1,3})|r0*(\d+)c0*(\d+))\s*$")
+#: the columns that name a site; the other Metadata_* columns are carried into its Image row
+SITE_COLUMNS = ("Metadata_Plate", "Metadata_Well", "Metadata_Site")
+
+
+def _role(image_name: str) -> str:
+    return image_name[4:] if image_name.startswith("Orig") and len(image_name) > 4 else image_name
+
+
+def _row_col(well: str, csv: Path) -> tuple[int, int]:
+    m = _WELL.match(str(well))
+    if not m:
+        raise PlateError(f"Metadata_Well {well!r} is not a well name (A01, P24, AA48 or r01c01)", csv)
+    if m.group(1):
+        letters = m.group(1).upper()
+        row = 0
+        for ch in letters:
+            row = row * 26 + ord(ch) - 64
+        return row, int(m.group(2))
+    return int(m.group(3)), int(m.group(4))
+
+
+def _local_path(url: str, csv: Path) -> str:
+    """A local path from a ``file://`` URL or a path; other schemes are refused with the reason."""
+    parsed = urlparse(url)
+    if parsed.scheme in ("", "file"):
+        return unquote(parsed.path) if parsed.scheme == "file" else url
+    if len(parsed.scheme) == 1:  # a Windows drive letter, C:\...
+        return url
+    raise PlateError(f"image URL {url!r}: only local paths and file:// URLs can be read from a LoadData CSV "
+                     f"(copy the images, or mount the bucket)", csv)
+
+
+def _channel_paths(frame: pd.DataFrame, name: str, csv: Path) -> pd.Series:
+    """The absolute path of image ``name`` on every row, from URL_ or PathName_ + FileName_."""
+    base = csv.parent.absolute()
+    if f"FileName_{name}" in frame:
+        files = frame[f"FileName_{name}"]
+        if f"PathName_{name}" in frame:
+            folders = frame[f"PathName_{name}"]
+        elif f"URL_{name}" not in frame:
+            folders = pd.Series([""] * len(frame), index=frame.index)
+        else:
+            folders = None
+        if folders is not None:
+            out = []
+            for folder, file in zip(folders, files):
+                if pd.isna(file) or str(file) == "":
+                    out.append(None)
+                    continue
+                path = Path(_local_path(str(folder), csv)) / str(file) if folder and not pd.isna(folder) \
+                    else Path(str(file))
+                out.append(str(path if path.is_absolute() else base / path))
+            return pd.Series(out, index=frame.index)
+    urls = frame[f"URL_{name}"]
+    out = []
+    for url in urls:
+        if pd.isna(url) or str(url) == "":
+            out.append(None)
+            continue
+        path = Path(_local_path(str(url), csv))
+        out.append(str(path if path.is_absolute() else base / path))
+    return pd.Series(out, index=frame.index)
+
+
+def load_data_plates(path: str | os.PathLike) -> list[str]:
+    """The plates a LoadData CSV lists (``Metadata_Plate``), in order of first appearance."""
+    csv = Path(path)
+    frame = _read_csv(csv, usecols=lambda c: c == "Metadata_Plate")
+    return list(dict.fromkeys(frame["Metadata_Plate"])) if "Metadata_Plate" in frame else []
+
+
+def _read_csv(csv: Path, **kwargs) -> pd.DataFrame:
+    if not csv.is_file():
+        raise PlateError("LoadData CSV does not exist", csv)
+    try:
+        return pd.read_csv(csv, dtype=str, keep_default_na=False, **kwargs)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise PlateError(f"not a readable LoadData CSV ({' '.join(str(exc).split())})", csv) from None
+
+
+def read_load_data(path: str | os.PathLike, config: dict | None = None, plate: str | None = None,
+                   strict: bool = True) -> Plate:
+    """Read a CellProfiler LoadData CSV as a :class:`~cpfeatures.io.Plate`.
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV. Relative ``PathName_`` folders are relative to the CSV's folder.
+    config : dict, optional
+        Settings; its ``[channels]`` table may rename LoadData image names
+        (``OrigDNA`` or ``DNA``) to roles. By default the role is the image name
+        without ``Orig`` (``FileName_OrigDNA`` -> ``DNA``), as in the CPJUMP1 pipelines.
+    plate : str, optional
+        The ``Metadata_Plate`` to read when the CSV lists several.
+    strict : bool
+        If True, listed images that are absent raise one :class:`PlateError`;
+        if False they are recorded in ``Plate.missing_files`` and their sites fail.
+
+    Returns
+    -------
+    Plate
+        ``index_path`` is the CSV; ``illum_files`` maps roles to the CSV's
+        ``FileName_Illum<Ch>`` functions (empty without them); the other
+        ``Metadata_*`` columns are in ``images``.
+
+    Raises
+    ------
+    PlateError
+        No channel or site columns, several plates and none chosen, an unknown
+        plate, a bad well name, a site listed twice, missing images (strict), or
+        illumination functions that differ between sites of one plate.
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np, tifffile
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> tifffile.imwrite(d / "a.tif", np.zeros((8, 8), np.uint16))
+    >>> _ = (d / "load_data.csv").write_text(
+    ...     "Metadata_Plate,Metadata_Well,Metadata_Site,FileName_OrigDNA,PathName_OrigDNA\\n"
+    ...     f"P1,A01,1,a.tif,{d}\\n")
+    >>> read_load_data(d / "load_data.csv")
+    Plate('P1': 1 wells x 1 fields x 1 planes x 1 channels, 8x8 uint16)
+    """
+    csv = Path(path)
+    frame = _read_csv(csv)
+    missing_cols = [c for c in SITE_COLUMNS if c not in frame]
+    if "Metadata_Site" in missing_cols and "Metadata_Field" in frame:
+        frame["Metadata_Site"] = frame["Metadata_Field"]
+        missing_cols.remove("Metadata_Site")
+    if missing_cols:
+        raise PlateError(f"a LoadData CSV needs the columns {', '.join(SITE_COLUMNS)}; "
+                         f"missing {', '.join(missing_cols)}", csv)
+    if frame.empty:
+        raise PlateError("the LoadData CSV has no rows", csv)
+    plates = list(dict.fromkeys(frame["Metadata_Plate"]))
+    if plate is None and len(plates) > 1:
+        raise PlateError(f"the CSV lists {len(plates)} plates ({', '.join(plates[:10])}"
+                         f"{', ...' if len(plates) > 10 else ''}): choose one with --plate (one store per plate)", csv)
+    plate = plates[0] if plate is None else str(plate)
+    if plate not in plates:
+        raise PlateError(f"plate {plate!r} is not in the CSV (plates: {', '.join(plates[:10])})", csv)
+    frame = frame[frame["Metadata_Plate"] == plate].reset_index(drop=True)
+
+    names = list(dict.fromkeys(m.group(2) for c in frame.columns if (m := _CHANNEL.match(c))))
+    illum_names = [n for n in names if n.startswith("Illum")]
+    image_names = [n for n in names if not n.startswith("Illum")
+                   and (f"FileName_{n}" in frame or f"URL_{n}" in frame)]
+    if not image_names:
+        raise PlateError("no image columns (FileName_Orig<Ch> with PathName_Orig<Ch>, or URL_Orig<Ch>)", csv)
+    by_name = (config or {}).get("channels", {}) or {}
+    roles = {n: by_name.get(n, _role(n)) for n in image_names}
+    clash = pd.Series(list(roles.values())).duplicated()
+    if clash.any():
+        raise ConfigError(f"{csv}: image names {image_names} map to the same role "
+                          f"{sorted(set(pd.Series(list(roles.values()))[clash]))}")
+
+    try:
+        fields = frame["Metadata_Site"].astype(int)
+    except ValueError:
+        raise PlateError("Metadata_Site must be a whole number on every row", csv) from None
+    rc = [_row_col(w, csv) for w in frame["Metadata_Well"]]
+    wells = [well_name(r, c) for r, c in rc]
+    site_ids = pd.Series([f"{w}_f{f}" for w, f in zip(wells, fields)])
+    dupes = site_ids[site_ids.duplicated()]
+    if len(dupes):
+        raise PlateError(f"{len(dupes)} site(s) listed twice for plate {plate} (first: {dupes.iloc[0]})", csv)
+
+    extra = [c for c in frame.columns if c.startswith("Metadata_") and c not in SITE_COLUMNS
+             and c != "Metadata_Field"]
+    parts = []
+    for cid, name in enumerate(image_names, start=1):
+        part = pd.DataFrame({
+            "row": [r for r, _ in rc], "col": [c for _, c in rc], "well": wells, "field": fields.to_numpy(),
+            "plane": 1, "timepoint": 0, "channel_id": cid, "channel_name": name, "role": roles[name],
+            "path": _channel_paths(frame, name, csv).to_numpy(),
+        })
+        for col in extra:
+            part[col] = frame[col].to_numpy()
+        parts.append(part[part["path"].notna()])
+    images = pd.concat(parts, ignore_index=True)
+    images["url"] = images["path"]
+    images["pixel_size_um"] = np.nan
+
+    illum_files = {}
+    for name in illum_names:
+        role = _role(name[len("Illum"):]) if name[len("Illum"):] else name
+        role = by_name.get(f"Orig{role}", role)
+        paths = _channel_paths(frame, name, csv).dropna().unique()
+        if len(paths) > 1:
+            raise PlateError(f"{name}: {len(paths)} different illumination functions for plate {plate} "
+                             f"(one per channel and plate expected: {paths[0]}, {paths[1]}, ...)", csv)
+        if len(paths):
+            illum_files[role] = str(paths[0])
+
+    missing = sorted(p for p in images["path"].unique() if not os.path.exists(p))
+    if missing and strict:
+        shown = ", ".join(missing[:20]) + (f", ... ({len(missing) - 20} more)" if len(missing) > 20 else "")
+        raise PlateError(f"{len(missing)} image file(s) listed in the CSV are missing: {shown}", csv)
+    if len(missing) == images["path"].nunique():
+        raise PlateError("none of the images listed in the CSV exist", csv)
+    present = images[~images["path"].isin(set(missing))]
+    first_path = present["path"].iloc[0]
+    shape, dtype = read_header(first_path)
+    shape = tuple(s for s in shape if s != 1)
+    if len(shape) != 2:
+        raise ImageError(f"expected single-plane 2-D images, got shape {shape}", first_path)
+    images = images.sort_values(["row", "col", "field", "channel_id"]).reset_index(drop=True)
+    return Plate(plate_id=plate, root=csv.parent.absolute(), index_path=csv.absolute(), images=images,
+                 image_shape=(int(shape[0]), int(shape[1])), dtype=np.dtype(dtype), missing_files=missing,
+                 attrs={"source": "LoadData", "csv": str(csv.absolute())}, illum_files=illum_files)
+
+
+def read_illum_files(source: str | os.PathLike | dict, roles, shape: tuple[int, int],
+                     plate: str | None = None) -> dict[str, np.ndarray]:
+    """Load CellProfiler illumination functions (``.npy``) for ``roles``.
+
+    Parameters
+    ----------
+    source : path-like or dict
+        A folder of ``*Illum<Role>.npy`` files (the JUMP Gallery's naming,
+        ``<plate>_IllumDNA.npy``; files of ``plate`` are preferred when the
+        folder holds several plates), a LoadData CSV with ``FileName_Illum<Ch>``
+        columns, or a dict role -> file.
+    roles : list of str
+        The channels the run corrects; each needs a function.
+    shape : tuple of int
+        The plate's image shape; every function must have it.
+    plate : str, optional
+        The plate, to pick its rows / files.
+
+    Returns
+    -------
+    dict of str to ndarray
+        Role -> float32 function.
+
+    Raises
+    ------
+    PlateError
+        A role without a function, a folder with several candidates for one.
+    ImageError
+        A file that is not a 2-D ``.npy`` array of the plate's shape, or has
+        non-positive or non-finite values (the image is divided by it).
+    """
+    if isinstance(source, dict):
+        files = {r: str(p) for r, p in source.items()}
+        where = None
+    else:
+        where = Path(source)
+        if where.is_file() and where.suffix.lower() == ".csv":
+            found = read_load_data(where, plate=plate, strict=False).illum_files if plate is None or \
+                plate in load_data_plates(where) else {}
+            files = dict(found)
+        elif where.is_dir():
+            files = {}
+            for role in roles:
+                candidates = sorted(p for p in where.iterdir() if p.name.endswith(f"Illum{role}.npy"))
+                if plate is not None and len(candidates) > 1:
+                    candidates = [p for p in candidates if p.name.startswith(str(plate))] or candidates
+                if len(candidates) > 1:
+                    raise PlateError(f"{len(candidates)} files end with Illum{role}.npy "
+                                     f"({', '.join(p.name for p in candidates[:3])}): name the plate's", where)
+                if candidates:
+                    files[role] = str(candidates[0])
+        else:
+            raise PlateError("illumination functions: expected a folder of *Illum<Channel>.npy files or a "
+                             "LoadData CSV with FileName_Illum<Channel> columns", where)
+    lacking = [r for r in roles if r not in files]
+    if lacking:
+        raise PlateError(f"no illumination function for channel(s) {', '.join(lacking)}"
+                         f" (have: {', '.join(sorted(files)) or 'none'})", where)
+    out = {}
+    for role in roles:
+        out[role] = _load_function(files[role], shape)
+    return out
+
+
+def _load_function(path: str, shape: tuple[int, int]) -> np.ndarray:
+    try:
+        data = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ImageError("illumination function file does not exist", path) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ImageError(f"not a readable .npy array ({' '.join(str(exc).split())})", path) from None
+    data = np.squeeze(np.asarray(data))
+    if data.shape != tuple(shape):
+        raise ImageError(f"illumination function is {'x'.join(map(str, data.shape))}, the plate's images are "
+                         f"{shape[0]}x{shape[1]}", path)
+    if not np.issubdtype(data.dtype, np.floating) and not np.issubdtype(data.dtype, np.integer):
+        raise ImageError(f"illumination function has dtype {data.dtype}", path)
+    data = data.astype(np.float32)
+    if not np.isfinite(data).all() or (data <= 0).any():
+        raise ImageError("illumination function has non-finite or non-positive values (images are divided by it)",
+                         path)
+    return data
