@@ -317,6 +317,7 @@ class _Window:
         self.window = window or _default_window(client)
         self.queue = list(range(len(args)))
         self.futures: dict = {}
+        self.no_workers_since: float | None = None  # when the cluster was first seen without workers
 
     def stop(self) -> None:
         self.queue.clear()
@@ -354,8 +355,6 @@ class _Window:
                 yield i, result
                 if self.queue:
                     self._submit(pending)
-
-    no_workers_since: float | None = None
 
     def _check_workers(self) -> None:
         """Fail, rather than wait forever, when a local cluster has lost every worker for good.

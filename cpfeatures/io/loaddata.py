@@ -275,9 +275,10 @@ def read_illum_files(source: str | os.PathLike | dict, roles, shape: tuple[int, 
     else:
         where = Path(source)
         if where.is_file() and where.suffix.lower() == ".csv":
-            found = read_load_data(where, plate=plate, strict=False).illum_files if plate is None or \
-                plate in load_data_plates(where) else {}
-            files = dict(found)
+            if plate is not None and plate not in load_data_plates(where):
+                files = {}
+            else:
+                files = dict(read_load_data(where, plate=plate, strict=False).illum_files)
         elif where.is_dir():
             files = {}
             for role in roles:

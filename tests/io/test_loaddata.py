@@ -156,8 +156,13 @@ def test_illumination_files_are_checked(bundled_plate_dir, cp_illum_dir, tmp_pat
     assert "P_IllumDNA.npy" in str(err.value)
     with pytest.raises(ImageError, match="not a readable .npy") as err:
         read_illum_files(bad, ["RNA"], (1080, 1080))
-    # one function per channel and plate: a CSV that names two for one plate is refused
+    # a LoadData CSV's FileName_Illum columns name the same files (--illum CSV)
     csv = write_load_data(tmp_path / "l.csv", read_plate(bundled_plate_dir).root, ["D08", "D14"], illum=cp_illum_dir)
+    from_csv = read_illum_files(csv, roles, (1080, 1080), plate="BR00116991")
+    assert all(np.array_equal(from_csv[r], got[r]) for r in roles)
+    with pytest.raises(PlateError, match="no illumination function"):
+        read_illum_files(csv, roles, (1080, 1080), plate="ANOTHER_PLATE")
+    # one function per channel and plate: a CSV that names two for one plate is refused
     frame = pd.read_csv(csv, dtype=str)
     frame.loc[1, "FileName_IllumDNA"] = "other.npy"
     frame.to_csv(csv, index=False)
