@@ -631,7 +631,7 @@ def _resolve_plate(plate, info: dict, config: dict, store, keys: list[str], want
         except CpfeaturesError:
             pass  # no file names recorded, or not in this folder: read the index
     try:
-        return open_plate(folder, config), str(folder)
+        return open_plate(folder, config, plate_id=info.get("plate_id")), str(folder)
     except CpfeaturesError as exc:
         if plate is not None:
             raise

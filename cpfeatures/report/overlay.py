@@ -197,15 +197,19 @@ def plate_illumination(plate, config: dict) -> dict:
     return compute_illumination(plate, roles=roles, config=config).functions
 
 
-def open_plate(plate, config: dict | None = None):
-    """A :class:`~cpfeatures.io.Plate` from a Plate or a path (read with the run's channel map)."""
+def open_plate(plate, config: dict | None = None, plate_id: str | None = None):
+    """A :class:`~cpfeatures.io.Plate` from a Plate or a path (read with the run's channel map).
+
+    ``plate_id`` (a store's plate) picks that plate from a LoadData CSV of several.
+    """
     if plate is None:
         raise InputError("a plate (folder or Plate) is needed to draw a site")
     if hasattr(plate, "load_site"):
         return plate
     from ..io import read_plate
 
-    return read_plate(plate, config=config, strict=False)
+    csv = str(plate).lower().endswith(".csv")
+    return read_plate(plate, config=config, strict=False, plate=plate_id if csv else None)
 
 
 def _needed_roles(available: list[str], settings: dict | None) -> list[str]:
@@ -334,7 +338,7 @@ def site_overlay(plate, well: str, field: int, labels: dict | None = None, store
     well = well_name(*parse_well(well))  # "d8" -> "D08", as the plate names wells
     st = open_store(store) if store is not None else None
     config = config if config is not None else store_config(st)
-    plate = open_plate(plate, config)
+    plate = open_plate(plate, config, plate_id=st.info.get("plate_id") if st is not None else None)
     _check_site(plate, well, field)
     settings = config.get("segment")
     images = plate.load_site(well, int(field), roles=_needed_roles(list(plate.roles), settings))

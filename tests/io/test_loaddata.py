@@ -246,3 +246,24 @@ def test_overlay_of_a_load_data_site(cp_ref, cp_illum_dir, tmp_path):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_overlay_with_a_store_picks_its_plate_from_a_multi_plate_csv(bundled_plate_dir, tmp_path):
+    from cpfeatures.config import dump_config, load_config
+
+    images = read_plate(bundled_plate_dir).root
+    a = pd.read_csv(write_load_data(tmp_path / "a.csv", images, ["D08"], plate="PLATE_A"))
+    b = pd.read_csv(write_load_data(tmp_path / "b.csv", images, ["G21"], plate="PLATE_B"))
+    csv = tmp_path / "batch.csv"
+    pd.concat([a, b]).to_csv(csv, index=False)
+    store = Store(tmp_path / "b.zarr", mode="a")
+    store.initialize("PLATE_B", dump_config(load_config()))
+    png = tmp_path / "G21.png"
+    cmd = CLI + ["overlay", str(csv), "--well", "G21", "--field", "5", "--store", store.url, "-o", str(png)]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # D08 is PLATE_A's: not on the store's plate
+    cmd[cmd.index("G21")] = "D08"
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert result.returncode != 0 and "D08" in result.stderr
