@@ -1,4 +1,4 @@
-"""Reading plates: Opera Phenix / Operetta folders exported by Harmony, CellProfiler LoadData CSVs.
+"""Reading plates: Opera Phenix / Operetta (Harmony), ImageXpress, Yokogawa CellVoyager, LoadData CSVs.
 
 >>> from cpfeatures.io import read_plate
 >>> plate = read_plate("data/example_plate")          # doctest: +SKIP

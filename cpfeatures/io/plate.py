@@ -15,6 +15,8 @@ from ..config import channel_roles
 from ..errors import ConfigError, ImageError, PlateError
 from .filenames import TIFF_SUFFIXES, scan_folder
 from .harmony import INDEX_NAMES, parse_index
+from .imagexpress import IMAGEXPRESS_PATTERN, find_htd, metaseries_pixel_size, parse_htd, scan_imagexpress
+from .yokogawa import MLF_NAME, scan_yokogawa
 from .tiff import read_header, read_image
 
 __all__ = ["Plate", "Site", "read_plate", "well_name", "PlateWarning"]
@@ -241,6 +243,25 @@ def _locate(path: Path) -> tuple[Path | None, Path]:
     raise PlateError("no Harmony index (Index.idx.xml / Index.xml) and no TIFF images found", path)
 
 
+def _imagexpress(path: Path) -> tuple[Path, Path | None] | None:
+    """(folder, HTD file or None) when ``path`` is an ImageXpress plate, else None (Harmony)."""
+    if path.is_file():
+        return (path.parent, path) if path.suffix.lower() == ".htd" else None
+    if not path.is_dir() or any((f / n).is_file() for f in (path, path / "Images", path / "images")
+                                for n in INDEX_NAMES):
+        return None
+    htd = find_htd(path)
+    if htd is not None:
+        return path, htd
+    names = [p.name for p in path.iterdir() if p.suffix.lower() in TIFF_SUFFIXES]
+    if not names:
+        names = [q.name for p in path.iterdir() if p.is_dir() and p.name.lower().startswith("timepoint_")
+                 for q in p.iterdir() if q.suffix.lower() in TIFF_SUFFIXES]
+    if names and all(IMAGEXPRESS_PATTERN.match(n) for n in names):
+        return path, None
+    return None
+
+
 def _assign_roles(images: pd.DataFrame, config: dict | None, from_names: bool) -> pd.Series:
     by_name, by_id = channel_roles(config)
     roles = []
@@ -261,14 +282,20 @@ def _assign_roles(images: pd.DataFrame, config: dict | None, from_names: bool) -
 
 def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool = True,
                plate: str | None = None) -> Plate:
-    """Read an Opera Phenix / Operetta plate exported by Harmony, or a CellProfiler LoadData CSV.
+    """Read a plate: Opera Phenix / Operetta (Harmony), ImageXpress, Yokogawa CellVoyager, or a LoadData CSV.
 
     Parameters
     ----------
     path : path-like
         The plate folder, its ``Images/`` folder, the index file
         (``Index.idx.xml`` for Harmony 4-6, ``Index.xml`` for Harmony 7), or a
-        LoadData CSV (see :func:`cpfeatures.io.read_load_data`).
+        LoadData CSV (see :func:`cpfeatures.io.read_load_data`), or an
+        ImageXpress plate folder or its ``.HTD`` file (see
+        :mod:`cpfeatures.io.imagexpress`; wavelength names from the HTD map to
+        roles through ``[channels]``, wavelength numbers through ``[channel_ids]``),
+        or a Yokogawa CellVoyager measurement folder or its ``MeasurementData.mlf``
+        (see :mod:`cpfeatures.io.yokogawa`; the ``.mes`` channel ``Target`` names
+        map through ``[channels]``).
         Without an index, the layout comes from the file names
         (``rRRcCCfFFpPP-chNskKfkKflL.tiff``) and a :class:`PlateWarning` says
         channel names are unknown.
@@ -303,21 +330,38 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
         from .loaddata import read_load_data
 
         return read_load_data(path, config=config, plate=plate, strict=strict)
-    index_path, folder = _locate(path)
-    folder = folder.absolute()  # image paths must work from any worker's working directory
     attrs: dict = {}
     plate_rows = plate_cols = None
-    if index_path is not None:
-        index = parse_index(index_path)
-        images = index.images
-        plate_id = index.plate_id
-        attrs, plate_rows, plate_cols = index.attrs, index.plate_rows, index.plate_columns
+    yokogawa = (path.parent if path.is_file() else path) if (path.name == MLF_NAME and path.is_file()) or \
+        (path.is_dir() and (path / MLF_NAME).is_file()) else None
+    imagexpress = _imagexpress(path) if path.exists() and yokogawa is None else None
+    if yokogawa is not None:
+        folder, index_path = yokogawa, yokogawa / MLF_NAME
+        plate_id, images, attrs, (plate_rows, plate_cols) = scan_yokogawa(folder)
+    elif imagexpress is not None:
+        folder, index_path = imagexpress
+        htd = parse_htd(index_path) if index_path is not None else None
+        plate_id, images, attrs = scan_imagexpress(folder, htd)
+        if htd is not None:
+            plate_rows = int(htd["YWells"][0]) if htd.get("YWells") else None
+            plate_cols = int(htd["XWells"][0]) if htd.get("XWells") else None
+        else:
+            warnings.warn(f"{folder}: no .HTD file found; wavelength names are unknown (map wavelength numbers "
+                          "to roles with [channel_ids] in the config)", PlateWarning, stacklevel=2)
     else:
-        images = scan_folder(folder)
-        plate_id = (folder.parent if folder.name.lower() == "images" else folder).name
-        warnings.warn(f"{folder}: no Harmony index found; plate layout taken from file names, "
-                      "channel names are unknown (map channel numbers to roles with [channel_ids] in the config)",
-                      PlateWarning, stacklevel=2)
+        index_path, folder = _locate(path)
+        if index_path is not None:
+            index = parse_index(index_path)
+            images = index.images
+            plate_id = index.plate_id
+            attrs, plate_rows, plate_cols = index.attrs, index.plate_rows, index.plate_columns
+        else:
+            images = scan_folder(folder)
+            plate_id = (folder.parent if folder.name.lower() == "images" else folder).name
+            warnings.warn(f"{folder}: no Harmony index found; plate layout taken from file names, channel names "
+                          "are unknown (map channel numbers to roles with [channel_ids] in the config)",
+                          PlateWarning, stacklevel=2)
+    folder = folder.absolute()  # image paths must work from any worker's working directory
     images = images.copy()
     for col, default in (("plane", 1), ("timepoint", 0), ("channel_name", None), ("pixel_size_um", np.nan)):
         if col not in images:
@@ -336,7 +380,11 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
     listed = [u for u in images["url"]]
     missing = sorted(u for u in listed if Path(u).name not in on_disk and not (folder / u).exists())
     listed_names = {Path(u).name for u in listed}
-    extra = sorted(n for n in on_disk if Path(n).suffix.lower() in TIFF_SUFFIXES and n not in listed_names)
+    # an ImageXpress folder's list comes from the files themselves (thumbnails are left out on purpose)
+    # (a CellVoyager folder also holds its shading and dark-current images, SC_* and DC_*)
+    extra = [] if imagexpress is not None else \
+        sorted(n for n in on_disk if Path(n).suffix.lower() in TIFF_SUFFIXES and n not in listed_names
+               and not (yokogawa is not None and n.startswith(("SC_", "DC_"))))
     if missing and strict:
         shown = ", ".join(missing[:20]) + (f", ... ({len(missing) - 20} more)" if len(missing) > 20 else "")
         raise PlateError(f"{len(missing)} image file(s) listed in the index are missing: {shown}",
@@ -360,6 +408,8 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
         if declared != shape:
             raise ImageError(f"image is {shape[0]}x{shape[1]} but the index says {declared[0]}x{declared[1]}",
                              first_path)
+    if imagexpress is not None:  # the pixel size is in the MetaSeries XML of every TIFF
+        images["pixel_size_um"] = metaseries_pixel_size(first_path)
     ordered = ["row", "col", "well", "field", "plane", "timepoint", "channel_id", "channel_name", "role", "path",
                "url", "pixel_size_um", "position_x_um", "position_y_um", "position_z_um", "excitation_nm",
                "emission_nm", "exposure_s"]
