@@ -129,3 +129,20 @@ def test_wrong_image_size_and_bad_index_are_refused_naming_the_file(harmony, tmp
     with pytest.raises(PlateError, match="malformed or truncated XML") as err:
         read_plate(folder)
     assert "MeasurementData.mlf" in str(err.value)
+
+
+def test_a_listed_image_that_is_missing_costs_its_site(harmony, tmp_path):
+    from cpfeatures.errors import ImageError
+
+    folder = write_cellvoyager(harmony, tmp_path / "cv", errors=False)
+    gone = folder / f"{PLATE}_G21_T0001F005L01A01Z01C03.tif"
+    gone.unlink()
+    with pytest.raises(PlateError, match=f"1 image file.* missing: {gone.name}") as err:
+        read_plate(folder)
+    assert "MeasurementData.mlf" in str(err.value)
+    plate = read_plate(folder, strict=False)  # as a run reads it: the site fails, the others run
+    assert plate.missing_files == [gone.name]
+    with pytest.raises(ImageError) as err:
+        plate.load_site("G21", 5)
+    assert gone.name in str(err.value)
+    assert set(plate.load_site("D08", 5)) == set(harmony.roles)
