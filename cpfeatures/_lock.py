@@ -82,7 +82,9 @@ class StoreLock:
         import fsspec
 
         self.url = url
-        self.fs, root = fsspec.core.url_to_fs(url, **(storage_options or {}))
+        from .io._fs import store_options as default_options
+
+        self.fs, root = fsspec.core.url_to_fs(url, **default_options(url, storage_options))
         self.path = f"{root.rstrip('/')}/{LOCK_PATH}"
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
         self.heartbeat, self.stale_after = float(heartbeat), float(stale_after)

@@ -134,9 +134,10 @@ _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
 @click.argument("plate", type=click.Path(exists=False))
 @click.option("-o", "--output", "out", required=True, help="Output Zarr store: a path or an fsspec URL (s3://...).")
 @_PLATE
-@click.option("--illum", default=None, type=click.Path(exists=True),
-              help="Precomputed CellProfiler illumination functions: a folder of *Illum<Channel>.npy files or a "
-                   "LoadData CSV with FileName_Illum<Channel> columns (skips the illumination phase).")
+@click.option("--illum", default=None,
+              help="Precomputed CellProfiler illumination functions: a folder (or URL prefix) of "
+                   "*Illum<Channel>.npy files or a LoadData CSV with FileName_Illum<Channel> columns "
+                   "(skips the illumination phase).")
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML settings (see `cpfeatures config --default`).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Local worker processes (default: one per core).")
@@ -159,9 +160,11 @@ def run(plate, out, plate_name, illum, config, workers, threads_per_worker, sche
         verify_first, progress_mode, no_progress, log_file, as_json):
     """Segment and measure every site of PLATE into the store OUT (resumable).
 
-    PLATE is a Harmony plate folder (or its index file) or a CellProfiler
-    LoadData CSV; a CSV's FileName_Illum<Channel> functions (or --illum) are
-    used as given.
+    PLATE is a Harmony plate folder (or its index file), an ImageXpress or
+    Yokogawa CellVoyager folder, or a CellProfiler LoadData CSV; a CSV's
+    FileName_Illum<Channel> functions (or --illum) are used as given. Harmony
+    folders, CSVs and the images they name may be fsspec URLs (s3://...; read
+    anonymously when no AWS credentials are set); OUT may be one too.
 
     Illumination functions are computed once per channel over the plate, then
     each site is processed by one dask task and written atomically. Running the

@@ -640,7 +640,9 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
 
 def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: list[Site], summary: RunSummary,
          bar, lock, opts: dict) -> None:
-    store.initialize(plate.plate_id, dump_config(cfg), plate_path=os.path.abspath(os.fspath(plate_path)),
+    plate_path = os.fspath(plate_path)
+    store.initialize(plate.plate_id, dump_config(cfg),
+                     plate_path=plate_path if "://" in plate_path else os.path.abspath(plate_path),
                      roles=roles)
     if opts["verify"]:
         task = bar.add("verifying", len(store.completed_sites()))

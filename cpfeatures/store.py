@@ -143,13 +143,20 @@ class Store:
         url = os.fspath(url)
         # Local paths are made absolute: workers of a cluster may run in another directory.
         self.url = url if "://" in url else os.path.abspath(url)
-        self.storage_options = dict(storage_options or {})
-        kwargs = {"storage_options": storage_options} if storage_options else {}
+        from .io._fs import store_options as default_options
+
+        # anonymous reads of a public bucket when there are no credentials (as for the images)
+        self.storage_options = default_options(self.url, storage_options) if "://" in self.url \
+            else dict(storage_options or {})
+        kwargs = {"storage_options": self.storage_options} if self.storage_options else {}
         if mode != "r":
             _refuse_foreign_folder(self.url)
         try:
             self.root = zarr.open_group(self.url, mode="r" if mode == "r" else "a", **kwargs)
-        except (FileNotFoundError, getattr(zarr.errors, "GroupNotFoundError", FileNotFoundError)):
+        except (FileNotFoundError, getattr(zarr.errors, "GroupNotFoundError", FileNotFoundError)) as exc:
+            if mode != "r" and isinstance(exc, FileNotFoundError):  # e.g. a bucket that does not exist
+                raise _write_failure(self.url, "the store (its bucket or parent folder does not exist)", exc) \
+                    from None
             raise StoreError("no cpfeatures store here", self.url) from None
         except OSError as exc:
             raise _write_failure(self.url, "the store", exc) from None

@@ -249,3 +249,68 @@ def make_plate(tmp_path):
         return write_synthetic_plate(tmp_path / f"plate{next(counter)}", **kwargs)
 
     return factory
+
+
+# --------------------------------------------------------------------------------------
+# A real S3 API over HTTP on 127.0.0.1 (moto's server mode), for the object-storage tests
+# --------------------------------------------------------------------------------------
+class S3Server:
+    """A moto S3 server on a free local port, with the AWS environment pointing at it.
+
+    ``fs`` is an s3fs filesystem signed with the server's (fake) credentials;
+    :meth:`bucket` makes a bucket (``public=True``: readable anonymously, as the
+    Cell Painting Gallery is) and :meth:`upload` copies a local folder into it.
+    """
+
+    ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
+           "AWS_EC2_METADATA_DISABLED": "true", "AWS_CONFIG_FILE": os.devnull,
+           "AWS_SHARED_CREDENTIALS_FILE": os.devnull}
+
+    def __init__(self):
+        import socket
+
+        from moto.server import ThreadedMotoServer
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+        self._saved = {k: os.environ.get(k) for k in [*self.ENV, "AWS_ENDPOINT_URL"]}
+        os.environ.update(self.ENV, AWS_ENDPOINT_URL=self.endpoint)  # inherited by the runs' worker processes
+        import s3fs
+
+        self.fs = s3fs.S3FileSystem(skip_instance_cache=True, use_listings_cache=False)
+
+    def bucket(self, name: str, public: bool = False) -> str:
+        self.fs.mkdir(name)
+        if public:
+            self.fs.call_s3("put_bucket_acl", Bucket=name, ACL="public-read")
+        return f"s3://{name}"
+
+    def upload(self, local: Path, url: str, public: bool = False) -> str:
+        """Copy a local folder to ``url`` (objects public-read if asked); returns ``url``."""
+        bucket_key = url[len("s3://"):].rstrip("/")
+        for path in sorted(Path(local).rglob("*")):
+            if path.is_file():
+                key = f"{bucket_key}/{path.relative_to(local).as_posix()}"
+                self.fs.pipe_file(key, path.read_bytes(), **({"ACL": "public-read"} if public else {}))
+        return url
+
+    def stop(self) -> None:
+        self._server.stop()
+        for k, v in self._saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API (moto server) on 127.0.0.1, stopped after the session's last test."""
+    pytest.importorskip("moto.server")
+    server = S3Server()
+    yield server
+    server.stop()

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import PlateError
+from . import _fs
 
 __all__ = ["HarmonyIndex", "parse_index", "INDEX_NAMES"]
 
@@ -126,8 +127,8 @@ def parse_index(path: str | os.PathLike) -> HarmonyIndex:
 
     Parameters
     ----------
-    path : path-like
-        The index file.
+    path : path-like or str
+        The index file, or its fsspec URL.
 
     Returns
     -------
@@ -139,7 +140,8 @@ def parse_index(path: str | os.PathLike) -> HarmonyIndex:
         The file is missing, not XML, truncated, not a Harmony index, or has no
         images.
     """
-    path = Path(path)
+    remote = _fs.is_url(path)
+    path = str(path) if remote else Path(path)
     # Streamed: each <Image> is read into a small dict and dropped from the tree, so a
     # 27,648-image index costs tens of MB, not the ~0.5 GB of a whole ElementTree.
     # ElementTree honours the XML declaration and a UTF-8 BOM; CRLF is just whitespace.
@@ -148,31 +150,33 @@ def parse_index(path: str | os.PathLike) -> HarmonyIndex:
     stack: list[str] = []
     root = None
     try:
-        for event, elem in ET.iterparse(path, events=("start", "end")):
-            if event == "start":
-                if root is None:
-                    root = elem
-                    if _local(root.tag) != "EvaluationInputData":
-                        raise PlateError(f"not a Harmony index: root element is <{_local(root.tag)}>, expected "
-                                         "<EvaluationInputData>", path)
-                stack.append(_local(elem.tag))
-                continue
-            stack.pop()
-            name = _local(elem.tag)
-            if name == "Image" and stack[-1:] == ["Images"]:
-                images_raw.append({_local(c.tag): _text(c) for c in elem})
-                elem.clear()
-            elif name == "Entry" and stack[-2:] == ["Maps", "Map"]:
-                # Harmony 7: per-channel fields live in Maps/Map/Entry[@ChannelID]; merge all maps.
-                cid = elem.get("ChannelID")
-                if cid is not None:
-                    fields = channel_maps.setdefault(cid.strip(), {})
-                    for child in elem:
-                        if _local(child.tag) in _FIELD_NAMES and len(child) == 0:
-                            fields.setdefault(_local(child.tag), _text(child))
-                elem.clear()
-            elif name == "Well" and stack[-1:] == ["Wells"]:
-                elem.clear()
+        source = _fs.open_binary(path) if remote else open(path, "rb")
+        with source as fh:
+            for event, elem in ET.iterparse(fh, events=("start", "end")):
+                if event == "start":
+                    if root is None:
+                        root = elem
+                        if _local(root.tag) != "EvaluationInputData":
+                            raise PlateError(f"not a Harmony index: root element is <{_local(root.tag)}>, expected "
+                                             "<EvaluationInputData>", path)
+                    stack.append(_local(elem.tag))
+                    continue
+                stack.pop()
+                name = _local(elem.tag)
+                if name == "Image" and stack[-1:] == ["Images"]:
+                    images_raw.append({_local(c.tag): _text(c) for c in elem})
+                    elem.clear()
+                elif name == "Entry" and stack[-2:] == ["Maps", "Map"]:
+                    # Harmony 7: per-channel fields live in Maps/Map/Entry[@ChannelID]; merge all maps.
+                    cid = elem.get("ChannelID")
+                    if cid is not None:
+                        fields = channel_maps.setdefault(cid.strip(), {})
+                        for child in elem:
+                            if _local(child.tag) in _FIELD_NAMES and len(child) == 0:
+                                fields.setdefault(_local(child.tag), _text(child))
+                    elem.clear()
+                elif name == "Well" and stack[-1:] == ["Wells"]:
+                    elem.clear()
     except FileNotFoundError:
         raise PlateError("cannot read index file (No such file or directory)", path) from None
     except OSError as exc:
@@ -184,7 +188,7 @@ def parse_index(path: str | os.PathLike) -> HarmonyIndex:
     top = _children(root)
     plate = next(iter(_find_all(root, "Plates", "Plate")), None)
     pfields = _children(plate) if plate is not None else {}
-    plate_id = _text(pfields.get("PlateID")) or _text(pfields.get("Name")) or path.parent.parent.name
+    plate_id = _text(pfields.get("PlateID")) or _text(pfields.get("Name")) or _fs.basename(_fs.parent(_fs.parent(path)))
 
     def _int(name):
         value = _text(pfields.get(name))

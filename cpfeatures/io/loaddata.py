@@ -10,6 +10,7 @@ divides the image by. Other ``Metadata_*`` columns are the site's own and go int
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
@@ -19,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, ImageError, PlateError
+from . import _fs
 from .plate import Plate, well_name
 from .tiff import read_header
 
@@ -46,20 +48,24 @@ def _row_col(well: str, csv: Path) -> tuple[int, int]:
     return int(m.group(3)), int(m.group(4))
 
 
-def _local_path(url: str, csv: Path) -> str:
-    """A local path from a ``file://`` URL or a path; other schemes are refused with the reason."""
-    parsed = urlparse(url)
-    if parsed.scheme in ("", "file"):
-        return unquote(parsed.path) if parsed.scheme == "file" else url
-    if len(parsed.scheme) == 1:  # a Windows drive letter, C:\...
-        return url
-    raise PlateError(f"image URL {url!r}: only local paths and file:// URLs can be read from a LoadData CSV "
-                     f"(copy the images, or mount the bucket)", csv)
+def _location(value: str, base: str, csv) -> str:
+    """An image's location from a CSV cell: a local path, a ``file://`` URL or any fsspec URL
+    (``s3://...``, as the Cell Painting Gallery's CSVs have); relative to the CSV's folder."""
+    if _fs.is_url(value):
+        problem = _fs.protocol_problem(value)
+        if problem:
+            raise PlateError(f"image URL {value!r}: {problem}", csv)
+        return value
+    parsed = urlparse(value)
+    path = unquote(parsed.path) if parsed.scheme == "file" else value
+    if _fs.is_url(base):
+        return path if os.path.isabs(path) else _fs.join(base, path)
+    return path if os.path.isabs(path) else os.path.join(base, path)
 
 
-def _channel_paths(frame: pd.DataFrame, name: str, csv: Path) -> pd.Series:
-    """The absolute path of image ``name`` on every row, from URL_ or PathName_ + FileName_."""
-    base = csv.parent.absolute()
+def _channel_paths(frame: pd.DataFrame, name: str, csv) -> pd.Series:
+    """The location of image ``name`` on every row, from URL_ or PathName_ + FileName_."""
+    base = _fs.parent(csv) if _fs.is_url(csv) else str(Path(csv).parent.absolute())
     if f"FileName_{name}" in frame:
         files = frame[f"FileName_{name}"]
         if f"PathName_{name}" in frame:
@@ -74,33 +80,35 @@ def _channel_paths(frame: pd.DataFrame, name: str, csv: Path) -> pd.Series:
                 if pd.isna(file) or str(file) == "":
                     out.append(None)
                     continue
-                path = Path(_local_path(str(folder), csv)) / str(file) if folder and not pd.isna(folder) \
-                    else Path(str(file))
-                out.append(str(path if path.is_absolute() else base / path))
+                folder = "" if pd.isna(folder) else str(folder)
+                where = _location(folder, base, csv) if folder else base
+                out.append(_fs.join(where, str(file)) if _fs.is_url(where) else os.path.join(where, str(file)))
             return pd.Series(out, index=frame.index)
     urls = frame[f"URL_{name}"]
-    out = []
-    for url in urls:
-        if pd.isna(url) or str(url) == "":
-            out.append(None)
-            continue
-        path = Path(_local_path(str(url), csv))
-        out.append(str(path if path.is_absolute() else base / path))
+    out = [None if (pd.isna(u) or str(u) == "") else _location(str(u), base, csv) for u in urls]
     return pd.Series(out, index=frame.index)
 
 
 def load_data_plates(path: str | os.PathLike) -> list[str]:
     """The plates a LoadData CSV lists (``Metadata_Plate``), in order of first appearance."""
-    csv = Path(path)
+    csv = _csv_location(path)
     frame = _read_csv(csv, usecols=lambda c: c == "Metadata_Plate")
     return list(dict.fromkeys(frame["Metadata_Plate"])) if "Metadata_Plate" in frame else []
 
 
-def _read_csv(csv: Path, **kwargs) -> pd.DataFrame:
-    if not csv.is_file():
-        raise PlateError("LoadData CSV does not exist", csv)
+def _csv_location(path) -> str | Path:
+    return str(path) if _fs.is_url(path) else Path(_fs._local(path))
+
+
+def _read_csv(csv, **kwargs) -> pd.DataFrame:
     try:
-        return pd.read_csv(csv, dtype=str, keep_default_na=False, **kwargs)
+        data = _fs.read_bytes(csv)
+    except (FileNotFoundError, IsADirectoryError):
+        raise PlateError("LoadData CSV does not exist", csv) from None
+    except OSError as exc:
+        raise PlateError(f"cannot read the LoadData CSV ({' '.join(str(exc).split())})", csv) from None
+    try:
+        return pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, **kwargs)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise PlateError(f"not a readable LoadData CSV ({' '.join(str(exc).split())})", csv) from None
 
@@ -149,7 +157,7 @@ def read_load_data(path: str | os.PathLike, config: dict | None = None, plate: s
     >>> read_load_data(d / "load_data.csv")
     Plate('P1': 1 wells x 1 fields x 1 planes x 1 channels, 8x8 uint16)
     """
-    csv = Path(path)
+    csv = _csv_location(path)
     frame = _read_csv(csv)
     missing_cols = [c for c in SITE_COLUMNS if c not in frame]
     if "Metadata_Site" in missing_cols and "Metadata_Field" in frame:
@@ -220,7 +228,8 @@ def read_load_data(path: str | os.PathLike, config: dict | None = None, plate: s
         if len(paths):
             illum_files[role] = str(paths[0])
 
-    missing = sorted(p for p in images["path"].unique() if not os.path.exists(p))
+    there = _fs.present(images["path"].unique())  # one listing per folder, not one request per image
+    missing = sorted(p for p in images["path"].unique() if p not in there)
     if missing and strict:
         shown = ", ".join(missing[:20]) + (f", ... ({len(missing) - 20} more)" if len(missing) > 20 else "")
         raise PlateError(f"{len(missing)} image file(s) listed in the CSV are missing: {shown}", csv)
@@ -233,9 +242,12 @@ def read_load_data(path: str | os.PathLike, config: dict | None = None, plate: s
     if len(shape) != 2:
         raise ImageError(f"expected single-plane 2-D images, got shape {shape}", first_path)
     images = images.sort_values(["row", "col", "field", "channel_id"]).reset_index(drop=True)
-    return Plate(plate_id=plate, root=csv.parent.absolute(), index_path=csv.absolute(), images=images,
+    remote = _fs.is_url(csv)
+    return Plate(plate_id=plate, root=_fs.parent(csv) if remote else csv.parent.absolute(),
+                 index_path=csv if remote else csv.absolute(), images=images,
                  image_shape=(int(shape[0]), int(shape[1])), dtype=np.dtype(dtype), missing_files=missing,
-                 attrs={"source": "LoadData", "csv": str(csv.absolute())}, illum_files=illum_files)
+                 attrs={"source": "LoadData", "csv": csv if remote else str(csv.absolute())},
+                 illum_files=illum_files)
 
 
 def read_illum_files(source: str | os.PathLike | dict, roles, shape: tuple[int, int],
@@ -244,8 +256,8 @@ def read_illum_files(source: str | os.PathLike | dict, roles, shape: tuple[int, 
 
     Parameters
     ----------
-    source : path-like or dict
-        A folder of ``*Illum<Role>.npy`` files (the JUMP Gallery's naming,
+    source : path-like, URL or dict
+        A folder (or fsspec URL prefix) of ``*Illum<Role>.npy`` files (the JUMP Gallery's naming,
         ``<plate>_IllumDNA.npy``; files of ``plate`` are preferred when the
         folder holds several plates), a LoadData CSV with ``FileName_Illum<Ch>``
         columns, or a dict role -> file.
@@ -273,23 +285,24 @@ def read_illum_files(source: str | os.PathLike | dict, roles, shape: tuple[int, 
         files = {r: str(p) for r, p in source.items()}
         where = None
     else:
-        where = Path(source)
-        if where.is_file() and where.suffix.lower() == ".csv":
+        where = _csv_location(source)
+        if str(where).lower().endswith(".csv") and _fs.isfile(where):
             if plate is not None and plate not in load_data_plates(where):
                 files = {}
             else:
                 files = dict(read_load_data(where, plate=plate, strict=False).illum_files)
-        elif where.is_dir():
+        elif _fs.isdir(where):
+            names = sorted(_fs.listdir(where))
             files = {}
             for role in roles:
-                candidates = sorted(p for p in where.iterdir() if p.name.endswith(f"Illum{role}.npy"))
+                candidates = [n for n in names if n.endswith(f"Illum{role}.npy")]
                 if plate is not None and len(candidates) > 1:
-                    candidates = [p for p in candidates if p.name.startswith(str(plate))] or candidates
+                    candidates = [n for n in candidates if n.startswith(str(plate))] or candidates
                 if len(candidates) > 1:
                     raise PlateError(f"{len(candidates)} files end with Illum{role}.npy "
-                                     f"({', '.join(p.name for p in candidates[:3])}): name the plate's", where)
+                                     f"({', '.join(candidates[:3])}): name the plate's", where)
                 if candidates:
-                    files[role] = str(candidates[0])
+                    files[role] = _fs.join(where, candidates[0])
         else:
             raise PlateError("illumination functions: expected a folder of *Illum<Channel>.npy files or a "
                              "LoadData CSV with FileName_Illum<Channel> columns", where)
@@ -305,7 +318,7 @@ def read_illum_files(source: str | os.PathLike | dict, roles, shape: tuple[int, 
 
 def _load_function(path: str, shape: tuple[int, int]) -> np.ndarray:
     try:
-        data = np.load(path, allow_pickle=False)
+        data = np.load(io.BytesIO(_fs.read_bytes(path)), allow_pickle=False)
     except FileNotFoundError:
         raise ImageError("illumination function file does not exist", path) from None
     except (ValueError, OSError, EOFError) as exc:

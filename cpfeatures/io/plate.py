@@ -13,6 +13,7 @@ import pandas as pd
 
 from ..config import channel_roles
 from ..errors import ConfigError, ImageError, PlateError
+from . import _fs
 from .filenames import TIFF_SUFFIXES, scan_folder
 from .harmony import INDEX_NAMES, parse_index
 from .imagexpress import IMAGEXPRESS_PATTERN, find_htd, metaseries_pixel_size, parse_htd, scan_imagexpress
@@ -55,9 +56,10 @@ class Plate:
     Attributes
     ----------
     plate_id : str
-    root : Path
-        The folder holding the images (the index's folder).
-    index_path : Path or None
+    root : Path or str
+        The folder holding the images (the index's folder); a URL string for a
+        plate on object storage.
+    index_path : Path, str or None
         The Harmony index, or None when the layout came from file names.
     images : pandas.DataFrame
         One row per image: ``row, col, well, field, plane, timepoint,
@@ -82,8 +84,8 @@ class Plate:
     """
 
     plate_id: str
-    root: Path
-    index_path: Path | None
+    root: Path | str
+    index_path: Path | str | None
     images: pd.DataFrame
     image_shape: tuple[int, int]
     dtype: np.dtype
@@ -222,7 +224,7 @@ class Plate:
 
     @property
     def _missing_paths(self) -> set[str]:
-        return {str(self.root / m) for m in self.missing_files}
+        return {_fs.join(self.root, m) if _fs.is_url(self.root) else str(self.root / m) for m in self.missing_files}
 
 
 def _locate(path: Path) -> tuple[Path | None, Path]:
@@ -241,6 +243,36 @@ def _locate(path: Path) -> tuple[Path | None, Path]:
         if folder.is_dir() and any(p.suffix.lower() in TIFF_SUFFIXES for p in folder.iterdir()):
             return None, folder
     raise PlateError("no Harmony index (Index.idx.xml / Index.xml) and no TIFF images found", path)
+
+
+def _locate_url(url: str) -> tuple[str, str]:
+    """(index URL, image folder URL) for a Harmony plate on object storage (``s3://bucket/plate/``)."""
+    url = url.rstrip("/")
+    name = _fs.basename(url)
+    if name.lower().endswith(".xml"):
+        if not _fs.isfile(url):
+            raise PlateError("index file does not exist", url)
+        return url, _fs.parent(url)
+    if any(name.lower().endswith(s) for s in TIFF_SUFFIXES):
+        raise PlateError("expected a plate folder or its index file, got a single image", url)
+    try:
+        top = _fs.listdir(url)
+    except FileNotFoundError:
+        top = []
+    except OSError as exc:
+        raise PlateError(f"cannot list the plate folder ({exc})", url) from None
+    if not top:
+        raise PlateError("plate path does not exist (no objects under this prefix)", url)
+    if MLF_NAME in top or any(n.lower().endswith(".htd") for n in top):
+        raise PlateError("Yokogawa and ImageXpress plates are read from a local folder or a LoadData CSV; "
+                         "only Harmony folders are listed on object storage", url)
+    for folder, names in ((url, top), *((_fs.join(url, sub), None) for sub in ("Images", "images") if sub in top)):
+        names = names if names is not None else _fs.listdir(folder)
+        for index in INDEX_NAMES:
+            if index in names:
+                return _fs.join(folder, index), folder
+    raise PlateError("no Harmony index (Index.idx.xml / Index.xml) under this prefix (a plate on object storage "
+                     "needs its index, or a LoadData CSV)", url)
 
 
 def _imagexpress(path: Path) -> tuple[Path, Path | None] | None:
@@ -296,6 +328,10 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
         or a Yokogawa CellVoyager measurement folder or its ``MeasurementData.mlf``
         (see :mod:`cpfeatures.io.yokogawa`; the ``.mes`` channel ``Target`` names
         map through ``[channels]``).
+        Harmony folders and LoadData CSVs may also be fsspec URLs
+        (``s3://bucket/plate/``, ``https://...``): the index and the folder
+        listing are read here, the images by whoever loads them (on a cluster,
+        the workers); ``s3://`` without credentials is read anonymously.
         Without an index, the layout comes from the file names
         (``rRRcCCfFFpPP-chNskKfkKflL.tiff``) and a :class:`PlateWarning` says
         channel names are unknown.
@@ -325,43 +361,55 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
     ImageError
         The first image is not a readable TIFF.
     """
-    path = Path(path)
-    if path.suffix.lower() == ".csv":
+    remote = _fs.is_url(path)
+    if str(path).lower().endswith(".csv"):
         from .loaddata import read_load_data
 
         return read_load_data(path, config=config, plate=plate, strict=strict)
+    path = str(path) if remote else Path(_fs._local(path))
     attrs: dict = {}
     plate_rows = plate_cols = None
-    yokogawa = (path.parent if path.is_file() else path) if (path.name == MLF_NAME and path.is_file()) or \
-        (path.is_dir() and (path / MLF_NAME).is_file()) else None
-    imagexpress = _imagexpress(path) if path.exists() and yokogawa is None else None
-    if yokogawa is not None:
-        folder, index_path = yokogawa, yokogawa / MLF_NAME
-        plate_id, images, attrs, (plate_rows, plate_cols) = scan_yokogawa(folder)
-    elif imagexpress is not None:
-        folder, index_path = imagexpress
-        htd = parse_htd(index_path) if index_path is not None else None
-        plate_id, images, attrs = scan_imagexpress(folder, htd)
-        if htd is not None:
-            plate_rows = int(htd["YWells"][0]) if htd.get("YWells") else None
-            plate_cols = int(htd["XWells"][0]) if htd.get("XWells") else None
-        else:
-            warnings.warn(f"{folder}: no .HTD file found; wavelength names are unknown (map wavelength numbers "
-                          "to roles with [channel_ids] in the config)", PlateWarning, stacklevel=2)
+    if remote:
+        problem = _fs.protocol_problem(path)
+        if problem:
+            raise PlateError(problem, path)
+        yokogawa = imagexpress = None
+        index_path, folder = _locate_url(path)
+        index = parse_index(index_path)
+        images, plate_id = index.images, index.plate_id
+        attrs, plate_rows, plate_cols = index.attrs, index.plate_rows, index.plate_columns
     else:
-        index_path, folder = _locate(path)
-        if index_path is not None:
-            index = parse_index(index_path)
-            images = index.images
-            plate_id = index.plate_id
-            attrs, plate_rows, plate_cols = index.attrs, index.plate_rows, index.plate_columns
+        yokogawa = (path.parent if path.is_file() else path) if (path.name == MLF_NAME and path.is_file()) or \
+                   (path.is_dir() and (path / MLF_NAME).is_file()) else None
+        imagexpress = _imagexpress(path) if path.exists() and yokogawa is None else None
+        if yokogawa is not None:
+            folder, index_path = yokogawa, yokogawa / MLF_NAME
+            plate_id, images, attrs, (plate_rows, plate_cols) = scan_yokogawa(folder)
+        elif imagexpress is not None:
+            folder, index_path = imagexpress
+            htd = parse_htd(index_path) if index_path is not None else None
+            plate_id, images, attrs = scan_imagexpress(folder, htd)
+            if htd is not None:
+                plate_rows = int(htd["YWells"][0]) if htd.get("YWells") else None
+                plate_cols = int(htd["XWells"][0]) if htd.get("XWells") else None
+            else:
+                warnings.warn(f"{folder}: no .HTD file found; wavelength names are unknown (map wavelength numbers "
+                              "to roles with [channel_ids] in the config)", PlateWarning, stacklevel=2)
         else:
-            images = scan_folder(folder)
-            plate_id = (folder.parent if folder.name.lower() == "images" else folder).name
-            warnings.warn(f"{folder}: no Harmony index found; plate layout taken from file names, channel names "
-                          "are unknown (map channel numbers to roles with [channel_ids] in the config)",
-                          PlateWarning, stacklevel=2)
-    folder = folder.absolute()  # image paths must work from any worker's working directory
+            index_path, folder = _locate(path)
+            if index_path is not None:
+                index = parse_index(index_path)
+                images = index.images
+                plate_id = index.plate_id
+                attrs, plate_rows, plate_cols = index.attrs, index.plate_rows, index.plate_columns
+            else:
+                images = scan_folder(folder)
+                plate_id = (folder.parent if folder.name.lower() == "images" else folder).name
+                warnings.warn(f"{folder}: no Harmony index found; plate layout taken from file names, channel names "
+                              "are unknown (map channel numbers to roles with [channel_ids] in the config)",
+                              PlateWarning, stacklevel=2)
+    if not remote:
+        folder = folder.absolute()  # image paths must work from any worker's working directory
     images = images.copy()
     for col, default in (("plane", 1), ("timepoint", 0), ("channel_name", None), ("pixel_size_um", np.nan)):
         if col not in images:
@@ -370,15 +418,17 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
             images[col] = images[col].fillna(default)
     images["well"] = [well_name(r, c) for r, c in zip(images["row"], images["col"])]
     images["role"] = _assign_roles(images, config, from_names=index_path is not None)
-    images["path"] = [str(folder / u) for u in images["url"]]
+    images["path"] = [_fs.join(folder, u) for u in images["url"]] if remote else \
+        [str(folder / u) for u in images["url"]]
     dupes = images.duplicated(["well", "field", "plane", "timepoint", "channel_id"])
     if dupes.any():
         first = images[dupes].iloc[0]
         raise PlateError(f"{int(dupes.sum())} duplicate image entries (first: {first['url']})", index_path or folder)
 
-    on_disk = {p.name for p in folder.iterdir()}
+    on_disk = set(_fs.listdir(folder)) if remote else {p.name for p in folder.iterdir()}
     listed = [u for u in images["url"]]
-    missing = sorted(u for u in listed if Path(u).name not in on_disk and not (folder / u).exists())
+    # one listing of the folder, not one request per image (27,648 of them on a full plate)
+    missing = sorted(u for u in listed if Path(u).name not in on_disk and not _fs.exists(_fs.join(folder, u)))
     listed_names = {Path(u).name for u in listed}
     # an ImageXpress folder's list comes from the files themselves (thumbnails are left out on purpose)
     # (a CellVoyager folder also holds its shading and dark-current images, SC_* and DC_*)

@@ -1,7 +1,8 @@
-"""Load single-page microscope TIFFs (LZW-compressed uint16 from Harmony exports)."""
+"""Load single-page microscope TIFFs (LZW-compressed uint16 from Harmony exports), local or from a URL."""
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import numpy as np
 import tifffile
 
 from ..errors import ImageError
+from . import _fs
 
 __all__ = ["read_image", "read_header"]
 
@@ -21,9 +23,9 @@ def read_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
     ImageError
         The file is missing, not a TIFF, or its header is truncated.
     """
-    path = Path(path)
+    path = path if _fs.is_url(path) else Path(_fs._local(path))
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _open(path, header=True) as fh, tifffile.TiffFile(fh) as tif:
             page = tif.pages.first
             return tuple(page.shape), np.dtype(page.dtype)
     except FileNotFoundError:
@@ -41,8 +43,9 @@ def read_image(
 
     Parameters
     ----------
-    path : path-like
-        The TIFF file.
+    path : path-like or str
+        The TIFF file, or its fsspec URL (``s3://...``; read by whoever calls,
+        i.e. by the worker, retried on transient errors).
     shape, dtype : optional
         What the plate says every image is; a different file is an error.
 
@@ -57,9 +60,9 @@ def read_image(
         Missing, truncated or corrupt file, not a TIFF, more than one plane,
         or a shape/dtype different from the expected one.
     """
-    path = Path(path)
+    path = path if _fs.is_url(path) else Path(_fs._local(path))
     try:
-        with tifffile.TiffFile(path) as tif:
+        with _open(path) as fh, tifffile.TiffFile(fh) as tif:
             image = tif.pages.first.asarray()
     except FileNotFoundError:
         raise ImageError("image file is missing", path) from None
@@ -77,6 +80,21 @@ def read_image(
     if dtype is not None and image.dtype != np.dtype(dtype):
         raise ImageError(f"image dtype is {image.dtype}, the plate's images are {np.dtype(dtype)}", path)
     return image
+
+
+def _open(path, header: bool = False):
+    """A local file, or a URL's bytes (``header``: only the blocks tifffile asks for)."""
+    if isinstance(path, Path):
+        return open(path, "rb")
+    if header:
+        return _fs.open_binary(path, partial=True)
+    try:
+        data = _fs.read_bytes(path)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:  # after the retries: the network or the server, not the file's content
+        raise ImageError(f"cannot read image ({_reason(exc)})", path) from None
+    return io.BytesIO(data)
 
 
 def _reason(exc: BaseException) -> str:

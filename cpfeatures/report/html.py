@@ -617,7 +617,8 @@ def _resolve_plate(plate, info: dict, config: dict, store, keys: list[str], want
     folder = plate if plate is not None else info.get("plate_path")
     if not folder:
         return None, "no plate folder recorded in the store"
-    if not os.path.exists(folder):
+    remote = "://" in str(folder) and not str(folder).startswith("file://")
+    if not remote and not os.path.exists(folder):
         if plate is not None:
             raise PlateError("plate path does not exist", folder)
         return None, f"{folder} (recorded in the store) not found"
@@ -625,7 +626,7 @@ def _resolve_plate(plate, info: dict, config: dict, store, keys: list[str], want
     done_wells = {k.rsplit("_f", 1)[0] for k in keys}
     need_index = any((f is None and w not in done_wells) or (f is not None and site_key(w, f) not in done)
                      for w, f in wanted_sites)
-    if keys and not need_index:
+    if keys and not need_index and not remote:
         try:
             return RecordedPlate(folder, store, keys), str(folder)
         except CpfeaturesError:

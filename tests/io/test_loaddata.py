@@ -128,8 +128,8 @@ def test_several_plates_need_a_choice(bundled_plate_dir, tmp_path):
     (lambda f: pd.concat([f, f.iloc[:1]]), "listed twice"),
     (lambda f: f[[c for c in f.columns if not c.startswith(("FileName", "PathName"))]], "no image columns"),
     (lambda f: f.assign(FileName_OrigDNA="gone.tiff"), "missing: .*gone.tiff"),
-    (lambda f: f.drop(columns=["PathName_OrigDNA", "FileName_OrigDNA"]).assign(URL_OrigDNA="s3://bucket/a.tif"),
-     "only local paths and file:// URLs"),
+    (lambda f: f.drop(columns=["PathName_OrigDNA", "FileName_OrigDNA"]).assign(URL_OrigDNA="nosuch://bucket/a.tif"),
+     "image URL 'nosuch://bucket/a.tif': unknown protocol 'nosuch'"),
 ])
 def test_bad_csv_is_refused_naming_the_file(bundled_plate_dir, tmp_path, change, message):
     csv = write_load_data(tmp_path / "load_data.csv", read_plate(bundled_plate_dir).root, ["D08", "D14"])
