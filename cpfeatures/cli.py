@@ -278,16 +278,58 @@ def export(store, fmt, out, log_file, as_json):
 @main.command()
 @click.option("--default", "show_default", is_flag=True, help="Print the default settings (CPJUMP1 pipelines).")
 @click.option("--show", "store", default=None, help="Print the settings a store was written with.")
+@click.option("--from-cppipe", "cppipe", default=None, type=click.Path(dir_okay=False),
+              help="Translate this CellProfiler analysis pipeline (.cppipe) into settings.")
+@click.option("--illum", "illum_cppipe", default=None, type=click.Path(dir_okay=False),
+              help="With --from-cppipe: its illumination pipeline ([illum] settings).")
+@click.option("--allow-unsupported", is_flag=True,
+              help="With --from-cppipe: write the settings even if modules or settings that change the numbers "
+                   "are not implemented (the TOML lists what was dropped).")
+@click.option("-o", "--output", "out", default=None, type=click.Path(dir_okay=False),
+              help="Write the TOML here instead of standard output.")
 @_friendly
-def config(show_default, store):
-    """Print settings as TOML: the defaults, or those recorded in a store."""
+def config(show_default, store, cppipe, illum_cppipe, allow_unsupported, out):
+    """Print settings as TOML: the defaults, those recorded in a store, or a CellProfiler pipeline's.
+
+    \b
+    With --from-cppipe, every enabled module of the pipeline is translated, listed as
+    not needed (it only loads, saves, displays or exports) or refused: a module or
+    setting that changes the numbers and that cpfeatures does not implement is
+    printed on stderr (module number, name, setting, value) and the command exits 2
+    without writing settings, unless --allow-unsupported is given. Disabled modules
+    are skipped. The summary goes to stderr, the TOML to stdout (or -o).
+    """
     from .config import DEFAULT_CONFIG_TOML
     from .store import open_store
 
-    if store:
-        click.echo(open_store(store).info.get("config", ""))
+    if illum_cppipe and not cppipe:
+        raise click.UsageError("--illum needs --from-cppipe")
+    if cppipe:
+        from .cppipe import import_cppipe
+
+        result = import_cppipe(cppipe, illum_cppipe)
+        counts = (f"{len(result.translated)} translated, {len(result.not_needed)} not needed, "
+                  f"{len(result.disabled)} disabled, {len(result.unsupported)} unsupported")
+        for finding in result.unsupported:
+            click.echo(f"{'dropped' if allow_unsupported else 'unsupported'}: {cppipe}: {finding.line()}", err=True)
+        for note in result.notes:
+            click.echo(f"note: {note}", err=True)
+        if result.unsupported and not allow_unsupported:
+            click.echo(f"error: {cppipe}: {len(result.unsupported)} module(s) or setting(s) would change the "
+                       f"numbers and are not implemented ({counts}); nothing written. --allow-unsupported writes "
+                       "the settings without them", err=True)
+            raise SystemExit(2)
+        text = result.to_toml()
+        click.echo(f"{cppipe}: {counts}", err=True)
+    elif store:
+        text = open_store(store).info.get("config", "")
     else:
-        click.echo(DEFAULT_CONFIG_TOML)
+        text = DEFAULT_CONFIG_TOML
+    if out:
+        with open(out, "w", encoding="utf-8") as fh:
+            fh.write(text if text.endswith("\n") else text + "\n")
+    else:
+        click.echo(text)
 
 
 @main.command()
