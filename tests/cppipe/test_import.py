@@ -177,3 +177,33 @@ def test_illumination_pipeline_settings(cpjump1, tmp_path):
     (tmp_path / "bad.cppipe").write_text(cpjump1[1].read_text().replace("Resizing factor:5", "Resizing factor:4"))
     bad = import_cppipe(cpjump1[0], tmp_path / "bad.cppipe")
     assert 'module 4 Resize (illumination): "Resizing factor" = "4"' in [f.line() for f in bad.unsupported][0]
+
+
+def test_json_pipeline_reads_as_its_text(cpjump1, tmp_path):
+    """CellProfiler 4.1+ can save a pipeline as JSON (modules -> attributes + settings of name/text/value)."""
+    import json
+
+    modules = read_pipeline(cpjump1[0])
+    doc = {"date_revision": 413, "module_count": len(modules), "version": "v6", "modules": [
+        {"attributes": {"module_num": m.number, "module_path": f"cellprofiler.modules.{m.name.lower()}.{m.name}",
+                        "variable_revision_number": m.revision, "enabled": m.enabled, "notes": []},
+         "settings": [{"name": "cellprofiler_core.setting.Setting", "text": t, "value": v} for t, v in m.settings]}
+        for m in modules]}
+    path = tmp_path / "analysis.json"
+    path.write_text(json.dumps(doc))
+    assert [(m.number, m.name, m.enabled, m.settings) for m in read_pipeline(path)] == \
+        [(m.number, m.name, m.enabled, m.settings) for m in modules]
+    assert import_cppipe(path).config == default_config()
+
+
+def test_cellprofiler_3_text_escapes(tmp_path):
+    r"""Pipelines of CellProfiler 2-3 (Version:3) escape characters as \xNN in settings."""
+    path = tmp_path / "old.cppipe"
+    path.write_text("CellProfiler Pipeline: http://www.cellprofiler.org\nVersion:3\nDateRevision:300\n"
+                    "ModuleCount:1\n\n"
+                    "MeasureTexture:[module_num:1|svn_version:\\'Unknown\\'|variable_revision_number:5|"
+                    "notes:\\x5B\\x5D|enabled:True]\n"
+                    "    Hidden:1\n    Select an image to measure:Orig\\x44NA\n"
+                    "    Select objects to measure:Nuclei\n    Texture scale to measure:3\n")
+    module = read_pipeline(path)[0]
+    assert module.name == "MeasureTexture" and module.get("Select an image to measure") == "OrigDNA"

@@ -133,3 +133,25 @@ def test_imported_settings_run_on_the_bundled_plate(name, bundled_plate_dir, clu
     measured = {c[len(prefix):] for c in cells if c.startswith(prefix)}
     assert measured == set(cfg["measure"].get("images") or roles)
     assert int(image["Count_Nuclei"].iloc[0]) == len(read_table(tmp_path / "run.zarr", "nuclei")) > 0
+
+
+def test_readme_table_says_what_the_import_does():
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    rows = {"Cell Painting protocol v3": "cimini2023", "WayScience pyroptosis": "wayscience_pyroptosis",
+            "WayScience NF1": "wayscience_nf1", "WayScience CFReT": "wayscience_cfret"}
+    for line in readme.splitlines():
+        name = next((v for k, v in rows.items() if line.startswith(f"| {k}")), None)
+        if name is None:
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        result = _import(name)
+
+        def count(items, cell):
+            analysis = sum("(illumination)" not in f.name for f in items)
+            illum = len(items) - analysis
+            return cell.split(":")[0] == (f"{analysis} + {illum}" if illum else str(analysis))
+
+        assert count(result.translated, cells[1]) and count(result.not_needed, cells[2]), line
+        assert count(result.disabled, cells[3]) and count(result.unsupported, cells[4]), line
+        rows.pop(next(k for k, v in rows.items() if v == name))
+    assert not rows, f"README rows missing: {rows}"
