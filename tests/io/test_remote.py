@@ -117,6 +117,14 @@ def test_bad_url_is_refused_naming_it(s3_plate, url, message):
     assert url.rstrip("/") in str(err.value)
 
 
+def test_yokogawa_or_imagexpress_on_s3_is_refused_with_the_way_out(s3_server, s3_plate):
+    s3_server.fs.pipe_file("plates/cv8000/MeasurementData.mlf", b"<bts:MeasurementData/>")
+    with pytest.raises(PlateError, match="Yokogawa and ImageXpress plates are read from a local folder or a "
+                                         "LoadData CSV") as err:
+        read_plate("s3://plates/cv8000")
+    assert str(err.value).startswith("s3://plates/cv8000: ")
+
+
 # -- transient errors -----------------------------------------------------------------------------
 
 class FlakyFileSystem(MemoryFileSystem):
