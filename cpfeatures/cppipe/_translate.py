@@ -91,7 +91,6 @@ class _State:
     compartments: list = field(default_factory=list)
     image_families: list = field(default_factory=list)
     neighbors: dict = field(default_factory=dict)
-    measured_any: bool = False
     function_names: set = field(default_factory=set)  # images used as illumination functions
 
 
@@ -206,7 +205,6 @@ def _measured(state: _State, module: Module, names: list[str], setting: str) -> 
             _refuse(state, module, setting, name, "measures an image not clipped to [0, 1] after correction "
                     "(cpfeatures clips as CPJUMP1 does)")
         roles.append(image.role)
-    state.measured_any = True
     return list(dict.fromkeys(roles))
 
 

@@ -10,14 +10,15 @@ they run in the order given, each on the features the previous ones kept.
   for pycytominer < 1.2) calls ``variance_threshold``.
 - ``correlation_threshold``: for every pair of features with Pearson correlation
   ``> corr_threshold``, drop the one whose total absolute correlation with all
-  features is larger.
+  features is larger; pairs that tie (``|r| = 1``) are decided as pycytominer's
+  arithmetic decides them, to the bit, so the kept set is pycytominer's.
 - ``drop_na_columns``: more than ``na_cutoff`` of the rows are NaN.
 - ``blocklist``: names in the blocklist (default: :func:`default_blocklist`).
 - ``drop_outliers``: the largest absolute value exceeds ``outlier_cutoff``.
 
 The work is vectorized: one sort per column for the frequencies (numba), one
-correlation matrix by BLAS for the correlations, where pycytominer applies
-Python functions per column and per correlated pair.
+correlation matrix for the correlations and array lookups for the pairs, where
+pycytominer applies Python functions per column and per correlated pair.
 """
 
 from __future__ import annotations
@@ -80,39 +81,26 @@ def _frequency(x: np.ndarray, freq_cut: float, unique_cut: float) -> np.ndarray:
     return (ratio < freq_cut) | (distinct / x.shape[0] < unique_cut)
 
 
-def _pearson_upper(x: np.ndarray) -> np.ndarray:
-    """Upper triangle (diagonal included, zeros below) of the features' Pearson correlation matrix.
-
-    BLAS's symmetric rank-k update computes one triangle of ``Xc' Xc``, half the
-    work of the general product ``np.corrcoef`` uses; values are ``np.corrcoef``'s.
-    """
-    from scipy.linalg.blas import dsyrk
-
-    xc = np.asfortranarray(x - x.mean(axis=0))
-    upper = dsyrk(1.0, xc, trans=1)  # only the upper triangle is written; the rest stays 0
-    std = np.sqrt(np.diag(upper).copy())
-    with np.errstate(invalid="ignore", divide="ignore"):
-        upper /= std[:, None]
-        upper /= std[None, :]
-    return np.clip(upper, -1.0, 1.0, out=upper)
-
-
 def _correlation(x: np.ndarray, threshold: float) -> np.ndarray:
+    """Which features ``correlation_threshold`` drops, exactly as pycytominer decides, ties included.
+
+    Of a pair with ``r > threshold`` the feature ranked later by total ``|r|`` goes. Pairs with
+    ``|r| = 1`` (Cells and Cytoplasm bounding boxes, say) tie on their totals up to the last bits,
+    so the ranking must be pycytominer's to the bit: the same correlation matrix (``np.corrcoef``,
+    or pandas' pairwise-complete one when values are missing), the totals as pandas sums them
+    (its column sums add each column pairwise, not row by row) and pandas' own sort (quicksort,
+    whose order of equal totals is its own).
+    """
     if np.isfinite(x).all():
-        upper = _pearson_upper(x)
-        mag = np.abs(upper)
-        # column sums of |corr| over the full symmetric matrix, the diagonal once
-        total = np.nansum(mag, axis=0) + np.nansum(mag, axis=1) - np.nan_to_num(np.diagonal(mag))
-        del mag
-        np.fill_diagonal(upper, 0.0)
-        b, a = np.nonzero(upper > threshold)  # b < a: pycytominer's (pair_b, pair_a), NaN compares False
+        corr = np.atleast_2d(np.corrcoef(x.T))
     else:  # pairwise-complete correlations, as pandas (and so pycytominer) compute them
         corr = np.atleast_2d(pd.DataFrame(x).corr(method="pearson").to_numpy())
-        total = np.nansum(np.abs(corr), axis=0)
-        a, b = np.nonzero(np.tril(corr > threshold, k=-1))  # a > b
-    rank = np.empty(len(total), np.int64)
-    rank[np.argsort(total, kind="quicksort")] = np.arange(len(total))
-    drop = np.zeros(len(total), bool)
+    order = pd.DataFrame(corr).abs().sum().sort_values().index.to_numpy()
+    a, b = np.nonzero(np.tril(corr > threshold, k=-1))  # a > b: pycytominer's (pair_a, pair_b); NaN is False
+    del corr
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    drop = np.zeros(len(order), bool)
     drop[np.where(rank[a] > rank[b], a, b)] = True
     return drop
 

@@ -60,3 +60,33 @@ def test_bad_arguments(lincs):
         feature_select(lincs, operations=["pca"])
     with pytest.raises(InputError, match="corr_threshold"):
         feature_select(lincs, corr_threshold=1.5)
+
+
+def test_tied_correlations_keep_pycytominers_features(nf1_sqlite, nf1_platemap):
+    """NF1 well medians of all three compartments, normalized to the WT wells: Cells and Cytoplasm
+    bounding boxes, MinIntensityEdge, Costes, ... correlate with |r| = 1, and which of a pair goes is
+    decided by the last bits of pycytominer's |r| totals and pandas' sort: the kept set must be the same."""
+    import sqlite3
+    import warnings
+
+    from cpfeatures.profile import aggregate, annotate, normalize
+
+    with sqlite3.connect(nf1_sqlite) as con:
+        image = pd.read_sql("select ImageNumber, Image_Metadata_Plate as Metadata_Plate, Image_Metadata_Well as "
+                            "Metadata_Well from Per_Image", con)
+        tables = {t: pd.read_sql(f"select * from Per_{t}", con) for t in ("Cells", "Cytoplasm", "Nuclei")}
+    cells = tables["Cells"].merge(tables["Cytoplasm"], left_on=["ImageNumber", "Cells_Number_Object_Number"],
+                                  right_on=["ImageNumber", "Cytoplasm_Parent_Cells"])
+    cells = cells.merge(tables["Nuclei"], left_on=["ImageNumber", "Cytoplasm_Parent_Nuclei"],
+                        right_on=["ImageNumber", "Nuclei_Number_Object_Number"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a few features have no spread in the 4 WT wells
+        profiles = normalize(annotate(aggregate(image.merge(cells, on="ImageNumber")), nf1_platemap),
+                             samples="Metadata_genotype == 'WT'")
+    ours = feature_select(profiles, operations=["correlation_threshold"])
+    ref = pycytominer.feature_select(profiles, operation=["correlation_threshold"])
+    assert list(ours.columns) == list(ref.columns)
+    x = profiles[[c for c in profiles if not c.startswith("Metadata_")]].to_numpy()
+    corr = np.corrcoef(x.T)
+    np.fill_diagonal(corr, 0)
+    assert (np.abs(corr) > 1 - 1e-12).any()  # the frame has the exact ties this test is about
