@@ -18,6 +18,7 @@ results (``null_members``), so a null can be recomputed and checked.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -117,9 +118,10 @@ def _correlated(profiles: pd.DataFrame, features) -> np.ndarray:
     return pearson_rows(_finite(feature_array(profiles, names)))
 
 
-def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int = 0, features="infer",
+def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int | None = None, features="infer",
                         percentile: float = 95.0, min_replicates: int = 2,
-                        reference_query: str | None = None) -> ReplicatingResult:
+                        reference_query: str | None = None, null: str = "numpy", n_replicates: int = 4,
+                        rng: random.Random | None = None) -> ReplicatingResult:
     """Percent Replicating of a set of profiles.
 
     Parameters
@@ -128,8 +130,9 @@ def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int
     replicate_by : str or sequence of str
         Columns whose values identify replicates of one perturbation.
     n_samples : int
-        Null samples per replicate count.
-    seed : int
+        Null samples per replicate count (``null="cpjump1"``: in all; the paper draws 10,000).
+    seed : int, optional
+        Seed of the null (default 0; 9000 with ``null="cpjump1"``, the paper's ``random.seed(9000)``).
     features : "infer" or list of str
     percentile : float
         Null percentile a group must exceed (95 in the papers).
@@ -138,6 +141,17 @@ def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int
     reference_query : str, optional
         A pandas query selecting control profiles (e.g. ``"Metadata_control_type == 'negcon'"``):
         they are left out, neither scored nor in the null (``cpfeatures score --reference``).
+    null : {"numpy", "cpjump1"}
+        ``"numpy"``: the seeded, vectorized null below. ``"cpjump1"``: the CPJUMP1 paper's
+        own arithmetic (:mod:`cpfeatures.profile._cpjump1`): Python's ``random.choices`` of
+        ``n_replicates`` rows of distinct perturbations, ``np.corrcoef`` medians,
+        ``np.nanpercentile(null, 95)``, and perturbations with one profile counted as not
+        replicating. ``replicate_by`` must then be one column.
+    n_replicates : int
+        Size of a ``"cpjump1"`` null set (the paper: 4).
+    rng : random.Random, optional
+        For ``"cpjump1"``: the generator to draw from, to continue one stream over several
+        calls as the paper's notebooks do (default ``random.Random(seed)``).
 
     Returns
     -------
@@ -160,6 +174,12 @@ def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int
     by = _as_list(replicate_by)
     if n_samples < 1:
         raise InputError("n_samples must be >= 1")
+    if null == "cpjump1":
+        return _replicating_cpjump1(profiles, by, n_samples, 9000 if seed is None else seed, n_replicates, rng,
+                                    features)
+    if null != "numpy":
+        raise InputError(f"null must be 'numpy' or 'cpjump1', got {null!r}")
+    seed = 0 if seed is None else seed
     ids, keys = _groups(profiles, by)
     if len(keys) < 5:
         warnings.warn(f"the replicating null is drawn from {len(keys)} perturbation(s) only: its percentile says "
@@ -198,6 +218,35 @@ def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int
                              members_by_k)
 
 
+def _paper_frame(profiles: pd.DataFrame, features) -> pd.DataFrame:
+    """Metadata plus the chosen features, as the notebooks' frames (features = non-``Metadata`` columns)."""
+    names = infer_features(profiles, features)
+    _finite(feature_array(profiles, names))
+    return profiles[[c for c in profiles.columns if c.startswith("Metadata")] + names]
+
+
+def _replicating_cpjump1(profiles, by, n_samples, seed, n_replicates, rng, features) -> ReplicatingResult:
+    from . import _cpjump1
+
+    if len(by) != 1:
+        raise InputError(f"null='cpjump1' groups replicates by one column, got {by}")
+    frame = _paper_frame(profiles, features)
+    rng = random.Random(seed) if rng is None else rng
+    keys, values = _cpjump1.replicate_correlations(frame, by[0])
+    null, members = _cpjump1.replicating_null(frame, by[0], n_samples, n_replicates, rng)
+    if np.isnan(null).all():
+        raise InputError("every sample of the replicating null is NaN: the profiles have no variance")
+    percent, high, _, above = _cpjump1.percent_score(null, values, "right")
+    sizes = frame.groupby(by[0], sort=True).size().to_numpy()
+    single = int((sizes == 1).sum())
+    if single:
+        warnings.warn(f"{single} of {len(sizes)} perturbation(s) of {by[0]} have one profile: the paper's arithmetic "
+                      "counts them as not replicating", DegenerateResultWarning, stacklevel=3)
+    table = pd.DataFrame({by[0]: keys.to_numpy(), "n_replicates": sizes, "median_correlation": values,
+                          "null_threshold": high, "above_null": above})
+    return ReplicatingResult(percent, high, table, {n_replicates: null}, {n_replicates: members})
+
+
 def _finite(x: np.ndarray) -> np.ndarray:
     if not np.isfinite(x).all():
         raise InputError("profiles contain NaN or infinite feature values; drop or impute them first")
@@ -218,9 +267,12 @@ class MatchingResult:
         ``median_correlation``, ``above_null``.
     null : ndarray
     null_pairs : ndarray
-        Group indices (``n_samples x 2``, rows of ``groups``) of the null samples.
+        Group indices (``n_samples x 2``, rows of ``groups``) of the null samples
+        (``null="cpjump1"``: the pairs of shared annotations drawn).
     groups : DataFrame
         Group keys and their annotation sets.
+    null_p5 : float or None
+        The lower threshold, when ``tail`` is ``"left"`` or ``"both"``.
     """
 
     percent_matching: float
@@ -229,6 +281,7 @@ class MatchingResult:
     null: np.ndarray = field(repr=False)
     null_pairs: np.ndarray = field(repr=False)
     groups: pd.DataFrame = field(repr=False)
+    null_p5: float | None = None
 
 
 def _annotations(values: pd.Series, sep: str | None) -> list[frozenset]:
@@ -247,8 +300,9 @@ def _cross_median(z: np.ndarray, rows_a: np.ndarray, rows_b: np.ndarray) -> floa
 
 
 def percent_matching(profiles, group_by, match_by: str, across: str | None = None, sep: str | None = "|",
-                     n_samples: int = 1000, seed: int = 0, features="infer",
-                     percentile: float = 95.0, reference_query: str | None = None) -> MatchingResult:
+                     n_samples: int = 1000, seed: int | None = None, features="infer",
+                     percentile: float = 95.0, reference_query: str | None = None, tail: str = "right",
+                     null: str = "numpy", modalities=None, rng: random.Random | None = None) -> MatchingResult:
     """Percent Matching between groups of profiles that share an annotation.
 
     Parameters
@@ -267,8 +321,23 @@ def percent_matching(profiles, group_by, match_by: str, across: str | None = Non
     seed : int
     features : "infer" or list of str
     percentile : float
+        The null percentile of the right tail (95); the left tail uses ``100 - percentile``.
     reference_query : str, optional
         Control profiles to leave out (see :func:`percent_replicating`).
+    tail : {"right", "left", "both"}
+        Count pairs above the upper threshold, below the lower one (anti-correlation,
+        as the paper scores ORFs against compounds), or either.
+    null : {"numpy", "cpjump1"}
+        ``"cpjump1"``: the paper's arithmetic (:mod:`cpfeatures.profile._cpjump1`) between the
+        two ``modalities`` of ``across``: every perturbation (``group_by``, one column) of one
+        against every one of the other that shares a ``match_by`` value (one value per
+        profile, no ``sep`` splitting), ``random.choices`` of two shared values for the null,
+        ``np.nanpercentile`` thresholds (5,000 samples in the paper).
+    modalities : (str, str), optional
+        ``"cpjump1"``: the values of ``across`` that are modality 1 and 2 (the null draws the
+        first annotation for modality 1); default their order of appearance.
+    rng : random.Random, optional
+        ``"cpjump1"``: continue this generator (default ``random.Random(seed)``, seed 9000).
 
     Returns
     -------
@@ -287,6 +356,14 @@ def percent_matching(profiles, group_by, match_by: str, across: str | None = Non
         raise InputError(f"metadata column {match_by!r} not in the profiles")
     if across is not None and across not in profiles.columns:
         raise InputError(f"metadata column {across!r} not in the profiles")
+    if tail not in ("right", "left", "both"):
+        raise InputError(f"tail must be 'right', 'left' or 'both', got {tail!r}")
+    if null == "cpjump1":
+        return _matching_cpjump1(profiles, by, match_by, across, n_samples, 9000 if seed is None else seed, tail,
+                                 modalities, rng, features)
+    if null != "numpy":
+        raise InputError(f"null must be 'numpy' or 'cpjump1', got {null!r}")
+    seed = 0 if seed is None else seed
     ids, keys = _groups(profiles, by)
     z = _correlated(profiles, features)
     first = pd.Series(np.arange(len(profiles)))[ids >= 0].groupby(ids[ids >= 0]).first().to_numpy()
@@ -316,12 +393,37 @@ def percent_matching(profiles, group_by, match_by: str, across: str | None = Non
             raise InputError("cannot draw null pairs: almost every pair of groups shares an annotation")
     null = np.array([_cross_median(z, rows[g1], rows[g2]) for g1, g2 in null_pairs])
     threshold = _threshold(null, percentile, "matching")
+    low = _threshold(null, 100.0 - percentile, "matching") if tail in ("left", "both") else None
     table = pd.DataFrame({
         **{f"{c}_1": keys[c].to_numpy()[[p[0] for p in pairs]] for c in by},
         **{f"{c}_2": keys[c].to_numpy()[[p[1] for p in pairs]] for c in by},
         "shared": ["|".join(sorted(annotations[g1] & annotations[g2])) for g1, g2 in pairs],
         "median_correlation": [_cross_median(z, rows[g1], rows[g2]) for g1, g2 in pairs],
     })
-    table["above_null"] = table["median_correlation"] > threshold
+    table["above_null"] = table["median_correlation"] > threshold if tail != "left" else False
+    if low is not None:
+        table["below_null"] = table["median_correlation"] < low
+    beyond = table["above_null"] | table["below_null"] if low is not None else table["above_null"]
     groups = keys.assign(annotations=["|".join(sorted(a)) for a in annotations])
-    return MatchingResult(100.0 * float(table["above_null"].mean()), threshold, table, null, null_pairs, groups)
+    return MatchingResult(100.0 * float(beyond.mean()), threshold, table, null, null_pairs, groups, low)
+
+
+def _matching_cpjump1(profiles, by, match_by, across, n_samples, seed, tail, modalities, rng,
+                      features) -> MatchingResult:
+    from . import _cpjump1
+
+    if len(by) != 1 or across is None:
+        raise InputError("null='cpjump1' needs one group_by column and the modality column as across")
+    frame = _paper_frame(profiles, features)
+    rng = random.Random(seed) if rng is None else rng
+    table = _cpjump1.matching_correlations(frame, by[0], match_by, across, modalities)
+    if table.empty:
+        raise InputError(f"no {by[0]} of one modality shares a {match_by} value with one of the other")
+    null, drawn = _cpjump1.matching_null(frame, by[0], match_by, across, n_samples, rng, modalities)
+    percent, high, low, _ = _cpjump1.percent_score(null, table["median_correlation"].to_numpy(), tail)
+    values = table["median_correlation"].to_numpy()
+    table["above_null"] = values > high if high is not None else False
+    if low is not None:
+        table["below_null"] = values < low
+    groups = pd.DataFrame({match_by: np.intersect1d(list(frame[match_by].dropna()), list(table["shared"]))})
+    return MatchingResult(percent, high if high is not None else float("nan"), table, null, drawn, groups, low)

@@ -1,0 +1,106 @@
+"""null="cpjump1" (profile/_cpjump1.py): the CPJUMP1 notebooks' definitions, checked step by step on the real
+LINCS plate: the draws are Python's random.choices from random.Random(9000) (rejected unless the rows are of
+distinct perturbations), the values np.nanmedian of np.corrcoef, the threshold np.nanpercentile(null, 95), the
+percentage over every perturbation (single profiles count, as not replicating), and one generator continued
+across calls as the notebooks continue theirs."""
+
+from __future__ import annotations
+
+import random
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cpfeatures.errors import DegenerateResultWarning
+from cpfeatures.profile import percent_matching, percent_replicating
+
+
+@pytest.fixture(scope="module")
+def treated(lincs) -> pd.DataFrame:
+    """The notebooks' frame: controls left out, the perturbation key present."""
+    frame = lincs[lincs["Metadata_broad_sample"] != "DMSO"].reset_index(drop=True)
+    # one perturbation with a single profile, as a plate with one replicate left has
+    return pd.concat([frame, frame.iloc[[0]].assign(Metadata_broad_sample="BRD-SINGLE")], ignore_index=True)
+
+
+def _features(frame):
+    return frame[[c for c in frame.columns if not c.startswith("Metadata")]].to_numpy(float)
+
+
+def _paper_median(x):
+    corr = np.corrcoef(x)
+    np.fill_diagonal(corr, np.nan)
+    return np.nanmedian(corr)
+
+
+def test_replicating_null_is_the_papers_draws(treated):
+    with pytest.warns(DegenerateResultWarning, match="1 of 59 perturbation"):
+        result = percent_replicating(treated, "Metadata_broad_sample", n_samples=300, null="cpjump1")
+    rng, labels, x = random.Random(9000), treated["Metadata_broad_sample"].to_numpy(), _features(treated)
+    expected = []
+    while len(expected) < 5:  # the first accepted draws, redrawn here from the definition
+        rows = rng.choices(range(len(treated)), k=4)
+        if len(set(labels[rows])) == 4:
+            expected.append(rows)
+    np.testing.assert_array_equal(result.null_members[4][:5], expected)
+    assert result.null[4][0] == _paper_median(x[expected[0]])
+    assert result.null_p95 == np.nanpercentile(result.null[4], 95)
+    table = result.per_group.set_index("Metadata_broad_sample")
+    assert np.isnan(table.loc["BRD-SINGLE", "median_correlation"]) and not table.loc["BRD-SINGLE", "above_null"]
+    group = treated.index[treated["Metadata_broad_sample"] == table.index[0]]
+    assert table["median_correlation"].iloc[0] == _paper_median(x[group])
+    # the percentage counts every perturbation, the single one included
+    assert result.percent_replicating == 100 * table["above_null"].sum() / len(table)
+
+
+def test_one_generator_continues_across_calls(treated):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateResultWarning)
+        shared = random.Random(9000)
+        first = percent_replicating(treated, "Metadata_broad_sample", n_samples=50, null="cpjump1", rng=shared)
+        state = shared.getstate()
+        second = percent_replicating(treated, "Metadata_broad_sample", n_samples=50, null="cpjump1", rng=shared)
+        fresh = percent_replicating(treated, "Metadata_broad_sample", n_samples=50, null="cpjump1")
+        resumed = random.Random()
+        resumed.setstate(state)
+        again = percent_replicating(treated, "Metadata_broad_sample", n_samples=50, null="cpjump1", rng=resumed)
+    np.testing.assert_array_equal(first.null[4], fresh.null[4])  # seed 9000 by default
+    assert not np.array_equal(first.null[4], second.null[4])
+    np.testing.assert_array_equal(second.null[4], again.null[4])
+
+
+@pytest.fixture(scope="module")
+def two_modalities(treated) -> pd.DataFrame:
+    """Real profiles in two "modalities" (low and high doses) sharing annotations (the MOA)."""
+    frame = treated[treated["Metadata_moa"].notna()].copy()
+    high = frame["Metadata_mmoles_per_liter"] >= frame.groupby("Metadata_broad_sample")[
+        "Metadata_mmoles_per_liter"].transform("median")
+    frame["Metadata_modality"] = np.where(high, "high", "low")
+    frame["Metadata_pert"] = frame["Metadata_broad_sample"] + "_" + frame["Metadata_modality"]
+    return frame.reset_index(drop=True)
+
+
+@pytest.mark.parametrize("tail", ["right", "left", "both"])
+def test_matching_is_the_papers_arithmetic(two_modalities, tail):
+    result = percent_matching(two_modalities, "Metadata_pert", "Metadata_moa", across="Metadata_modality",
+                              n_samples=200, null="cpjump1", tail=tail, modalities=("low", "high"))
+    one = two_modalities[two_modalities["Metadata_modality"] == "low"]
+    two = two_modalities[two_modalities["Metadata_modality"] == "high"]
+    shared = list(np.intersect1d(list(one["Metadata_moa"]), list(two["Metadata_moa"])))
+    rng = random.Random(9000)
+    assert [tuple(p) for p in result.null_pairs[:3]] == [tuple(rng.choices(shared, k=2)) for _ in range(3)]
+    # the first pair of the table, from the definition
+    row = result.per_pair.iloc[0]
+    x1 = _features(one[one["Metadata_pert"] == row["Metadata_pert_1"]])
+    x2 = _features(two[two["Metadata_pert"] == row["Metadata_pert_2"]])
+    corr = np.corrcoef(x1, x2)[:len(x1), len(x1):]
+    assert row["median_correlation"] == np.nanmedian(corr) and row["shared"] == shared[0]
+    assert len(result.null) >= 200
+    values = result.per_pair["median_correlation"].to_numpy()
+    high, low = np.nanpercentile(result.null, 95), np.nanpercentile(result.null, 5)
+    expected = {"right": np.mean(values > high), "left": np.mean(values < low),
+                "both": np.mean(values > high) + np.mean(values < low)}[tail] * 100
+    assert result.percent_matching == pytest.approx(expected, abs=1e-12)
+    assert (result.null_p5 is None) == (tail == "right")
