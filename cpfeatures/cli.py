@@ -333,12 +333,14 @@ def config(show_default, store, cppipe, illum_cppipe, allow_unsupported, out):
 
 
 @main.command()
-@click.argument("store")
+@click.argument("stores", nargs=-1, required=True)
 @click.option("-o", "--output", "out", required=True, help="Profiles file (.parquet, .csv or .csv.gz).")
-@click.option("--platemap", type=click.Path(dir_okay=False), default=None,
-              help="Plate map (CSV, or tab-separated .txt/.tsv) joined on the well.")
-@click.option("--external-metadata", type=click.Path(dir_okay=False), default=None,
-              help="Perturbation annotations joined on --external-join-on (e.g. CPJUMP1 compound metadata).")
+@click.option("--platemap", type=click.Path(), default=None,
+              help="Plate map (CSV, or tab-separated .txt/.tsv) joined on the well, with Metadata_Plate when "
+                   "plates differ; or a JUMP plate-map folder (barcode_platemap.csv + platemap/).")
+@click.option("--external-metadata", type=click.Path(), default=None,
+              help="Perturbation annotations joined on --external-join-on (e.g. CPJUMP1 compound metadata); with "
+                   "a JUMP folder, the folder of <name>_metadata.tsv files (default: ../../external_metadata).")
 @click.option("--external-join-on", default=None, help="Column shared by the plate map and --external-metadata.")
 @click.option("--operation", type=click.Choice(["median", "mean"]), default="median", show_default=True)
 @click.option("--normalize", "method", type=click.Choice(["mad_robustize", "standardize", "robustize", "none"]),
@@ -347,14 +349,25 @@ def config(show_default, store, cppipe, illum_cppipe, allow_unsupported, out):
               help="Rows the normalization is fitted on: 'all' or a query like \"Metadata_control_type == 'negcon'\".")
 @click.option("--feature-select/--no-feature-select", default=True, show_default=True,
               help="CPJUMP1's selection: frequency, correlation (--corr-threshold), NaN and blocklist filters.")
+@click.option("--select-level", type=click.Choice(["plate", "batch", "all"]), default="batch", show_default=True,
+              help="Feature selection per plate (features all plates kept), per Metadata_Batch (all plates when "
+                   "absent; the CPJUMP1 recipe), or over everything.")
+@click.option("--features-from", type=click.Path(dir_okay=False), default=None,
+              help="Keep the features listed in this file (an earlier run's <output>_features.txt) instead of "
+                   "selecting.")
 @click.option("--corr-threshold", type=float, default=0.9, show_default=True)
 @click.option("--keep-stages", is_flag=True, help="Also write the aggregated, annotated and normalized tables.")
 @_LOG
 @_JSON
 @_friendly
-def profile(store, out, platemap, external_metadata, external_join_on, operation, method, samples,
-            feature_select, corr_threshold, keep_stages, log_file, as_json):
-    """Turn a run's single cells into well profiles: aggregate, annotate, normalize, select.
+def profile(stores, out, platemap, external_metadata, external_join_on, operation, method, samples,
+            feature_select, select_level, features_from, corr_threshold, keep_stages, log_file, as_json):
+    """Turn runs' single cells into well profiles: aggregate, annotate, normalize, select.
+
+    STORES are run stores (or single-cell tables, or a folder of stores), one plate each.
+    Each plate is aggregated, annotated and normalized on its own; feature selection then
+    runs over the plates together (--select-level), and the kept features are written to
+    <output>_features.txt beside the profiles.
 
     Warns, naming the plate, when the normalization reference is a single well or features
     have no spread in it (their normalized values are then divided by ~0).
@@ -366,32 +379,48 @@ def profile(store, out, platemap, external_metadata, external_join_on, operation
 
     t0 = time.perf_counter()
     out = Path(prof.check_profiles_path(out))
-    plate_map = prof.read_platemap(platemap) if platemap else None  # refused before the cells are read
-    stages = []
+    kept_list = None
+    if features_from:
+        try:
+            kept_list = [ln.strip() for ln in Path(features_from).read_text().splitlines() if ln.strip()]
+        except OSError as exc:
+            raise click.UsageError(f"--features-from {features_from}: {exc.strerror or exc}") from None
+    if platemap and not Path(platemap).is_dir():
+        prof.read_platemap(platemap)  # refused before the cells are read
+    if keep_stages and len(stores) == 1:
+        _profile_stages(prof, stores[0], out, platemap, external_metadata, external_join_on, operation, method,
+                        samples)
+    result_profiles = prof.profile_plates(
+        list(stores), platemaps=platemap, external_metadata=external_metadata, external_join_on=external_join_on,
+        operation=operation, method=method, samples=samples, select_level=select_level,
+        corr_threshold=corr_threshold, features_from=kept_list, feature_selection=feature_select)
+    table = result_profiles.profiles
+    prof.write_profiles(table, out)
+    stem = out.name.split(".")[0]
+    features_file = out.with_name(f"{stem}_features.txt")
+    features_file.write_text("\n".join(result_profiles.features) + "\n")
+    written = [str(out), str(features_file)]
+    kept = len(result_profiles.features)
+    result = {"command": "profile", "stores": list(stores), "output": str(out), "files": written,
+              "plates": list(map(str, result_profiles.plates["Metadata_Plate"])), "profiles": len(table),
+              "features": kept, "seconds": round(time.perf_counter() - t0, 1), "exit_code": 0}
+    plates = len(result_profiles.plates)
+    _finish(result, [f"{len(table)} profiles of {plates} plate(s), {kept} features -> {out} "
+                     f"(kept list: {features_file.name})"], as_json, log_file)
+
+
+def _profile_stages(prof, store, out, platemap, external_metadata, external_join_on, operation, method, samples):
+    """--keep-stages for one store: the aggregated, annotated and normalized tables beside the output."""
     table = prof.aggregate(store, operation=operation)
-    n_features = sum(not c.startswith("Metadata_") for c in table.columns)
-    stages.append(("aggregated", table))
-    if plate_map is not None:
-        table = prof.annotate(table, plate_map, external_metadata=external_metadata,
-                              external_join_on=external_join_on)
+    stem = out.name.split(".")[0]
+    stages = [("aggregated", table)]
+    if platemap:
+        table = prof.annotate(table, platemap, external_metadata=external_metadata, external_join_on=external_join_on)
         stages.append(("annotated", table))
     if method != "none":
-        table = prof.normalize(table, method=method, samples=samples)
-        stages.append(("normalized", table))
-    if feature_select:
-        table = prof.feature_select(table, corr_threshold=corr_threshold)
-    prof.write_profiles(table, out)
-    written = [str(out)]
-    if keep_stages:
-        stem = out.name.split(".")[0]
-        for name, frame in stages:
-            written.append(str(prof.write_profiles(frame, out.with_name(f"{stem}_{name}{''.join(out.suffixes)}"))))
-    kept = sum(not c.startswith("Metadata_") for c in table.columns)
-    result = {"command": "profile", "store": store, "output": str(out), "files": written, "profiles": len(table),
-              "features": kept, "features_measured": n_features, "seconds": round(time.perf_counter() - t0, 1),
-              "exit_code": 0}
-    _finish(result, written[1:] + [f"{len(table)} profiles, {kept} of {n_features} features -> {out}"], as_json,
-            log_file)
+        stages.append(("normalized", prof.normalize(table, method=method, samples=samples)))
+    for name, frame in stages:
+        prof.write_profiles(frame, out.with_name(f"{stem}_{name}{''.join(out.suffixes)}"))
 
 
 @main.command()

@@ -2,10 +2,12 @@
 
 The methods are pycytominer's: ``standardize`` (scikit-learn's StandardScaler:
 mean and population standard deviation), ``robustize`` (RobustScaler: median and
-interquartile range) and ``mad_robustize`` (median and 1.4826 x the median
+interquartile range), ``mad_robustize`` (median and 1.4826 x the median
 absolute deviation, plus a tiny epsilon; CPJUMP1's choice, fitted on the DMSO
-wells). Statistics ignore NaN. Each plate is fitted on its own rows (CPJUMP1
-normalizes plate by plate), which equals calling pycytominer once per plate.
+wells) and ``spherize`` (ZCA / PCA whitening, see :mod:`.spherize`). Statistics
+ignore NaN (except spherize's, whose reference must be complete). Each plate is
+fitted on its own rows (CPJUMP1 normalizes plate by plate), which equals calling
+pycytominer once per plate.
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ import warnings
 
 from ..errors import DegenerateResultWarning, InputError
 from ._frames import feature_array, infer_features, load_profiles, metadata_columns, select_rows
+from .spherize import spherize
 
 __all__ = ["normalize", "METHODS"]
 
-METHODS = ("standardize", "robustize", "mad_robustize")
+METHODS = ("standardize", "robustize", "mad_robustize", "spherize")
 _MAD_SCALE = 1.4826  # consistency constant for a normal distribution (pycytominer's)
 
 
@@ -47,13 +50,14 @@ def _fit(x: np.ndarray, method: str, epsilon: float) -> tuple[np.ndarray, np.nda
 
 def normalize(profiles, method: str = "mad_robustize", samples: str = "all", features="infer",
               by: str | None = "Metadata_Plate", image_features: bool = False,
-              mad_robustize_epsilon: float = 1e-18) -> pd.DataFrame:
+              mad_robustize_epsilon: float = 1e-18, spherize_method: str = "ZCA-cor",
+              spherize_center: bool = True, spherize_epsilon: float = 1e-6) -> pd.DataFrame:
     """Normalize features per plate.
 
     Parameters
     ----------
     profiles : DataFrame or path
-    method : {"mad_robustize", "standardize", "robustize"}
+    method : {"mad_robustize", "standardize", "robustize", "spherize"}
     samples : str
         ``"all"`` or a pandas query selecting the rows the statistics are fitted
         on, e.g. ``"Metadata_control_type == 'negcon'"``; every row is transformed.
@@ -64,6 +68,13 @@ def normalize(profiles, method: str = "mad_robustize", samples: str = "all", fea
     image_features : bool
     mad_robustize_epsilon : float
         Added to the MAD so constant features do not divide by zero.
+    spherize_method : {"ZCA-cor", "ZCA", "PCA-cor", "PCA"}
+        With ``method="spherize"``: the whitening (pycytominer's default
+        ``ZCA-cor``); the PCA variants output columns ``PC1`` ... ``PCd``.
+    spherize_center : bool
+        With ``method="spherize"``: center on the reference mean first.
+    spherize_epsilon : float
+        With ``method="spherize"``: added to the reference's singular values.
 
     Returns
     -------
@@ -75,12 +86,23 @@ def normalize(profiles, method: str = "mad_robustize", samples: str = "all", fea
     DegenerateResultWarning
         A plate's reference has fewer than 2 profiles, or features have zero spread
         in it: those values are divided by (nearly) nothing, as pycytominer does, and
-        can be huge. The warning names the plate, the samples and the features.
+        can be huge. The warning names the plate, the samples and the features. With
+        ``method="spherize"``: a rank-deficient reference (fewer profiles than
+        features) or, for the ``-cor`` variants, zero-variance features (a
+        reference of fewer than 2 profiles, or with NaN, is an InputError there).
+
+    See Also
+    --------
+    spherize : the whitening behind ``method="spherize"`` (one transform per ``by`` group).
     """
     profiles = load_profiles(profiles)
     method = str(method).lower()
     if method not in METHODS:
         raise InputError(f"normalize method must be one of {METHODS}, got {method!r}")
+    if method == "spherize":
+        return spherize(profiles, method=spherize_method, center=spherize_center, epsilon=spherize_epsilon,
+                        samples=samples, features=features, image_features=image_features,
+                        by=by if by is not None and by in profiles.columns else None)
     feats = infer_features(profiles, features, image_features)
     meta = metadata_columns(profiles)
     x = feature_array(profiles, feats)

@@ -49,3 +49,28 @@ def nf1_cells(nf1_sqlite) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def nf1_platemap():
     return _need(PROFILES / "nf1_platemap_NF1_CP.csv")
+
+
+@pytest.fixture(scope="session")
+def second_run(bundled_plate_dir, tmp_path_factory):
+    """A second real plate: the bundled plate's images mirrored left-right (so segmentation and features
+    differ), under plate id CPJUMP1_EXAMPLE_B, run into its own store."""
+    import shutil
+
+    import numpy as np
+    import tifffile
+
+    from cpfeatures.run import run_plate
+
+    root = tmp_path_factory.mktemp("plate_b")
+    plate = root / "plate_b"
+    shutil.copytree(bundled_plate_dir, plate)
+    index = plate / "Images" / "Index.idx.xml"
+    index.write_text(index.read_text().replace("<PlateID>CPJUMP1_EXAMPLE</PlateID>",
+                                               "<PlateID>CPJUMP1_EXAMPLE_B</PlateID>"))
+    for tif in (plate / "Images").glob("*.tiff"):
+        tifffile.imwrite(tif, np.ascontiguousarray(tifffile.imread(tif)[:, ::-1]), compression="lzw")
+    out = root / "plate_b.zarr"
+    summary = run_plate(plate, out, workers=1, progress=False)
+    assert summary.ok and len(summary.done) == 4
+    return out

@@ -1,0 +1,256 @@
+"""profile_plates: many plates' single cells -> one table of normalized, feature-selected well profiles.
+
+The JUMP profiling recipe, plate by plate then across the batch: each plate is aggregated
+(its store or single-cell table), annotated with its own plate map, normalized against its
+own wells (or its negative controls); then one feature selection runs over the plates
+together (``select_level="batch"``, the CPJUMP1 recipe), per plate, or over everything, and
+every plate keeps the same columns. The kept list is returned so later plates can be
+reduced to it (``features_from``).
+
+Plate maps come as the JUMP layout (:func:`read_jump_platemaps`: ``barcode_platemap.csv``
+with ``Assay_Plate_Barcode, Plate_Map_Name``, ``platemap/<Plate_Map_Name>.txt`` and the
+``external_metadata/<name>_metadata.tsv`` beside them) or as one flat table (with a
+``Metadata_Plate`` column when plates differ).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ..errors import InputError
+from ._frames import load_profiles, metadata_columns
+from .aggregate import aggregate
+from .annotate import annotate, read_platemap
+from .feature_select import CPJUMP1_OPERATIONS, feature_select
+from .normalize import normalize
+
+__all__ = ["profile_plates", "read_jump_platemaps", "PlateProfiles", "SELECT_LEVELS"]
+
+SELECT_LEVELS = ("plate", "batch", "all")
+
+
+@dataclass
+class PlateProfiles:
+    """Outcome of :func:`profile_plates`.
+
+    Attributes
+    ----------
+    profiles : DataFrame
+        Every plate's normalized profiles, the kept features only, plates in input order.
+    features : list of str
+        The kept features (write them beside the profiles to reduce later plates to them).
+    plates : DataFrame
+        ``Metadata_Plate, profiles, source`` per plate.
+    """
+
+    profiles: pd.DataFrame
+    features: list[str]
+    plates: pd.DataFrame
+
+
+def read_jump_platemaps(folder: str | os.PathLike, external_metadata: str | os.PathLike | None = None
+                        ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame | None]]:
+    """Plate maps in the JUMP layout: barcode -> (plate map, its external metadata or None).
+
+    Parameters
+    ----------
+    folder : path-like
+        The batch's plate-map folder, holding ``barcode_platemap.csv`` and ``platemap/``
+        (``metadata/platemaps/<batch>/`` in the JUMP repositories).
+    external_metadata : path-like, optional
+        A folder of ``<Plate_Map_Name minus _platemap>_metadata.tsv`` files or one file
+        for every plate. Default: ``<folder>/../../external_metadata`` when it exists.
+
+    Returns
+    -------
+    dict
+        ``Assay_Plate_Barcode -> (plate map, external metadata)``, read and checked.
+
+    Raises
+    ------
+    InputError
+        A missing ``barcode_platemap.csv`` or plate-map file, naming it.
+    """
+    folder = Path(folder)
+    barcodes = folder / "barcode_platemap.csv"
+    if not barcodes.is_file():
+        raise InputError("no barcode_platemap.csv (Assay_Plate_Barcode, Plate_Map_Name) in the plate-map folder",
+                         folder)
+    table = pd.read_csv(barcodes, dtype=str)
+    missing = [c for c in ("Assay_Plate_Barcode", "Plate_Map_Name") if c not in table.columns]
+    if missing:
+        raise InputError(f"missing column(s) {', '.join(missing)}", barcodes)
+    if external_metadata is None:
+        guess = folder.parent.parent / "external_metadata"
+        external_metadata = guess if guess.is_dir() else None
+    maps: dict[str, pd.DataFrame] = {}
+    out = {}
+    for barcode, name in zip(table["Assay_Plate_Barcode"], table["Plate_Map_Name"]):
+        if name not in maps:
+            candidates = [folder / "platemap" / f"{name}{ext}" for ext in (".txt", ".tsv", ".csv")]
+            path = next((p for p in candidates if p.is_file()), None)
+            if path is None:
+                raise InputError(f"plate map {name!r} of plate {barcode} not found (looked for {candidates[0].name})",
+                                 folder / "platemap")
+            maps[name] = read_platemap(path)
+        out[str(barcode)] = (maps[name], _external_for(name, external_metadata))
+    return out
+
+
+def _external_for(name: str, where) -> pd.DataFrame | None:
+    if where is None:
+        return None
+    where = Path(where)
+    if where.is_file():
+        return load_profiles(where, "external metadata")
+    stem = name[: -len("_platemap")] if name.endswith("_platemap") else name
+    for candidate in (where / f"{stem}_metadata.tsv", where / f"{stem}_metadata.csv"):
+        if candidate.is_file():
+            return load_profiles(candidate, "external metadata")
+    return None
+
+
+def _sources(sources) -> list:
+    if isinstance(sources, (str, os.PathLike)) or isinstance(sources, pd.DataFrame):
+        sources = [sources]
+    out = []
+    for s in sources:
+        if isinstance(s, (str, os.PathLike)) and Path(s).is_dir() and not (Path(s) / "zarr.json").is_file():
+            stores = sorted(p for p in Path(s).iterdir() if (p / "zarr.json").is_file())
+            if not stores:
+                raise InputError("a folder of stores with no store in it", s)
+            out += stores
+        else:
+            out.append(s)
+    if not out:
+        raise InputError("no stores or tables to profile")
+    return out
+
+
+def profile_plates(sources, platemaps=None, external_metadata=None, external_join_on: str | None = None,
+                   operation: str = "median", method: str = "mad_robustize", samples: str = "all",
+                   select_level: str = "batch", operations=CPJUMP1_OPERATIONS, corr_threshold: float = 0.9,
+                   batch_column: str = "Metadata_Batch", features_from: list[str] | None = None,
+                   feature_selection: bool = True, features="infer") -> PlateProfiles:
+    """Profile several plates as the JUMP recipe does: per plate aggregate, annotate, normalize; then select.
+
+    Parameters
+    ----------
+    sources : store, table, path, or a list of them (or a folder of stores)
+        One plate each: a run's store, or a single-cell / profile table with ``Metadata_Plate``.
+    platemaps : path, DataFrame or dict, optional
+        A JUMP plate-map folder (see :func:`read_jump_platemaps`), a dict barcode -> (plate
+        map, external metadata), or one flat plate map for every plate.
+    external_metadata : path, optional
+        With a flat plate map: one perturbation table; with a JUMP folder: its folder or file.
+    external_join_on : str, optional
+        The column joining plate map and external metadata (default ``broad_sample`` when
+        both have it).
+    operation : {"median", "mean"}
+    method : str
+        :func:`normalize` method per plate (``"none"`` to skip).
+    samples : str
+        The normalization reference, e.g. ``"Metadata_control_type == 'negcon'"``.
+    select_level : {"plate", "batch", "all"}
+        Feature selection per plate (the features every plate kept are kept), per
+        ``batch_column`` value (all plates at once when the column is absent), or over all.
+    operations, corr_threshold
+        :func:`feature_select`'s.
+    batch_column : str
+    features_from : list of str, optional
+        Keep exactly these features (an earlier run's kept list) instead of selecting.
+    feature_selection : bool
+    features : "infer" or list of str
+        The single-cell features to aggregate (default: every CellProfiler feature).
+
+    Returns
+    -------
+    PlateProfiles
+
+    Raises
+    ------
+    InputError
+        Unknown level, a plate without a plate map, a feature of ``features_from`` missing.
+    """
+    if select_level not in SELECT_LEVELS:
+        raise InputError(f"select_level must be one of {SELECT_LEVELS}, got {select_level!r}")
+    maps = _plate_maps(platemaps, external_metadata)
+    frames, rows = [], []
+    for source in _sources(sources):
+        table = aggregate(source, operation=operation, features=features)
+        for plate, part in table.groupby("Metadata_Plate", sort=False):
+            part = part.reset_index(drop=True)
+            part = _annotate(part, str(plate), maps, external_join_on)
+            if method != "none":
+                part = normalize(part, method=method, samples=samples)
+            frames.append(part)
+            rows.append({"Metadata_Plate": plate, "profiles": len(part),
+                         "source": source if isinstance(source, (str, os.PathLike)) else "table"})
+    plates = pd.DataFrame(rows)
+    if plates["Metadata_Plate"].duplicated().any():
+        raise InputError(f"plate {plates.loc[plates['Metadata_Plate'].duplicated(), 'Metadata_Plate'].iloc[0]!r} "
+                         "comes from two sources")
+    combined = pd.concat(frames, ignore_index=True, join="inner")  # features measured on every plate
+    meta = metadata_columns(combined)
+    measured = [c for c in combined.columns if c not in set(meta)]
+    if features_from is not None:
+        missing = [f for f in features_from if f not in measured]
+        if missing:
+            raise InputError(f"{len(missing)} feature(s) of the kept list are not in these profiles: "
+                             f"{', '.join(missing[:5])}")
+        kept = list(features_from)
+    elif not feature_selection:
+        kept = measured
+    else:
+        kept = _select(combined, frames, select_level, operations, corr_threshold, batch_column, meta)
+    return PlateProfiles(combined[meta + kept], kept, plates)
+
+
+def _plate_maps(platemaps, external_metadata):
+    if platemaps is None:
+        return None
+    if isinstance(platemaps, dict):
+        return platemaps
+    if isinstance(platemaps, (str, os.PathLike)) and Path(platemaps).is_dir():
+        return read_jump_platemaps(platemaps, external_metadata)
+    flat = read_platemap(platemaps)
+    ext = load_profiles(external_metadata, "external metadata") if external_metadata is not None else None
+    return {"*": (flat, ext)}
+
+
+def _annotate(part: pd.DataFrame, plate: str, maps, join_on) -> pd.DataFrame:
+    if maps is None:
+        return part
+    entry = maps.get(plate, maps.get("*"))
+    if entry is None:
+        raise InputError(f"plate {plate} has no plate map (barcode_platemap.csv lists {len(maps)} other plates)")
+    platemap, ext = entry
+    if "Metadata_Plate" in platemap.columns and plate in set(platemap["Metadata_Plate"].astype(str)):
+        platemap = platemap[platemap["Metadata_Plate"].astype(str) == plate]
+    on = join_on
+    if ext is not None and on is None:
+        on = "broad_sample" if "Metadata_broad_sample" in platemap.columns or "broad_sample" in platemap.columns \
+            else None
+        if on is None:
+            raise InputError(f"plate {plate}: say which column joins the plate map and the external metadata")
+    return annotate(part, platemap, external_metadata=ext, external_join_on=on if ext is not None else None)
+
+
+def _select(combined, frames, level, operations, corr_threshold, batch_column, meta) -> list[str]:
+    features = [c for c in combined.columns if c not in set(meta)]
+    if level == "plate":
+        groups = [f for f in frames]
+    elif level == "batch" and batch_column in combined.columns:
+        groups = [g for _, g in combined.groupby(batch_column, sort=False)]
+    else:
+        groups = [combined]
+    kept = None
+    for group in groups:
+        chosen = feature_select(group[meta + features], operations=operations, corr_threshold=corr_threshold)
+        names = [c for c in chosen.columns if c not in set(meta)]
+        kept = names if kept is None else [f for f in kept if f in set(names)]
+    return kept
