@@ -16,7 +16,7 @@ import sys
 import time
 from typing import IO
 
-__all__ = ["progress", "Progress", "MODES"]
+__all__ = ["progress", "Progress", "Labelled", "MODES"]
 
 #: How progress is shown: "auto" (a bar on a terminal, lines otherwise), "bar", "lines", "none".
 MODES = ("auto", "bar", "lines", "none")
@@ -113,6 +113,23 @@ class _Bar(Progress):
         super().advance(task, n, failures)
 
 
+class Labelled(Progress):
+    """Phases of one plate of a batch shown in the batch's own progress: ``"<plate> sites"``."""
+
+    def __init__(self, inner: Progress, label: str):
+        super().__init__(None)
+        self.inner, self.label = inner, label
+
+    def add(self, name: str, total: int, completed: int = 0) -> int:
+        return self.inner.add(f"{self.label} {name}", total, completed)
+
+    def advance(self, task: int, n: int = 1, failures: int | None = None) -> None:
+        self.inner.advance(task, n, failures)
+
+    def write(self, text: str) -> None:
+        self.inner.write(text)
+
+
 def _duration(seconds: float) -> str:
     seconds = max(0, int(seconds))
     if seconds < 60:
@@ -124,7 +141,13 @@ def _duration(seconds: float) -> str:
 
 @contextlib.contextmanager
 def progress(mode: "str | bool" = "auto", log_file: str | None = None):
-    """A :class:`Progress` for ``mode`` (see :data:`MODES`; True = "auto", False = "none")."""
+    """A :class:`Progress` for ``mode`` (see :data:`MODES`; True = "auto", False = "none").
+
+    An open :class:`Progress` is used as it is (a batch shows its plates in one view).
+    """
+    if isinstance(mode, Progress):
+        yield mode
+        return
     mode = {True: "auto", False: "none", None: "none"}.get(mode, mode)
     if mode not in MODES:
         raise ValueError(f"progress must be one of {MODES}, got {mode!r}")

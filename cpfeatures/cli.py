@@ -131,8 +131,10 @@ _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
 
 
 @main.command()
-@click.argument("plate", type=click.Path(exists=False))
-@click.option("-o", "--output", "out", required=True, help="Output Zarr store: a path or an fsspec URL (s3://...).")
+@click.argument("plates", nargs=-1, required=True, type=click.Path(exists=False))
+@click.option("-o", "--output", "out", required=True,
+              help="Output Zarr store: a path or an fsspec URL (s3://...); for several plates, the folder of "
+                   "their stores (<plate>.zarr each).")
 @_PLATE
 @click.option("--illum", default=None,
               help="Precomputed CellProfiler illumination functions: a folder (or URL prefix) of "
@@ -156,8 +158,8 @@ _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
 @_LOG
 @_JSON
 @_friendly
-def run(plate, out, plate_name, illum, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites, save_labels,
-        verify_first, progress_mode, no_progress, log_file, as_json):
+def run(plates, out, plate_name, illum, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
+        save_labels, verify_first, progress_mode, no_progress, log_file, as_json):
     """Segment and measure every site of PLATE into the store OUT (resumable).
 
     PLATE is a Harmony plate folder (or its index file), an ImageXpress or
@@ -185,9 +187,15 @@ def run(plate, out, plate_name, illum, config, workers, threads_per_worker, sche
     """
     import signal
 
+    from .batch import batch_plates
     from .run import run_plate
 
     signal.signal(signal.SIGTERM, _as_interrupt)
+    if len(plates) > 1 or (plate_name is None and len(batch_plates(plates)) > 1):
+        return _run_batch(plates, out, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
+                          save_labels, verify_first, "none" if no_progress else progress_mode, log_file, as_json,
+                          illum)
+    plate = plates[0]
     summary = run_plate(plate, out, config, workers=workers, threads_per_worker=threads_per_worker,
                         scheduler=scheduler, scheduler_timeout=scheduler_timeout, wells=_split(wells),
                         sites=_split(sites), save_labels=save_labels, verify=verify_first,
@@ -219,6 +227,37 @@ def run(plate, out, plate_name, illum, config, workers, threads_per_worker, sche
         errors.append("interrupted: the sites in flight were abandoned (uncommitted); run the same command again "
                       "to resume")
     _finish(result, lines, as_json, log_file, errors)
+
+
+def _run_batch(plates, out, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
+               save_labels, verify_first, progress, log_file, as_json, illum):
+    """`cpfeatures run` of several plates: one cluster, one store per plate under OUT."""
+    from .batch import run_plates
+
+    def said(item):
+        if isinstance(item, tuple):
+            click.echo(f"error: {item[1]}", err=True)
+        else:
+            failed = len(item.failed)
+            click.echo(f"plate {item.plate_id}: {len(item.done)} sites done, {len(item.skipped)} already in the "
+                       f"store, {failed} failed; {item.n_objects} cells; {item.seconds:.1f} s -> {item.store}")
+
+    batch = run_plates(list(plates), out, config, workers=workers, threads_per_worker=threads_per_worker,
+                       scheduler=scheduler, scheduler_timeout=scheduler_timeout, progress=progress,
+                       wells=_split(wells), sites=_split(sites), save_labels=save_labels, verify=verify_first,
+                       log_file=log_file, illum=illum, on_plate=None if as_json else said)
+    runs = batch.runs
+    code = 3 if any(r.storage_error for r in runs) else 130 if any(r.interrupted for r in runs) else \
+        2 if batch.refused else 1 if any(len(r.failed) for r in runs) else 0
+    result = {"command": "run", "plates": [r.plate_id for r in runs], "stores": [r.store for r in runs],
+              "refused": [{"source": s, "error": m} for s, m in batch.refused],
+              "sites": sum(r.n_sites for r in runs), "done": sum(len(r.done) for r in runs),
+              "already_in_store": sum(len(r.skipped) for r in runs), "failed": sum(len(r.failed) for r in runs),
+              "cells": sum(r.n_objects for r in runs), "seconds": round(batch.seconds, 1), "exit_code": code}
+    lines = [f"{len(runs)} plate(s) -> {out}: {result['done']} sites done, {result['already_in_store']} already in "
+             f"the stores, {result['failed']} failed, {len(batch.refused)} plate(s) refused; {result['cells']} cells; "
+             f"{batch.seconds:.1f} s"]
+    _finish(result, lines, as_json, log_file, [])
 
 
 @main.command()
@@ -356,12 +395,21 @@ def config(show_default, store, cppipe, illum_cppipe, allow_unsupported, out):
               help="Keep the features listed in this file (an earlier run's <output>_features.txt) instead of "
                    "selecting.")
 @click.option("--corr-threshold", type=float, default=0.9, show_default=True)
+@click.option("--spherize", "spherize_method", type=click.Choice(["ZCA", "ZCA-cor", "PCA", "PCA-cor"]), default=None,
+              help="After selection, whiten the profiles, fitted on --samples (e.g. the negative controls).")
+@click.option("--spherize-by", default=None,
+              help="Fit one whitening per value of this column (a group of plates); default all plates together.")
+@click.option("--consensus", "consensus_op", type=click.Choice(["median", "mean", "modz"]), default=None,
+              help="Also write one consensus profile per --consensus-by group to <output>_consensus.")
+@click.option("--consensus-by", default="Metadata_broad_sample", show_default=True,
+              help="Comma-separated columns identifying a perturbation for --consensus.")
 @click.option("--keep-stages", is_flag=True, help="Also write the aggregated, annotated and normalized tables.")
 @_LOG
 @_JSON
 @_friendly
 def profile(stores, out, platemap, external_metadata, external_join_on, operation, method, samples,
-            feature_select, select_level, features_from, corr_threshold, keep_stages, log_file, as_json):
+            feature_select, select_level, features_from, corr_threshold, spherize_method, spherize_by, consensus_op,
+            consensus_by, keep_stages, log_file, as_json):
     """Turn runs' single cells into well profiles: aggregate, annotate, normalize, select.
 
     STORES are run stores (or single-cell tables, or a folder of stores), one plate each.
@@ -395,11 +443,16 @@ def profile(stores, out, platemap, external_metadata, external_join_on, operatio
         operation=operation, method=method, samples=samples, select_level=select_level,
         corr_threshold=corr_threshold, features_from=kept_list, feature_selection=feature_select)
     table = result_profiles.profiles
+    if spherize_method:
+        table = prof.spherize(table, method=spherize_method, samples=samples, by=spherize_by)
     prof.write_profiles(table, out)
     stem = out.name.split(".")[0]
     features_file = out.with_name(f"{stem}_features.txt")
     features_file.write_text("\n".join(result_profiles.features) + "\n")
     written = [str(out), str(features_file)]
+    if consensus_op:
+        signatures = prof.consensus(table, replicate_columns=_split(consensus_by), operation=consensus_op)
+        written.append(str(prof.write_profiles(signatures, out.with_name(f"{stem}_consensus{''.join(out.suffixes)}"))))
     kept = len(result_profiles.features)
     result = {"command": "profile", "stores": list(stores), "output": str(out), "files": written,
               "plates": list(map(str, result_profiles.plates["Metadata_Plate"])), "profiles": len(table),
@@ -424,27 +477,38 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 
 
 @main.command()
-@click.argument("profiles", type=click.Path(dir_okay=False))
+@click.argument("profiles", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--replicates-by", required=True, help="Column(s) identifying a perturbation, comma-separated.")
 @click.option("--match-by", default=None, help="Annotation column for Percent Matching (e.g. Metadata_target).")
-@click.option("--across", default=None, help="Percent Matching only between groups differing in this column.")
+@click.option("--across", default=None, help="Percent Matching only between groups differing in this column "
+                                             "(with --null cpjump1: the modality column).")
+@click.option("--null", "null_kind", type=click.Choice(["numpy", "cpjump1"]), default="numpy", show_default=True,
+              help="cpjump1: the CPJUMP1 paper's own null (Python random, seed 9000, np.corrcoef medians).")
+@click.option("--tail", type=click.Choice(["right", "left", "both"]), default="right", show_default=True,
+              help="Percent Matching above the 95th, below the 5th percentile of its null, or either.")
+@click.option("--modalities", default=None, help="With --null cpjump1: the two values of --across, first,second.")
+@click.option("--n-replicates", type=int, default=4, show_default=True,
+              help="With --null cpjump1: profiles per replicating null sample (the paper's 4).")
 @click.option("--reference", default=None,
               help="Query selecting control profiles (e.g. \"Metadata_control_type == 'negcon'\"): mAP ranks "
                    "replicates against them; they are not scored for replicating/matching.")
 @click.option("--null-size", type=int, default=10000, show_default=True, help="mAP null rankings.")
 @click.option("--n-samples", type=int, default=1000, show_default=True, help="Replicating/matching null samples.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=None, help="Null seed (default 0; 9000 with --null cpjump1).")
 @click.option("-o", "--output", "out", default="scores", show_default=True, type=click.Path(file_okay=False),
               help="Folder for percent_replicating.csv, map.csv and, with --match-by, percent_matching.csv.")
 @_LOG
 @_JSON
 @_friendly
-def score(profiles, replicates_by, match_by, across, reference, null_size, n_samples, seed, out, log_file, as_json):
-    """Percent Replicating, Percent Matching and mAP of a profile table.
+def score(profiles, replicates_by, match_by, across, null_kind, tail, modalities, n_replicates, reference, null_size,
+          n_samples, seed, out, log_file, as_json):
+    """Percent Replicating, Percent Matching and mAP of profile tables (several: concatenated).
 
     The same numbers as the Python functions called with the same arguments
     (``reference_query=`` for --reference). Warns when a score rests on a degenerate
-    null (NaN samples, too few perturbations).
+    null (NaN samples, too few perturbations). Several tables (plates, modalities) are
+    concatenated on the columns they share, so replicates on different plates and
+    matches across modalities are scored together.
     """
     from pathlib import Path
 
@@ -454,8 +518,12 @@ def score(profiles, replicates_by, match_by, across, reference, null_size, n_sam
     from . import profile as prof
     from .errors import InputError
 
-    frame = prof.load_profiles(profiles)
+    import pandas as pd
+
+    frames = [prof.load_profiles(p) for p in profiles]
+    frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, join="inner")
     by = _split(replicates_by)
+    paper = dict(null=null_kind, n_replicates=n_replicates) if null_kind == "cpjump1" else {}
     feats = prof.infer_features(frame)
     incomplete = [c for c in feats if not frame[c].notna().all()]
     if incomplete:
@@ -464,7 +532,7 @@ def score(profiles, replicates_by, match_by, across, reference, null_size, n_sam
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
     rows = []
-    rep = prof.percent_replicating(frame, by, n_samples=n_samples, seed=seed, reference_query=reference)
+    rep = prof.percent_replicating(frame, by, n_samples=n_samples, seed=seed, reference_query=reference, **paper)
     written = [str(outdir / "percent_replicating.csv")]
     rep.per_group.to_csv(written[-1], index=False)
     rows.append(("Percent Replicating", f"{rep.percent_replicating:.1f}%",
@@ -472,24 +540,38 @@ def score(profiles, replicates_by, match_by, across, reference, null_size, n_sam
     if match_by:
         try:
             mat = prof.percent_matching(frame, by, match_by, across=across, n_samples=n_samples, seed=seed,
-                                        reference_query=reference)
+                                        reference_query=reference, tail=tail,
+                                        **({"null": null_kind, "modalities": _split(modalities)} if paper else {}))
         except InputError as exc:
             rows.append(("Percent Matching", "n/a", str(exc)))
         else:
             written.append(str(outdir / "percent_matching.csv"))
             mat.per_pair.to_csv(written[-1], index=False)
             rows.append(("Percent Matching", f"{mat.percent_matching:.1f}%",
-                         f"{len(mat.per_pair)} matching pairs, null p95 = {mat.null_p95:.3f}"))
-    maps = prof.mean_average_precision(frame, by, reference_query=reference, null_size=null_size, seed=seed)
+                         f"{len(mat.per_pair)} matching pairs, null p95 = {mat.null_p95:.3f}"
+                         + (f", p5 = {mat.null_p5:.3f}" if mat.null_p5 is not None else "")))
+    maps = prof.mean_average_precision(frame, by, reference_query=reference, null_size=null_size,
+                                       seed=0 if seed is None else seed)
     written.append(str(outdir / "map.csv"))
     maps.to_csv(written[-1], index=False)
     rows.append(("mAP (mean)", f"{maps['mean_average_precision'].mean():.3f}",
                  f"{int(maps['below_corrected_p'].sum())} of {len(maps)} significant (FDR < 0.05)"
                  + (" vs reference" if reference else "")))
-    result = {"command": "score", "profiles": profiles, "output": str(outdir), "files": written,
+    if match_by and across:
+        # matching mAP (copairs): a profile retrieves the other modality's profiles of its annotation,
+        # against the other modality's profiles of other annotations
+        scored = frame if reference is None else frame.drop(prof._frames.select_rows(frame, reference).index)
+        matching = prof.mean_average_precision(scored, match_by, diffby=[match_by, across], pos_diffby=[across],
+                                               null_size=null_size, seed=0 if seed is None else seed)
+        written.append(str(outdir / "map_matching.csv"))
+        matching.to_csv(written[-1], index=False)
+        rows.append(("mAP matching", f"{matching['mean_average_precision'].mean():.3f}",
+                     f"{int(matching['below_corrected_p'].sum())} of {len(matching)} {match_by} significant "
+                     f"(FDR < 0.05), across {across}"))
+    result = {"command": "score", "profiles": list(profiles), "output": str(outdir), "files": written,
               "scores": [dict(zip(("score", "value", "detail"), r)) for r in rows], "exit_code": 0}
     if not as_json:
-        table = Table(title=str(profiles))
+        table = Table(title=", ".join(map(str, profiles)))
         for name in ("score", "value", "detail"):
             table.add_column(name)
         for row in rows:

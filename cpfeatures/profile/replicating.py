@@ -192,6 +192,12 @@ def percent_replicating(profiles, replicate_by, n_samples: int = 1000, seed: int
     scored = np.flatnonzero(sizes >= max(min_replicates, 2))
     if scored.size == 0:
         raise InputError(f"no perturbation in {by} has {max(min_replicates, 2)} or more replicates")
+    lone = np.flatnonzero(sizes < max(min_replicates, 2))
+    if lone.size:
+        names = ", ".join("/".join(map(str, keys.iloc[g].tolist())) for g in lone[:3])
+        warnings.warn(f"{lone.size} of {len(keys)} perturbation(s) of {by} have fewer than {max(min_replicates, 2)} "
+                      f"profiles and are not scored (they still feed the null): e.g. {names}",
+                      DegenerateResultWarning, stacklevel=2)
     rng = np.random.default_rng(seed)
     nulls, members_by_k, thresholds = {}, {}, {}
     for k in np.unique(sizes[scored]):

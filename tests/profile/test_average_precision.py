@@ -91,3 +91,23 @@ def test_errors(lincs):
     bad.iloc[0, -1] = np.nan
     with pytest.raises(InputError, match="NaN"):
         mean_average_precision(bad, "Metadata_broad_sample", null_size=10)
+
+
+def test_matching_map_across_modalities_equals_copairs(lincs, tmp_path):
+    """Matching mAP (copairs semantics): a profile retrieves those of the other "modality" sharing its MOA
+    (pos_sameby MOA, pos_diffby modality) against those of the other modality with other MOAs."""
+    frame = lincs[lincs["Metadata_moa"].notna() & (lincs["Metadata_broad_sample"] != "DMSO")].reset_index(drop=True)
+    frame["Metadata_modality"] = np.where(frame.index % 2 == 0, "even", "odd")
+    feats = frame.drop(columns=frame.filter(like="Metadata_").columns).to_numpy()
+    meta = frame.filter(like="Metadata_")
+    ref_ap = copairs_ap(meta, feats, ["Metadata_moa"], ["Metadata_modality"], [],
+                        ["Metadata_moa", "Metadata_modality"], progress_bar=False)
+    ref_ap = ref_ap[ref_ap["n_pos_pairs"] > 0]
+    ref = copairs_map(ref_ap, ["Metadata_moa"], null_size=1000, threshold=0.05, seed=5, progress_bar=False,
+                      cache_dir=tmp_path)
+    ours = mean_average_precision(frame, "Metadata_moa", diffby=["Metadata_moa", "Metadata_modality"],
+                                  pos_diffby=["Metadata_modality"], null_size=1000, seed=5)
+    merged = ref.merge(ours, on="Metadata_moa", suffixes=("_ref", ""))
+    assert len(merged) == len(ref) == len(ours) > 5
+    for col in ("mean_average_precision", "p_value", "corrected_p_value"):
+        np.testing.assert_allclose(merged[col], merged[col + "_ref"], rtol=1e-12, atol=1e-12, err_msg=col)

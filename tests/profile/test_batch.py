@@ -14,7 +14,7 @@ import pycytominer
 import pytest
 
 from cpfeatures.errors import InputError
-from cpfeatures.profile import percent_replicating, profile_plates, read_jump_platemaps
+from cpfeatures.profile import consensus, percent_replicating, profile_plates, read_jump_platemaps, spherize
 from cpfeatures.store import Store
 
 from ..conftest import BUNDLED_PLATE
@@ -119,12 +119,19 @@ def test_jump_platemap_layout(bundled_run, second_run, jump_layout):
 def test_cli_batch_profiles_and_kept_list(bundled_run, second_run, tmp_path):
     out = tmp_path / "batch.parquet"
     done = subprocess.run(CLI + ["profile", str(bundled_run), str(second_run), "--platemap", str(PLATEMAP),
-                                 "--select-level", "batch", "-o", str(out)], capture_output=True, text=True,
-                          timeout=300)
+                                 "--select-level", "batch", "--spherize", "ZCA", "--consensus", "median",
+                                 "--consensus-by", "Metadata_pert_iname", "-o", str(out)], capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     expected = profile_plates([bundled_run, second_run], platemaps=PLATEMAP, select_level="batch")
+    with pytest.warns(Warning):  # 8 profiles, more features: the whitening is rank-deficient, and says so
+        whitened = spherize(expected.profiles, method="ZCA")
     got = pd.read_parquet(out)
-    pd.testing.assert_frame_equal(got, expected.profiles.reset_index(drop=True), check_dtype=False)
+    pd.testing.assert_frame_equal(got, whitened.reset_index(drop=True), check_dtype=False)
+    signatures = pd.read_parquet(tmp_path / "batch_consensus.parquet")
+    pd.testing.assert_frame_equal(signatures, consensus(whitened, ["Metadata_pert_iname"], "median"),
+                                  check_dtype=False)
+    assert sorted(signatures["Metadata_pert_iname"]) == ["DMSO", "FK-866", "TC-S-7004"]
     kept = (tmp_path / "batch_features.txt").read_text().split()
     assert kept == expected.features
     again = tmp_path / "later.parquet"

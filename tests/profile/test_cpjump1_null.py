@@ -104,3 +104,29 @@ def test_matching_is_the_papers_arithmetic(two_modalities, tail):
                 "both": np.mean(values > high) + np.mean(values < low)}[tail] * 100
     assert result.percent_matching == pytest.approx(expected, abs=1e-12)
     assert (result.null_p5 is None) == (tail == "right")
+
+
+def test_cli_gives_the_python_result(two_modalities, tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "profiles.csv"
+    two_modalities.to_csv(path, index=False)
+    done = subprocess.run([sys.executable, "-m", "cpfeatures.cli", "score", str(path), "--replicates-by",
+                           "Metadata_pert", "--match-by", "Metadata_moa", "--across", "Metadata_modality",
+                           "--modalities", "low,high", "--tail", "both", "--null", "cpjump1", "--n-samples", "300",
+                           "--null-size", "100", "-o", str(tmp_path / "scores")], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    frame = pd.read_csv(path)  # what the CLI read
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateResultWarning)
+        replicating = percent_replicating(frame, "Metadata_pert", n_samples=300, null="cpjump1")
+        matching = percent_matching(frame, "Metadata_pert", "Metadata_moa", across="Metadata_modality",
+                                    n_samples=300, null="cpjump1", tail="both", modalities=("low", "high"))
+    cli = pd.read_csv(tmp_path / "scores" / "percent_replicating.csv")
+    np.testing.assert_array_equal(cli["median_correlation"], replicating.per_group["median_correlation"])
+    cli = pd.read_csv(tmp_path / "scores" / "percent_matching.csv")
+    np.testing.assert_array_equal(cli["median_correlation"], matching.per_pair["median_correlation"])
+    assert f"{replicating.percent_replicating:.1f}%" in done.stdout and f"{matching.percent_matching:.1f}%" in done.stdout
+    assert (tmp_path / "scores" / "map_matching.csv").is_file()
