@@ -154,3 +154,18 @@ def test_docstring_examples():
     module = importlib.import_module("cpfeatures.profile.spherize")  # the package attribute is the function
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("method", ["ZCA", "ZCA-cor"])
+def test_nf1_single_cells_equal_pycytominer(nf1_cells, method):
+    """The NF1 CellProfiler single cells, one plate: 242 cells, so 150 of their features (the full-rank branch)."""
+    names = [c for c in nf1_cells.columns if c.startswith("Cells_") and "Number_Object" not in c
+             and nf1_cells[c].notna().all() and nf1_cells[c].std() > 0][:150]
+    cells = nf1_cells[[c for c in nf1_cells.columns if c.startswith("Metadata_")] + names]
+    ref = _pycytominer(cells, method, True, "all")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateResultWarning)
+        ours = spherize(cells, method=method, by="Metadata_Plate")
+    feats = [c for c in ref.columns if not c.startswith("Metadata_")]
+    assert len(cells) > len(feats) == 150
+    np.testing.assert_allclose(ours[feats].to_numpy(), ref[feats].to_numpy(), rtol=0, atol=1e-9)
