@@ -35,16 +35,19 @@ def _scale_or_one(scale: np.ndarray) -> np.ndarray:
 
 
 def _fit(x: np.ndarray, method: str, epsilon: float) -> tuple[np.ndarray, np.ndarray]:
+    # numpy's nan-aware medians go column by column (about 10x slower): use them only when needed
+    complete = bool(np.isfinite(x).all())
+    median = np.median if complete else np.nanmedian
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns give NaN, as pycytominer
         if method == "standardize":
             center = np.nanmean(x, axis=0)
             return center, _scale_or_one(np.nanstd(x, axis=0))
-        center = np.nanmedian(x, axis=0)
+        center = median(x, axis=0)
         if method == "robustize":
-            q1, q3 = np.nanpercentile(x, [25, 75], axis=0)
+            q1, q3 = (np.percentile if complete else np.nanpercentile)(x, [25, 75], axis=0)
             return center, _scale_or_one(q3 - q1)
-        mad = np.nanmedian(np.abs(x - center), axis=0) * _MAD_SCALE
+        mad = median(np.abs(x - center), axis=0) * _MAD_SCALE
         return center, mad + epsilon
 
 
