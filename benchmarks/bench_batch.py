@@ -20,8 +20,6 @@ and the ratio, and checks that the outputs agree (same kept features, values to 
 from __future__ import annotations
 
 import argparse
-import time
-import tracemalloc
 import warnings
 from pathlib import Path
 
@@ -32,22 +30,12 @@ warnings.filterwarnings("ignore")
 
 import pycytominer  # noqa: E402
 
+from bench_profile import measure  # noqa: E402  (one timer for the profiling benchmarks)
 from cpfeatures.profile import consensus, feature_select, normalize, spherize  # noqa: E402
 
 OPS = ["frequency_threshold", "correlation_threshold", "drop_na_columns", "blocklist"]
 BLOCKLIST = str(Path(pycytominer.__file__).parent / "data" / "blocklist_features.txt")
 DMSO = "Metadata_broad_sample == 'DMSO'"
-
-
-def measure(fn, *args, **kwargs):
-    """(wall s, cpu s, peak MB, result) of one call."""
-    tracemalloc.start()
-    w0, c0 = time.perf_counter(), time.process_time()
-    out = fn(*args, **kwargs)
-    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
-    peak = tracemalloc.get_traced_memory()[1] / 2 ** 20
-    tracemalloc.stop()
-    return wall, cpu, peak, out
 
 
 def build_plates(shared: Path, n_plates: int, n_features: int, groups: int, seed: int = 0) -> list[pd.DataFrame]:
