@@ -126,6 +126,38 @@ def _as_interrupt(signum, frame):  # SIGTERM (a batch scheduler stopping the job
 
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object.")
+
+
+def _crop_options(fn):
+    """The crop settings shared by `run --save-crops` and `crops`."""
+    options = [
+        click.option("--crop-size", type=click.IntRange(min=2), default=128, show_default=True,
+                     help="Crop side in pixels."),
+        click.option("--crop-mode", type=click.Choice(["centre", "center", "bbox"]), default="centre",
+                     show_default=True, help="centre: pixels around the nucleus centre; bbox: the cell's bounding "
+                                             "box squared and resized to --crop-size (aspect ratio kept)."),
+        click.option("--crop-border", type=click.Choice(["pad", "skip"]), default="pad", show_default=True,
+                     help="Cells whose crop leaves the image: zero-padded, or left out."),
+        click.option("--crop-masks", is_flag=True, help="Also crop each cell's Nuclei and Cells masks."),
+        click.option("--crop-channels", default=None,
+                     help="Comma-separated channels to crop, in order (default DNA,ER,RNA,AGP,Mito; add "
+                          "Brightfield for example)."),
+    ]
+    if fn.__name__ == "run":
+        options.append(click.option("--crops-output", default=None,
+                                    help="With --save-crops: the crops store (default <out>.crops.zarr)."))
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _crop_settings(size, mode, border, masks, channels, path):
+    from .crops import FLUORESCENT, CropSettings
+
+    return CropSettings(size=size, mode=mode, border=border, masks=masks,
+                        channels=_split(channels) or FLUORESCENT, path=path)
+
+
 _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
                     help="Append the progress lines and the final summary to this file.")
 
@@ -150,6 +182,10 @@ _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
 @click.option("--wells", default=None, help="Comma-separated wells to run, e.g. D08,D14.")
 @click.option("--sites", default=None, help="Comma-separated sites to run, e.g. D08_f5,L09_f5.")
 @click.option("--save-labels", is_flag=True, help="Also store the Nuclei/Cells/Cytoplasm label images.")
+@click.option("--save-crops", is_flag=True,
+              help="Also write single-cell crops of the corrected images to OUT's sibling <out>.crops.zarr "
+                   "(see `cpfeatures crops`).")
+@_crop_options
 @click.option("--verify", "verify_first", is_flag=True,
               help="Check the completed sites' checksums first and write damaged sites again.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
@@ -159,7 +195,8 @@ _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
 @_JSON
 @_friendly
 def run(plates, out, plate_name, illum, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
-        save_labels, verify_first, progress_mode, no_progress, log_file, as_json):
+        save_labels, save_crops, crop_size, crop_mode, crop_border, crop_masks, crop_channels, crops_output,
+        verify_first, progress_mode, no_progress, log_file, as_json):
     """Segment and measure every site of PLATE into the store OUT (resumable).
 
     PLATE is a Harmony plate folder (or its index file), an ImageXpress or
@@ -191,7 +228,11 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
     from .run import run_plate
 
     signal.signal(signal.SIGTERM, _as_interrupt)
+    crops = _crop_settings(crop_size, crop_mode, crop_border, crop_masks, crop_channels, crops_output) \
+        if save_crops else None
     if len(plates) > 1 or (plate_name is None and len(batch_plates(plates)) > 1):
+        if crops is not None:
+            raise click.UsageError("--save-crops runs one plate at a time (or use `cpfeatures crops` per store)")
         return _run_batch(plates, out, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
                           save_labels, verify_first, "none" if no_progress else progress_mode, log_file, as_json,
                           illum)
@@ -200,7 +241,7 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
                         scheduler=scheduler, scheduler_timeout=scheduler_timeout, wells=_split(wells),
                         sites=_split(sites), save_labels=save_labels, verify=verify_first,
                         progress="none" if no_progress else progress_mode, log_file=log_file,
-                        plate=plate_name, illum=illum)
+                        plate=plate_name, illum=illum, crops=crops)
     done, skipped, failed = len(summary.done), len(summary.skipped), len(summary.failed)
     rate = done / summary.seconds * 60 if summary.seconds and done else 0.0
     code = 3 if summary.storage_error else 130 if summary.interrupted else 1 if failed else 0
@@ -213,6 +254,9 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
               "error": summary.storage_error, "interrupted": summary.interrupted, "exit_code": code}
     lines = [f"plate {summary.plate_id}: {done} sites done, {skipped} already in the store, {failed} failed; "
              f"{summary.n_objects} cells; {summary.seconds:.1f} s ({rate:.1f} sites/min) -> {summary.store}"]
+    if crops is not None:
+        result["crops"] = crops.path
+        lines.append(f"crops -> {crops.path}")
     errors = []
     if summary.damaged:
         errors.append(f"  {len(summary.damaged)} damaged site(s) written again: {', '.join(summary.damaged)}")
@@ -258,6 +302,45 @@ def _run_batch(plates, out, config, workers, threads_per_worker, scheduler, sche
              f"the stores, {result['failed']} failed, {len(batch.refused)} plate(s) refused; {result['cells']} cells; "
              f"{batch.seconds:.1f} s"]
     _finish(result, lines, as_json, log_file, [])
+
+
+@main.command()
+@click.argument("store")
+@click.argument("plate", type=click.Path(exists=False))
+@click.option("-o", "--output", "crops_output", default=None,
+              help="The crops store (default: <store>.crops.zarr beside STORE); complete sites are skipped.")
+@_crop_options
+@click.option("--workers", type=click.IntRange(min=0), default=None,
+              help="Local worker processes (default: one per core; 0: in this process).")
+@click.option("--scheduler", default=None, help="Address of an existing dask.distributed scheduler.")
+@click.option("--wells", default=None, help="Comma-separated wells, e.g. D08,D14.")
+@click.option("--sites", default=None, help="Comma-separated sites, e.g. D08_f5.")
+@click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
+              show_default=True)
+@_JSON
+@_friendly
+def crops(store, plate, crops_output, crop_size, crop_mode, crop_border, crop_masks, crop_channels, workers,
+          scheduler, wells, sites, progress_mode, as_json):
+    """Write single-cell crops of a finished run's STORE from its PLATE's images (resumable).
+
+    Each committed site's images are corrected with the store's illumination functions; its
+    labels are the store's (--save-labels) or segmented again with the store's settings (and
+    refused unless they reproduce the store's cells). Crops go to one Zarr group per site,
+    uint16 (corrected intensity x 65535), with an index joining the single-cell tables on
+    Metadata_Plate, Metadata_Well, Metadata_Site, Metadata_ObjectNumber. Exit 1 if a site failed.
+    """
+    from .crops import crops_from_store
+
+    settings = _crop_settings(crop_size, crop_mode, crop_border, crop_masks, crop_channels, None)
+    summary = crops_from_store(store, plate, crops_output, settings=settings, workers=workers, scheduler=scheduler,
+                               sites=_split(sites), wells=_split(wells), progress=progress_mode)
+    failed = len(summary.failed)
+    result = {"command": "crops", "crops": summary.path, "done": len(summary.done),
+              "already_in_store": len(summary.skipped), "failed": failed, "crops_written": summary.n_crops,
+              "failures": summary.failed, "seconds": round(summary.seconds, 1), "exit_code": 1 if failed else 0}
+    lines = [f"{len(summary.done)} sites cropped, {len(summary.skipped)} already done, {failed} failed; "
+             f"{summary.n_crops} crops; {summary.seconds:.1f} s -> {summary.path}"]
+    _finish(result, lines, as_json, None, [f"  failed {k}: {v}" for k, v in summary.failed.items()])
 
 
 @main.command()

@@ -107,10 +107,13 @@ def _store_illum(url: str, version: str) -> dict[str, np.ndarray] | None:
 
 def run_site(url: str, plate_id: str, well: str, fieldno: int, paths: dict[str, str], roles: list[str],
              shape: tuple[int, int], dtype: str, config: dict, save_labels: bool = False,
-             process: Callable | None = None, illum_version: str = "", metadata: dict | None = None) -> dict:
+             process: Callable | None = None, illum_version: str = "", metadata: dict | None = None,
+             crops=None) -> dict:
     """Load, process and write one site; record the error instead of raising.
 
     ``metadata`` (a LoadData CSV's own ``Metadata_*`` columns) goes into the site's Image row.
+    ``crops`` (:class:`cpfeatures.crops.CropSettings`) also writes the site's single-cell crops,
+    before the site commits (a committed site always has its crops).
 
     Returns a small summary: ``{"site", "ok", "n_objects", "seconds", "error"}``,
     plus ``"storage_error"`` when the store could not be written (the site is
@@ -135,13 +138,20 @@ def run_site(url: str, plate_id: str, well: str, fieldno: int, paths: dict[str, 
         illum = _store_illum(url, illum_version)
         image_metadata = {f"FileName_Orig{r}": os.path.basename(p) for r, p in paths.items()}
         image_metadata.update(metadata or {})
-        result = process(images, illum=illum, config=config, save_labels=save_labels, image_metadata=image_metadata)
+        keep_labels = save_labels or bool(crops is not None and crops.masks)  # masks need the final labels
+        result = process(images, illum=illum, config=config, save_labels=keep_labels, image_metadata=image_metadata)
         n = int(len(result.tables.get("Cells", [])))
         if n == 0 and len(result.tables.get("Nuclei", [])) == 0 and \
                 config.get("run", {}).get("empty_sites", "fail") != "keep":
             dna = paths.get("DNA", next(iter(paths.values())))
             raise CpfeaturesError("no nucleus segmented in this site (empty well, out of focus or wrong exposure?); "
                                   "set [run] empty_sites = \"keep\" to store empty sites", dna)
+        if crops is not None:
+            from .crops._hooks import write_run_site
+
+            write_run_site(crops, plate_id, well, fieldno, images, illum, result)
+            if not save_labels:
+                result.labels = None
         store.write_site(plate_id, well, fieldno, result)
         return {"site": key, "ok": True, "n_objects": n, "seconds": time.perf_counter() - t0, "error": None}
     except StoreWriteError as exc:
@@ -544,7 +554,7 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
               progress: bool = True, storage_options: dict | None = None, verify: bool = False,
               on_site_done: Callable[[dict], None] | None = None, process: Callable | None = None,
               window: int | None = None, log_file: str | None = None, plate: str | None = None,
-              illum: str | os.PathLike | dict | None = None) -> RunSummary:
+              illum: str | os.PathLike | dict | None = None, crops=None) -> RunSummary:
     """Run a whole plate (or a subset) into a Zarr store; resumable.
 
     Parameters
@@ -588,6 +598,9 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
         columns, or a dict role -> file. The run then skips its own
         illumination phase. A LoadData CSV's own ``FileName_Illum`` columns
         are used without this.
+    crops : CropSettings or dict or bool, optional
+        Also write each site's single-cell crops (:mod:`cpfeatures.crops`) to
+        ``crops.path`` (default ``<out>.crops.zarr`` beside the store).
 
     Returns
     -------
@@ -623,7 +636,7 @@ def run_plate(plate_path, out, config: dict | str | None = None, *, workers: int
                  dict(workers=workers, threads_per_worker=threads_per_worker, scheduler=scheduler,
                       scheduler_timeout=scheduler_timeout,
                       save_labels=save_labels, verify=verify, on_site_done=on_site_done, process=process,
-                      window=window, given_illum=given_illum))
+                      window=window, given_illum=given_illum, crops=crops))
         except StoreWriteError as exc:
             summary.storage_error = str(exc)
         except KeyboardInterrupt:
@@ -655,6 +668,11 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
                 store.uncommit(key)
         summary.damaged = [k for k in damaged["site"] if k != "illum"]
     done_before = set(store.completed_sites())
+    if opts.get("crops"):
+        from .crops._hooks import prepare_run
+
+        opts["crops"] = prepare_run(opts["crops"], store, plate.plate_id, roles, done_before,
+                                    [site_key(*s) for s in wanted])
     summary.skipped = [site_key(*s) for s in wanted if site_key(*s) in done_before]
     todo = [s for s in wanted if site_key(*s) not in done_before]
     illum = store.read_illum()
@@ -739,7 +757,7 @@ def _sites_phase(client, plate, store: Store, cfg: dict, roles: list[str], todo:
     metadata = _site_metadata(plate, runnable)
     args = [(store.url, plate.plate_id, s.well, s.field, paths[site_key(*s)], roles, plate.image_shape,
              str(plate.dtype), cfg, opts["save_labels"], opts["process"], illum_version,
-             metadata.get(site_key(*s))) for s in runnable]
+             metadata.get(site_key(*s)), opts.get("crops") or None) for s in runnable]
     window = _Window(client, run_site, args, opts["window"], f"site-{plate.plate_id}")
     try:
         for i, res in window:

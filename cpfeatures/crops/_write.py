@@ -1,0 +1,248 @@
+"""The crops Zarr store: one group per site, committed atomically like the single-cell store.
+
+Layout (Zarr v3)::
+
+    CROPS.zarr/
+      zarr.json              attributes["cpfeatures_crops"]: layout_version, plate_id, source
+                             (the feature store), size, mode, border, channels, masks, dtype,
+                             scale, index_columns, cpfeatures_version, created
+      sites/<Well>_f<Field>/
+        images               uint16 (n, channels, size, size), one chunk (zstd)
+        masks                uint8 (n, len(masks), size, size), one chunk (with masks)
+        index                float64 (n, len(index_columns)), one chunk
+        attributes: plate, well, site, count, arrays {name: shape, dtype, crc32},
+                    "complete": true  <- written last
+
+A site's arrays are written first and ``complete`` last; readers see only complete sites,
+and a site group left incomplete (a killed worker) is deleted and written again.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import pandas as pd
+import zarr
+
+from .. import __version__
+from ..errors import CpfeaturesError
+from ..store import StoreWriteError, _site_sort_key, _write_failure, checksum, site_key
+from ._extract import BORDERS, MODES, SCALE
+
+__all__ = ["CropSettings", "CropStore", "CropError", "INDEX_COLUMNS", "FLUORESCENT", "MASKS"]
+
+LAYOUT_VERSION = 1
+#: Columns of a site's ``index`` array (see :func:`cpfeatures.crops.read_index` for their meaning).
+INDEX_COLUMNS = ["ObjectNumber", "Center_X", "Center_Y", "Box_MinX", "Box_MinY", "Box_MaxX", "Box_MaxY",
+                 "Clipped"]
+#: The five Cell Painting channels cropped by default, in this order.
+FLUORESCENT = ("DNA", "ER", "RNA", "AGP", "Mito")
+#: The objects whose masks are cropped with ``masks=True``.
+MASKS = ("Nuclei", "Cells")
+_ATTR = "cpfeatures_crops"
+
+
+class CropError(CpfeaturesError):
+    """A crops store is missing, of other settings, or cannot be read."""
+
+
+@dataclass
+class CropSettings:
+    """How crops are cut (see :mod:`cpfeatures.crops` for the geometry).
+
+    Attributes
+    ----------
+    size : int
+        Crop side in pixels (128, JUMP's embedder; 224 for ImageNet-sized models).
+    mode : {"centre", "bbox"}
+        ``centre``: ``size`` pixels around the nucleus centre, copied; ``bbox``: the cell's
+        bounding box squared and resized to ``size``.
+    border : {"pad", "skip"}
+        Cells whose box leaves the image: zero-padded (``Clipped`` = 1 in the index) or left out.
+    channels : tuple of str
+        Channels (roles) cropped, in this order; default the five fluorescent ones.
+    masks : bool
+        Also crop the Nuclei and Cells masks of each cell.
+    path : str, optional
+        Where the crops store goes (``run`` default: beside the feature store,
+        ``<store>.crops.zarr``).
+    """
+
+    size: int = 128
+    mode: str = "centre"
+    border: str = "pad"
+    channels: tuple = FLUORESCENT
+    masks: bool = False
+    path: str | None = None
+
+    def __post_init__(self):
+        from ..errors import InputError
+
+        self.size = int(self.size)
+        if self.size < 2:
+            raise InputError(f"crop size {self.size}: must be at least 2 pixels")
+        if self.mode == "center":
+            self.mode = "centre"
+        if self.mode not in MODES:
+            raise InputError(f"crop mode {self.mode!r}: use one of {', '.join(MODES)}")
+        if self.border not in BORDERS:
+            raise InputError(f"crop border {self.border!r}: use one of {', '.join(BORDERS)}")
+        self.channels = tuple(self.channels)
+        if not self.channels:
+            raise InputError("no channel to crop")
+
+    def describe(self) -> dict:
+        """The settings a store records (and a resumed run must repeat)."""
+        d = asdict(self)
+        d.pop("path")
+        d["channels"] = list(self.channels)
+        d["masks"] = list(MASKS) if self.masks else []
+        return d
+
+
+def default_path(store_url: str) -> str:
+    """``run.zarr`` -> ``run.crops.zarr`` (beside the feature store; URLs too)."""
+    base = store_url.rstrip("/")
+    stem = base[:-len(".zarr")] if base.endswith(".zarr") else base
+    return stem + ".crops.zarr"
+
+
+class CropStore:
+    """A crops store (see the module docstring).
+
+    Parameters
+    ----------
+    url : str or path-like
+        Local path or fsspec URL.
+    mode : {"r", "a"}
+        Read, or read/write (created if absent).
+    """
+
+    def __init__(self, url: str | os.PathLike, mode: str = "r"):
+        url = os.fspath(url)
+        self.url = url if "://" in url else os.path.abspath(url)
+        try:
+            self.root = zarr.open_group(self.url, mode="r" if mode == "r" else "a")
+        except OSError as exc:
+            if mode == "r":
+                raise CropError("no crops store here", self.url) from None
+            raise _write_failure(self.url, "the crops store", exc) from None
+        except Exception as exc:  # zarr raises several types for "not a group"
+            raise CropError(f"not a crops store ({type(exc).__name__}: {exc})", self.url) from None
+        if mode == "r" and _ATTR not in self.root.attrs:
+            raise CropError("not a cpfeatures crops store (no 'cpfeatures_crops' attribute)", self.url)
+        if mode != "r" and _ATTR not in self.root.attrs and any(True for _ in self.root.keys()):
+            raise CropError("this Zarr group was written by another program; choose a new crops path", self.url)
+        self._attrs: dict[str, dict] = {}
+
+    @property
+    def info(self) -> dict:
+        """The root attributes (plate, settings, index columns, ...)."""
+        return dict(self.root.attrs.get(_ATTR, {}))
+
+    def initialize(self, plate_id: str, settings: CropSettings, source: str | None = None) -> None:
+        """Record the plate and settings; a store of another plate or settings is refused."""
+        want = {"layout_version": LAYOUT_VERSION, "plate_id": plate_id, **settings.describe(),
+                "dtype": "uint16", "scale": SCALE, "index_columns": INDEX_COLUMNS}
+        meta = self.info
+        if meta:
+            if meta.get("layout_version", 0) > LAYOUT_VERSION:
+                raise CropError(f"crops layout {meta['layout_version']} is newer than this cpfeatures understands",
+                                self.url)
+            differ = [k for k, v in want.items() if meta.get(k) != v]
+            if differ:
+                raise CropError(f"crops store was written with other settings ({', '.join(differ)}: "
+                                f"{', '.join(repr(meta.get(k)) for k in differ)}); use a new crops path", self.url)
+            return
+        try:
+            self.root.attrs[_ATTR] = {**want, "source": source, "cpfeatures_version": __version__,
+                                      "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            self.root.require_group("sites")
+        except OSError as exc:
+            raise _write_failure(self.url, "the crops store's metadata", exc) from None
+
+    def completed_sites(self) -> list[str]:
+        """Keys of the completely written sites, in plate order."""
+        if "sites" not in self.root:
+            return []
+        self._attrs = {}
+        for key, group in self.root["sites"].groups():
+            try:
+                attrs = group.attrs.asdict()
+            except Exception:  # unreadable metadata of a killed writer: not complete
+                continue
+            if attrs.get("complete"):
+                self._attrs[key] = attrs
+        return sorted(self._attrs, key=_site_sort_key)
+
+    def site_attrs(self, key: str) -> dict:
+        """A site's attributes (plate, well, site, count, arrays, complete)."""
+        if key not in self._attrs:
+            self._attrs[key] = self.root["sites"][key].attrs.asdict()
+        return self._attrs[key]
+
+    def write_site(self, plate_id: str, well: str, fieldno: int, images: np.ndarray, index: np.ndarray,
+                   masks: np.ndarray | None = None) -> None:
+        """Write one site atomically: arrays first, then ``complete``.
+
+        Raises
+        ------
+        StoreWriteError
+            A write failed; the site is left uncommitted.
+        """
+        from zarr.codecs import ZstdCodec
+
+        key = site_key(well, fieldno)
+        arrays = {"images": np.ascontiguousarray(images, np.uint16), "index": np.asarray(index, np.float64)}
+        if masks is not None:
+            arrays["masks"] = np.ascontiguousarray(masks, np.uint8)
+        try:
+            sites = self.root.require_group("sites")
+            if key in sites:
+                del sites[key]
+            group = sites.create_group(key)
+            recorded = {}
+            for name, data in arrays.items():
+                # one chunk per site: neighbouring cells' crops overlap, and one zstd frame over the
+                # whole site stores the shared pixels about once (~half the bytes of per-cell chunks)
+                chunks = (max(data.shape[0], 1),) + data.shape[1:]
+                group.create_array(name, data=data, chunks=chunks, compressors=[ZstdCodec(level=3)])
+                recorded[name] = {"shape": list(data.shape), "dtype": str(data.dtype), "crc32": checksum(data)}
+            group.attrs.update({"plate": plate_id, "well": well, "site": int(fieldno), "count": int(len(index)),
+                                "arrays": recorded})
+            group.attrs["complete"] = True  # last: the commit point
+        except OSError as exc:
+            raise _write_failure(self.url, f"the crops of site {key}", exc) from None
+        self._attrs.pop(key, None)
+
+    def read_site(self, key: str, names=("images", "index")) -> dict[str, np.ndarray]:
+        """A completed site's arrays by name."""
+        group = self.root["sites"][key]
+        return {n: group[n][:] for n in names if n in group}
+
+    def site_index(self, key: str, index: np.ndarray | None = None) -> pd.DataFrame:
+        """A site's index rows as a DataFrame (see :func:`cpfeatures.crops.read_index`)."""
+        attrs = self.site_attrs(key)
+        values = self.read_site(key, ("index",))["index"] if index is None else index
+        return index_frame(attrs, values, self.info.get("index_columns", INDEX_COLUMNS))
+
+
+def index_frame(attrs: dict, values: np.ndarray, columns: list[str]) -> pd.DataFrame:
+    """Index rows with the single-cell tables' join keys first."""
+    n = len(values)
+    frame = pd.DataFrame({
+        "Metadata_Plate": [attrs["plate"]] * n, "Metadata_Well": [attrs["well"]] * n,
+        "Metadata_Site": np.full(n, int(attrs["site"]), np.int64),
+        "Metadata_ObjectNumber": values[:, columns.index("ObjectNumber")].astype(np.int64),
+        "Crop_Site": [site_key(attrs["well"], attrs["site"])] * n, "Crop_Row": np.arange(n, dtype=np.int64),
+    })
+    for i, name in enumerate(columns):
+        if name == "ObjectNumber":
+            continue
+        col = values[:, i]
+        frame[f"Crop_{name}"] = col.astype(np.int64) if name.startswith("Box_") else \
+            col.astype(bool) if name == "Clipped" else col
+    return frame
