@@ -1,10 +1,12 @@
-"""Export a store's tables to Parquet or CSV, a well at a time.
+"""Export a store's tables to Parquet or CSV, a well at a time (AnnData: :mod:`cpfeatures._anndata`).
 
 Memory is bounded by one row group whatever the plate size: each table is
 written incrementally with one schema for the whole plate, fixed from the
 sites' metadata before any row is read. Tables are those pycytominer, DuckDB
 and polars read: ``Image``, ``Nuclei``, ``Cells``, ``Cytoplasm``, ``SingleCells``
 (the three compartments joined per cell) and ``Errors`` when sites failed.
+Columns are named as CytoTable names CellProfiler's (:mod:`cpfeatures._names`), or
+as the store names them (``names="cpfeatures"``).
 """
 
 from __future__ import annotations
@@ -15,18 +17,21 @@ from typing import Iterator
 import numpy as np
 import pandas as pd
 
+from ._names import NAMINGS, export_name
 from .store import META, OBJECT_TABLES, SINGLE_CELL_ORDER, Store, StoreError, open_store
 
-__all__ = ["export", "FORMATS"]
+__all__ = ["export", "FORMATS", "NAMINGS"]
 
 FORMATS = ("parquet", "csv")
+#: The compartments of a single-cell row in CytoTable's join order (``names="cytotable"``).
+CYTOTABLE_ORDER = ("Cytoplasm", "Cells", "Nuclei")
 #: Target size of a Parquet row group (the values held in memory before a group is written).
 ROW_GROUP_BYTES = 128 * 2**20
 _OBJECT_META = [*META, "Metadata_ObjectNumber"]
 
 
 def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: str = "parquet",
-           single_cells: bool = True, tables: list[str] | None = None) -> list[str]:
+           single_cells: bool = True, tables: list[str] | None = None, names: str = "cytotable") -> list[str]:
     """Write the store's tables as Parquet or CSV files for pycytominer and friends.
 
     Parameters
@@ -40,6 +45,16 @@ def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: 
         Also write ``SingleCells``: Nuclei, Cells and Cytoplasm joined per cell.
     tables : list of str, optional
         Only these of ``Image, Nuclei, Cells, Cytoplasm`` (default: all).
+    names : {"cytotable", "cpfeatures"}
+        ``"cytotable"``: CytoTable's ``cellprofiler_csv`` names, so that code written for
+        CytoTable's output reads these tables: ``Metadata_ImageNumber`` (the site's number,
+        1, 2, ... in plate order), ``Metadata_ObjectNumber``, the parent links and object ids
+        as ``Metadata_Cells_Parent_Nuclei``, ``Metadata_Nuclei_Number_Object_Number``,
+        ``Metadata_Nuclei_Children_Cells_Count`` (not features for pycytominer), Image columns as
+        ``Image_FileName_OrigDNA``, ``Image_Count_Cells``; SingleCells has the Image file names
+        and the compartments in CytoTable's order (Cytoplasm, Cells, Nuclei). ``Metadata_Plate``,
+        ``Metadata_Well`` and (object tables) ``Metadata_Site`` are kept. ``"cpfeatures"``: the
+        store's names, as exported before (SingleCells: Cells, Cytoplasm, Nuclei).
 
     Returns
     -------
@@ -58,18 +73,14 @@ def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: 
     """
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r} ({' or '.join(FORMATS)})")
+    check_names(names)
     st = open_store(store)
     os.makedirs(out_dir, exist_ok=True)
     keys = st.completed_sites()
-    names = list(tables) if tables else ["Image", *OBJECT_TABLES]
-    features = {t: [c for c in st.table_columns(t, keys) if c != "ObjectNumber"] for t in ("Image", *OBJECT_TABLES)}
-    text = _text_columns(st, keys)
-    plans = {name: _Plan(name, features[name], text if name == "Image" else []) for name in names}
+    wanted = list(tables) if tables else ["Image", *OBJECT_TABLES]
+    plans = {name: plan_table(st, keys, name, names) for name in wanted}
     if single_cells:
-        merged: list[str] = []
-        for table in SINGLE_CELL_ORDER:
-            merged += [c for c in features[table] if c not in merged]
-        plans["SingleCells"] = _Plan("SingleCells", merged, [])
+        plans["SingleCells"] = plan_table(st, keys, "SingleCells", names)
     written = []
     for name, plan in plans.items():
         path = os.path.join(os.fspath(out_dir), f"{name}.{fmt}")
@@ -85,20 +96,67 @@ def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: 
     return written
 
 
-class _Plan:
-    """One exported table: its metadata columns, text columns and feature columns, in file order."""
+def check_names(names: str) -> None:
+    """Refuse an unknown naming (:data:`NAMINGS`) with a clear error."""
+    if names not in NAMINGS:
+        raise StoreError(f"unknown column naming {names!r} ({' or '.join(NAMINGS)})")
 
-    def __init__(self, name: str, features: list[str], text: list[str]):
+
+class _Plan:
+    """One exported table: its columns in file order and where each value comes from.
+
+    ``meta`` are the site's metadata columns (integers and text: plate, well, site, object and
+    image numbers), ``text`` the image metadata (file names), ``features`` the float64 block's
+    columns by their store names. ``columns`` gives the file's names in file order; ``order``
+    says, per file column, ``("meta", name)`` or ``("block", index)``.
+    """
+
+    def __init__(self, name: str, features: list[str], text: list[str], names: str = "cpfeatures",
+                 sources: list[str] | None = None):
         self.name = name
+        self.naming = names
         self.meta = list(META) if name == "Image" else list(_OBJECT_META)
+        if names == "cytotable":
+            self.meta = ["Metadata_ImageNumber", *self.meta]
         self.text = text
         self.features = features
         self.position = {c: i for i, c in enumerate(features)}
-        self.sources = list(SINGLE_CELL_ORDER) if name == "SingleCells" else [name]
+        self.sources = sources or (list(SINGLE_CELL_ORDER) if name == "SingleCells" else [name])
+        table_of = {}  # the compartment of each feature (by its prefix), for its exported name
+        for c in features:
+            table_of[c] = "Image" if name == "Image" else next(
+                (t for t in OBJECT_TABLES if c.startswith(f"{t}_")), self.sources[0])
+        self.out = {c: export_name(table_of[c], c, names) for c in features}
+        self.meta_out = {c: export_name(name, c, names) for c in self.meta}  # only Image's Metadata_Site changes
+        self.text_out = {c: export_name("Image", c, names) for c in text}
+        ids = [i for i, c in enumerate(features) if names == "cytotable" and self.out[c].startswith("Metadata_")]
+        rest = [i for i in range(len(features)) if i not in set(ids)]
+        self.order = ([("meta", c) for c in self.meta] + [("block", i) for i in ids]
+                      + [("meta", c) for c in text] + [("block", i) for i in rest])
 
     @property
     def columns(self) -> list[str]:
-        return self.meta + self.text + self.features
+        return [self.meta_out.get(k, self.text_out.get(k)) if kind == "meta" else self.out[self.features[k]]
+                for kind, k in self.order]
+
+
+def plan_table(st: Store, keys: list[str], name: str, names: str = "cytotable") -> _Plan:
+    """The columns of one exported table (``Image``, a compartment or ``SingleCells``) over ``keys``.
+
+    Columns are the union over sites in first-seen order; SingleCells joins the compartments in
+    pycytominer's order (``cpfeatures`` names) or CytoTable's (``cytotable``), with the Image file
+    names (``FileName_*``) for CytoTable's.
+    """
+    text = _text_columns(st, keys)
+    if name != "SingleCells":
+        features = [c for c in st.table_columns(name, keys) if c != "ObjectNumber"]
+        return _Plan(name, features, text if name == "Image" else [], names)
+    order = list(CYTOTABLE_ORDER if names == "cytotable" else SINGLE_CELL_ORDER)
+    merged: dict[str, None] = {}
+    for table in order:
+        merged.update(dict.fromkeys(c for c in st.table_columns(table, keys) if c != "ObjectNumber"))
+    files = [c for c in text if c.startswith("FileName_")] if names == "cytotable" else []
+    return _Plan("SingleCells", list(merged), files, names, sources=order)
 
 
 def _text_columns(st: Store, keys: list[str]) -> list[str]:
@@ -111,16 +169,33 @@ def _text_columns(st: Store, keys: list[str]) -> list[str]:
 def _well_blocks(st: Store, plan: _Plan, keys: list[str]) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """The table a well at a time, reading sites in batches (their I/O overlaps)."""
     well, metas, blocks = None, [], []
-    for key, attrs, arrays, _ in st.read_sites(keys, plan.sources):
+    for key, attrs, block, meta in site_rows(st, plan, keys):
         if attrs["well"] != well and blocks:
             yield pd.concat(metas, ignore_index=True), np.vstack(blocks)
             metas, blocks = [], []
         well = attrs["well"]
-        meta, block, _ = st.site_block(attrs, arrays, plan.sources, plan.features)
-        metas.append(meta.reindex(columns=plan.meta + plan.text))
+        metas.append(meta)
         blocks.append(block)
     if blocks:
         yield pd.concat(metas, ignore_index=True), np.vstack(blocks)
+
+
+def site_rows(st: Store, plan: _Plan, keys: list[str]) -> Iterator[tuple[str, dict, np.ndarray, pd.DataFrame]]:
+    """Per site, in plate order: (key, attributes, float64 block of ``plan.features``, metadata frame).
+
+    The metadata frame has ``plan.meta + plan.text`` (store names); ``Metadata_ImageNumber`` is the
+    site's position in ``keys`` plus one, as CellProfiler numbers the image sets of a run.
+    """
+    number = {k: i + 1 for i, k in enumerate(keys)}
+    for key, attrs, arrays, _ in st.read_sites(keys, plan.sources):
+        meta, block, _ = st.site_block(attrs, arrays, plan.sources, plan.features)
+        if "Metadata_ImageNumber" in plan.meta:
+            meta["Metadata_ImageNumber"] = np.int64(number[key])
+        files = attrs.get("image_metadata", {})
+        for c in plan.text:
+            if c not in meta:
+                meta[c] = files.get(c)
+        yield key, attrs, block, meta.reindex(columns=plan.meta + plan.text)
 
 
 class _Writer:
@@ -138,9 +213,10 @@ class _Writer:
 
         self.path, self.fmt, self.plan = path, fmt, plan
         self.tmp = f"{path}.partial"
-        fields = [pa.field(c, pa.string() if c in ("Metadata_Plate", "Metadata_Well") or c in plan.text
-                           else pa.int64()) for c in plan.meta + plan.text]
-        fields += [pa.field(c, pa.float64()) for c in plan.features]
+        fields = []
+        for (kind, k), name in zip(plan.order, plan.columns):
+            text = kind == "meta" and (k in ("Metadata_Plate", "Metadata_Well") or k in plan.text)
+            fields.append(pa.field(name, pa.string() if text else pa.int64() if kind == "meta" else pa.float64()))
         self.schema = pa.schema(fields)
         self.pending: list = []
         self.pending_bytes = 0
@@ -149,8 +225,8 @@ class _Writer:
         if self.fmt == "parquet":
             import pyarrow.parquet as pq
 
-            self.writer = pq.ParquetWriter(self.tmp, self.schema,
-                                           write_statistics=[c for c in self.plan.columns if c.startswith("Metadata_")])
+            self.writer = pq.ParquetWriter(self.tmp, self.schema, write_statistics=[
+                c for (kind, _), c in zip(self.plan.order, self.plan.columns) if kind == "meta"])
         else:
             import pyarrow.csv as pacsv
 
@@ -162,9 +238,9 @@ class _Writer:
 
         block = np.asfortranarray(block)  # contiguous columns: no copy per column below
         csv = self.fmt == "csv"  # CSV: NaN as an empty field (null), as pandas writes it
-        arrays = [pa.array(meta[c].to_numpy(), type=f.type, from_pandas=True)  # absent text: null
-                  for c, f in zip(self.plan.meta + self.plan.text, self.schema)]
-        arrays += [pa.array(block[:, j], type=pa.float64(), from_pandas=csv) for j in range(block.shape[1])]
+        arrays = [pa.array(meta[k].to_numpy(), type=f.type, from_pandas=True) if kind == "meta"  # absent text: null
+                  else pa.array(block[:, k], type=pa.float64(), from_pandas=csv)
+                  for (kind, k), f in zip(self.plan.order, self.schema)]
         table = pa.Table.from_arrays(arrays, schema=self.schema)
         if csv:
             self.writer.write_table(table)

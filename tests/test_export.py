@@ -38,7 +38,7 @@ def test_parquet_row_groups_of_whole_wells_equal_to_the_tables(tmp_path, monkeyp
     monkeypatch.setattr(ex, "ROW_GROUP_BYTES", 1)  # one row group per well
     st = _grow(tmp_path / "s.zarr", n_wells=3, n_fields=2)
     st.write_site("PLATE1", "A01", 3, _site(4, 999, files=("DNA", "RNA")))  # another site's extra file column
-    export(st.url, tmp_path / "out")
+    export(st.url, tmp_path / "out", names="cpfeatures")  # the store's names: read_table's
     for name in ("Image", "Nuclei", "Cells", "Cytoplasm"):
         meta = pq.ParquetFile(tmp_path / "out" / f"{name}.parquet").metadata
         assert meta.num_row_groups == 3, name

@@ -136,8 +136,8 @@ def test_export_for_pycytominer(reference_run, tmp_path):
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     cells = pd.read_parquet(tmp_path / "x" / "SingleCells.parquet")
-    features = [c for c in cells.columns if not c.startswith("Metadata_")]
-    profiles = pycytominer.aggregate(cells, strata=["Metadata_Plate", "Metadata_Well"], features=features)
+    # "infer", as notebooks call it (CytoTable's names: ids are Metadata_, Image_FileName_* text)
+    profiles = pycytominer.aggregate(cells, strata=["Metadata_Plate", "Metadata_Well"], features="infer")
     assert len(profiles) == 4
     want = cells.groupby("Metadata_Well")["Cells_Intensity_MeanIntensity_DNA"].median()
     got = profiles.set_index("Metadata_Well")["Cells_Intensity_MeanIntensity_DNA"]
