@@ -40,20 +40,39 @@ def _split(values) -> list[str]:
               help="Sites drawn when --sites is not given.")
 @click.option("--feature-sites", type=click.IntRange(0, None), default=3, show_default=True,
               help="Fields per well whose cells give the feature map (0: all; slower on big plates).")
+@click.option("--platemap", default=None, type=click.Path(),
+              help="What is in each well: a plate map (CSV, or tab-separated .txt) or a JUMP plate-map folder "
+                   "(barcode_platemap.csv + platemap/). Default: the profiles' annotations, else platemap.csv in "
+                   "the plate folder.")
+@click.option("--external-metadata", default=None, type=click.Path(dir_okay=False),
+              help="Perturbation metadata joined to the plate map on broad_sample (JUMP external_metadata).")
+@click.option("--negcon", default=None,
+              help="Query selecting the negative control wells, e.g. \"Metadata_pert_iname == 'DMSO'\" "
+                   "(default: the plate map's control types).")
+@click.option("--poscon", default=None, help="Query selecting the positive control wells.")
+@click.option("--well-cards", type=click.IntRange(0, 384), default=8, show_default=True,
+              help="Flagged wells whose sites are drawn as thumbnails in the per-well section.")
 @_friendly
-def report(store, out, plate, scores, profiles, sites, feature, n_overlays, feature_sites):
+def report(store, out, plate, scores, profiles, sites, feature, n_overlays, feature_sites, platemap,
+           external_metadata, negcon, poscon, well_cards):
     """Write a QC report of the run in STORE as one HTML file.
 
-    Run summary and failed sites, plate heatmaps (cells, failures, a feature's
-    well median, image quality), illumination functions, segmentation overlays,
-    feature distributions, and Percent Replicating / Matching / mAP when --scores
-    is given. Works on a run with failures or without scores.
+    Run summary (failed sites, run time, the run's versions), plate maps with
+    each well's perturbation on hover (cells, failures, a feature's well median),
+    image quality of every channel, flagged wells and a card per well, control
+    separation (Z', mAP of positive controls against the negative controls) and
+    position effects, illumination functions, segmentation overlays, feature
+    distributions, and Percent Replicating / Matching / mAP when --scores is
+    given. One file, no external request. Works on a run with failures or
+    without scores.
     """
     from .html import build_report
 
     score_paths = _split(scores) or None
     path = build_report(store, out, plate=plate, scores=score_paths, profiles=profiles, sites=sites,
-                        feature=feature, n_overlays=n_overlays, feature_sites=feature_sites or None)
+                        feature=feature, n_overlays=n_overlays, feature_sites=feature_sites or None,
+                        platemap=platemap, external_metadata=external_metadata, negcon=negcon, poscon=poscon,
+                        well_cards=well_cards)
     size = path.stat().st_size / 1e6
     click.echo(f"report written to {path} ({size:.1f} MB)")
 

@@ -20,7 +20,7 @@ from ..store import OBJECT_TABLES, Store
 
 __all__ = ["SiteData", "read_sites", "object_columns", "key_features", "default_feature", "feature_table",
            "cells_per_well", "failures_per_well", "feature_well_median", "quality_columns", "quality_per_well",
-           "site_timing", "sample_keys"]
+           "site_timing", "sample_keys", "run_phases"]
 
 #: Columns that describe an object's identity or position rather than its phenotype.
 _NOT_PHENOTYPE = re.compile(r"^(?:(?:Nuclei|Cells|Cytoplasm)_)?(?:Location|Number|Parent|Children|ObjectNumber"
@@ -284,4 +284,52 @@ def site_timing(info: dict, image: pd.DataFrame, errors: pd.DataFrame) -> dict:
     for key in ("seconds", "run_seconds", "elapsed_seconds", "finished", "updated"):
         if key in info:
             out[key] = info[key]
+    return out
+
+
+def run_phases(store, info: dict, image: pd.DataFrame) -> dict:
+    """When the run's phases ended, from what the store holds, and the time spent on the sites.
+
+    A run compiles its numba kernels (first run on a machine), computes the
+    illumination functions, then measures the sites. The store records when it
+    was created and when each site was written; the illumination functions'
+    metadata file is written when they are, so its modification time (local
+    stores) marks the end of compilation and illumination. The sites phase,
+    from then to the last site written, is the run time without compilation.
+    A run that recorded its own phase times (``info["phase_seconds"]``) is
+    reported as recorded.
+
+    Returns
+    -------
+    dict
+        ``illum_written`` (ISO time or None), ``setup_seconds`` (created to
+        illumination written: compilation and illumination), ``sites_seconds``
+        (illumination written, else the first site, to the last site),
+        ``sites_from`` (which start was used), ``recorded`` (the run's own times).
+    """
+    import os
+    from datetime import datetime, timezone
+
+    out: dict = {"recorded": info.get("phase_seconds")}
+    fmt = "%Y-%m-%dT%H:%M:%S%z"
+    stamps = pd.to_datetime(pd.Series([v for v in image.get("written", []) if isinstance(v, str) and v],
+                                      dtype=object), format=fmt, errors="coerce", utc=True).dropna()
+    created = pd.to_datetime(info.get("created"), format=fmt, errors="coerce", utc=True)
+    illum = None
+    url = str(getattr(store, "url", ""))
+    if "://" not in url or url.startswith("file://"):
+        path = os.path.join(url.removeprefix("file://"), "illum", "zarr.json")
+        if os.path.exists(path) and store.root["illum"].attrs.get("complete"):
+            illum = pd.Timestamp(datetime.fromtimestamp(os.path.getmtime(path), timezone.utc))
+    # Site stamps are whole seconds: a site written in the same second as the functions is not after them.
+    if illum is not None and len(stamps) and illum > stamps.min() + pd.Timedelta(seconds=1):
+        illum = None  # rewritten after the sites (e.g. a resumed run): not the end of the set-up
+    out["illum_written"] = illum.isoformat(timespec="seconds") if illum is not None else None
+    if illum is not None and not pd.isna(created):
+        out["setup_seconds"] = max(0.0, float((illum - created).total_seconds()))
+    if len(stamps):
+        start = illum if illum is not None else stamps.min()
+        out["sites_from"] = "illumination written" if illum is not None else "first site written"
+        out["sites_seconds"] = max(0.0, float((stamps.max() - start).total_seconds()))
+        out["n_sites"] = int(len(stamps))
     return out

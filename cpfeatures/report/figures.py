@@ -12,7 +12,7 @@ import numpy as np
 
 from .layout import row_labels
 
-__all__ = ["png_bytes", "array_png", "heatmap_figure", "illum_figure", "histograms_figure",
+__all__ = ["png_bytes", "array_png", "heatmap_figure", "illum_figure", "histograms_figure", "trends_figure",
            "replicate_figure", "map_figure", "correlation_figure"]
 
 _BAD = "#d9d9d9"  # wells without a value
@@ -306,4 +306,29 @@ def correlation_figure(matrix: np.ndarray, labels: list[str] | None, title: str,
     ax.set_title(title, fontsize=10)
     bar = fig.colorbar(im, ax=ax, shrink=0.8)
     bar.set_label("Pearson r", fontsize=8)
+    return fig
+
+
+def trends_figure(trends: dict):
+    """Row and column medians relative to the plate median, one row of panels per readout.
+
+    ``trends`` maps a readout to ``(per_row, per_column)`` Series (index: row letters,
+    column numbers; values: (median - plate median) / |plate median|).
+    """
+    n = max(1, len(trends))
+    fig = _figure(9.0, 2.0 * n + 0.4, layout=None)
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.28 / n, top=1 - 0.35 / (2.0 * n + 0.4), hspace=0.9,
+                        wspace=0.18)
+    for i, (name, (by_row, by_col)) in enumerate(trends.items()):
+        for j, (series, what) in enumerate(((by_row, "row"), (by_col, "column"))):
+            ax = fig.add_subplot(n, 2, 2 * i + j + 1)
+            y = np.asarray(series, dtype=float) * 100
+            x = np.arange(len(y))
+            ax.axhline(0, color="#999999", linewidth=0.8)
+            ax.plot(x, y, marker="o", markersize=3, linewidth=1, color="#4c72b0")
+            step = 1 if len(x) <= 24 else 2
+            ax.set_xticks(x[::step], [str(v) for v in list(series.index)[::step]], fontsize=6)
+            ax.tick_params(labelsize=6)
+            ax.set_ylabel("% vs median", fontsize=7)
+            ax.set_title(f"{name}: median per {what}", fontsize=8)
     return fig

@@ -47,7 +47,13 @@ from ..io import well_name
 from ..store import OBJECT_TABLES, open_store, site_key
 from . import data as rd
 from . import figures as rf
-from .layout import parse_well, plate_dimensions, plate_matrix
+from . import qc
+from . import sections as rs
+from .layout import parse_well, plate_dimensions
+from .markup import CSS as _CSS
+from .markup import SCRIPT, esc, figure_tag, kv_html, note, table_html
+from .markup import img_tag as img_tag
+from .wellmap import label_of, well_annotations
 from .overlay import OUTLINE_COLORS, RecordedPlate, open_plate, site_overlay, store_config
 from .scores import ScoreTable, read_frame, score_tables
 
@@ -57,6 +63,9 @@ __all__ = ["build_report", "parse_sites", "SECTIONS"]
 SECTIONS = (
     ("summary", "Run summary"),
     ("heatmaps", "Plate heatmaps"),
+    ("quality", "Image quality"),
+    ("wells", "Wells"),
+    ("controls", "Controls and position effects"),
     ("illumination", "Illumination functions"),
     ("overlays", "Segmentation overlays"),
     ("distributions", "Feature distributions"),
@@ -65,120 +74,6 @@ SECTIONS = (
 
 #: Profile annotation columns whose values define the well groups overlays are drawn from.
 GROUP_COLUMNS = ("Metadata_control_type", "Metadata_pert_type", "Metadata_pert_iname", "Metadata_broad_sample")
-
-#: Rows of a table written into the report (the rest is counted, not shown).
-MAX_TABLE_ROWS = 1000
-
-_CSS = """
-:root{--ink:#1f2328;--muted:#656d76;--line:#d0d7de;--bg:#f6f8fa;--accent:#0b5cad}
-*{box-sizing:border-box}
-body{margin:0;font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;
-  color:var(--ink);background:var(--bg)}
-header{background:#24292f;color:#fff;padding:14px 28px}
-header h1{margin:0 0 6px;font-size:20px;font-weight:600}
-header nav a{color:#c9d1d9;margin-right:16px;text-decoration:none;font-size:13px}
-header nav a:hover{color:#fff;text-decoration:underline}
-main{max-width:1240px;margin:0 auto;padding:4px 28px 40px}
-section{background:#fff;border:1px solid var(--line);border-radius:8px;padding:6px 22px 18px;margin-top:18px}
-h2{font-size:18px;border-bottom:1px solid var(--line);padding-bottom:6px}
-h3{font-size:15px;margin:18px 0 6px}
-p.note{color:var(--muted);margin:6px 0}
-p.warn{color:#9a3412;background:#fff7ed;border:1px solid #fed7aa;border-radius:6px;padding:6px 10px}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}
-th,td{border-bottom:1px solid #eaeef2;padding:3px 10px 3px 6px;text-align:left;vertical-align:top}
-th{background:var(--bg);font-weight:600;position:sticky;top:0}
-td.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
-table.kv th{background:none;position:static;color:var(--muted);font-weight:500;white-space:nowrap}
-div.scroll{max-height:380px;overflow:auto;border:1px solid #eaeef2;border-radius:4px;display:inline-block;
-  max-width:100%}
-pre{background:var(--bg);border:1px solid #eaeef2;border-radius:4px;padding:8px 10px;font-size:12px;
-  max-height:420px;overflow:auto}
-img.fig{max-width:100%;height:auto;display:block;margin:8px 0}
-.figs{display:flex;flex-wrap:wrap;gap:8px 18px;align-items:flex-start}
-.figs img.fig{max-width:min(100%,600px)}
-.sites{display:grid;grid-template-columns:repeat(auto-fill,minmax(250px,1fr));gap:14px}
-details.site{border:1px solid #eaeef2;border-radius:6px;padding:6px;background:#fff}
-details.site[open]{grid-column:1/-1}
-details.site summary{list-style:none;cursor:zoom-in}
-details.site summary::-webkit-details-marker{display:none}
-details.site[open] summary{cursor:zoom-out}
-details.site summary img{width:100%;height:auto;display:block;image-rendering:auto}
-details.site[open] summary img{display:none}
-details.site .caption{font-size:12px;color:var(--muted);margin-top:4px}
-details.site .full{overflow:auto;max-height:90vh;margin-top:8px}
-details.site .full img{max-width:none;display:block}
-details.fold summary{cursor:pointer;color:var(--accent);margin:6px 0}
-.legend span{display:inline-block;width:10px;height:10px;border:1px solid #999;margin:0 4px 0 10px;
-  vertical-align:middle}
-footer{color:var(--muted);font-size:12px;text-align:center;margin:24px 0}
-"""
-
-
-# -- small HTML helpers ---------------------------------------------------------------------------
-
-def esc(value) -> str:
-    """Text escaped for HTML content and attribute values."""
-    return html.escape("" if value is None else str(value), quote=True)
-
-
-def data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
-
-
-def img_tag(png: bytes, alt: str, name: str, cls: str = "fig") -> str:
-    """An ``<img>`` with the PNG inline; ``data-figure`` names it (tests and scripts find figures by it)."""
-    return f'<img class="{cls}" data-figure="{esc(name)}" alt="{esc(alt)}" src="{data_uri(png)}">'
-
-
-def figure_tag(fig, alt: str, name: str) -> str:
-    return img_tag(rf.png_bytes(fig), alt, name)
-
-
-def note(text: str, cls: str = "note") -> str:
-    return f'<p class="{cls}">{esc(text)}</p>'
-
-
-def _format(value) -> tuple[str, bool]:
-    """(text, is_number) of a table cell."""
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "", False
-    if isinstance(value, (bool, np.bool_)):
-        return ("yes" if value else "no"), False
-    if isinstance(value, (int, np.integer)):
-        return f"{int(value)}", True
-    if isinstance(value, (float, np.floating)):
-        v = float(value)
-        if v.is_integer() and abs(v) < 1e15:
-            return f"{v:.0f}", True
-        return (f"{v:.4g}" if abs(v) < 1e-3 or abs(v) >= 1e5 else f"{v:.4f}".rstrip("0").rstrip(".")), True
-    if isinstance(value, (frozenset, set, list, tuple)):
-        return ", ".join(sorted(map(str, value))), False
-    return str(value), False
-
-
-def table_html(frame: pd.DataFrame, max_rows: int = MAX_TABLE_ROWS, scroll: bool = True) -> str:
-    """A DataFrame as an escaped HTML table (first ``max_rows`` rows)."""
-    head = "".join(f"<th>{esc(c)}</th>" for c in frame.columns)
-    rows = []
-    for values in frame.head(max_rows).itertuples(index=False, name=None):
-        cells = []
-        for v in values:
-            text, num = _format(v)
-            cells.append(f'<td class="num">{esc(text)}</td>' if num else f"<td>{esc(text)}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
-    out = f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-    if scroll:
-        out = f'<div class="scroll">{out}</div>'
-    if len(frame) > max_rows:
-        out += note(f"{len(frame) - max_rows} more rows not shown ({len(frame)} in all).")
-    return out
-
-
-def kv_html(pairs) -> str:
-    """Key-value rows as a two-column table."""
-    rows = "".join(f"<tr><th>{esc(k)}</th><td>{esc(_format(v)[0] if not isinstance(v, str) else v)}</td></tr>"
-                   for k, v in pairs if v is not None)
-    return f'<table class="kv"><tbody>{rows}</tbody></table>'
 
 
 # -- choosing sites ---------------------------------------------------------------------------------
@@ -281,16 +176,47 @@ def choose_sites(keys: list[str], errors: pd.DataFrame, wanted, n: int, plate=No
 
 # -- sections ------------------------------------------------------------------------------------------
 
-def _versions(info: dict) -> list[tuple[str, str]]:
+def _run_versions(info: dict) -> list[tuple[str, str]]:
+    """What the run recorded in its store: its cpfeatures, the store layout, and any other versions it kept."""
+    rows = [("cpfeatures", info.get("cpfeatures_version", "not recorded")),
+            ("store layout", info.get("layout_version"))]
+    recorded = info.get("versions")
+    if isinstance(recorded, dict):
+        rows += [(str(k), str(v)) for k, v in recorded.items() if k != "cpfeatures"]
+    return rows
+
+
+def _versions(info: dict | None = None) -> list[tuple[str, str]]:
+    """The report's own versions (the machine writing the report, not the run's)."""
     from importlib import metadata
 
-    rows = [("store written by cpfeatures", info.get("cpfeatures_version", "unknown"))]
+    rows = []
     for dist in ("cpfeatures", "numpy", "pandas", "zarr", "scikit-image", "scipy", "numba", "matplotlib"):
         try:
-            rows.append((f"report: {dist}", metadata.version(dist)))
+            rows.append((dist, metadata.version(dist)))
         except metadata.PackageNotFoundError:
             continue
-    rows.append(("report: python", f"{sys.version.split()[0]} ({platform.platform(terse=True)})"))
+    rows.append(("python", f"{sys.version.split()[0]} ({platform.platform(terse=True)})"))
+    return rows
+
+
+def _timing_rows(ctx: dict, timing: dict) -> list[tuple[str, str | None]]:
+    phases = rd.run_phases(ctx["store"], ctx["info"], ctx["data"].image)
+    rows = [("run time", _duration(timing.get("span_seconds")) and
+             f"{_duration(timing['span_seconds'])} (store created to last site written or failed; includes "
+             "compiling the kernels on a machine's first run)")]
+    recorded = phases.get("recorded")
+    if isinstance(recorded, dict):
+        rows += [(f"run: {k}", _duration(v)) for k, v in recorded.items() if isinstance(v, (int, float))]
+    if phases.get("sites_seconds") is not None:
+        n = phases["n_sites"]
+        start = phases["sites_from"]
+        rows.append(("run time without compilation",
+                     f"{_duration(phases['sites_seconds'])} measuring {n} site{'s' if n != 1 else ''} ({start} to "
+                     f"last site written)"))
+    if phases.get("setup_seconds") is not None:
+        rows.append(("compilation and illumination", f"{_duration(phases['setup_seconds'])} (store created to "
+                     "illumination functions written)"))
     return rows
 
 
@@ -332,8 +258,7 @@ def _summary_section(ctx: dict) -> str:
         ("plate layout", "{} rows x {} columns".format(*ctx["shape"])),
         ("run started", timing.get("created")),
         ("last site written", timing.get("last_site")),
-        ("run time", _duration(timing.get("span_seconds")) and
-         f"{_duration(timing['span_seconds'])} (store created to last site written or failed)"),
+        *_timing_rows(ctx, timing),
     ]
     out = [kv_html(rows)]
     out.append("<h3>Failed sites</h3>")
@@ -351,34 +276,30 @@ def _summary_section(ctx: dict) -> str:
         out.append(note("No site failed."))
     out.append(f'<details class="fold"><summary>settings (TOML)</summary><pre>'
                f'{esc(info.get("config") or "(not recorded)")}</pre></details>')
-    out.append("<h3>Versions</h3>" + kv_html(_versions(info)))
+    out.append("<h3>Versions</h3>" + '<div class="figs"><div><b>the run</b> (recorded in the store)'
+               + kv_html(_run_versions(info)) + "</div><div><b>this report</b>" + kv_html(_versions()) + "</div></div>")
     return "".join(out)
 
 
 def _heatmaps_section(ctx: dict) -> str:
-    data, errors, shape = ctx["data"], ctx["errors"], ctx["shape"]
+    data, errors = ctx["data"], ctx["errors"]
     image = data.image
     wells_done = sorted(image["Metadata_Well"].dropna().astype(str).unique()) if len(image) else []
-    out = []
-    figs = []
     failures = rd.failures_per_well(errors, wells_done)
-    marks = plate_matrix(failures, shape) > 0
+    marks = rs.plate_matrix(failures, ctx["shape"]) > 0
     cells = rd.cells_per_well(image)
-    figs.append(figure_tag(rf.heatmap_figure(plate_matrix(cells, shape), "cells per well", "cells",
-                                             marks=marks, integer=True, vmin=0),
-                           "cells per well", "cells-per-well"))
-    figs.append(figure_tag(rf.heatmap_figure(plate_matrix(failures, shape), "failed sites per well",
-                                             "failed sites", cmap="Reds", integer=True, vmin=0),
-                           "failed sites per well", "failures-per-well"))
+    maps = [rs.plate_map(ctx, cells, "cells-per-well", "cells per well", "cells", marks=marks, integer=True,
+                         vmin=0),
+            rs.plate_map(ctx, failures, "failures-per-well", "failed sites per well", "failed sites", cmap="Reds",
+                         integer=True, vmin=0)]
     feature, table = ctx["feature"], ctx["feature_table"]
     if feature is not None:
         median = rd.feature_well_median(data, feature, table)
         what = "over its sites" if table == "Image" else "over its cells"
-        figs.append(figure_tag(rf.heatmap_figure(plate_matrix(median, shape), f"{feature}: well median",
-                                                 f"median {what}"),
-                               f"well median of {feature}", "feature-median"))
-    out.append('<div class="figs">' + "".join(figs) + "</div>")
-    text = "Grey wells have no data; a red cross marks a well with a failed site."
+        maps.append(rs.plate_map(ctx, median, "feature-median", f"{feature}: well median", f"median {what}"))
+    out = ['<div class="figs">' + "".join(maps) + "</div>"]
+    text = ("Grey wells have no data; a red cross marks a well with a failed site. Hover a well for its name, "
+            f"perturbation and value ({ctx['annotation_source']}); zoom with the wheel or the buttons, drag to pan.")
     if feature is not None:
         text += f" The feature map shows the median of {feature} per well (choose another with --feature)"
         read, total = ctx["feature_sites"]
@@ -386,23 +307,6 @@ def _heatmaps_section(ctx: dict) -> str:
             text += f", over the cells of {read} of the {total} sites (--feature-sites per well)"
         text += "."
     out.append(note(text))
-    out.append("<h3>Image quality</h3>")
-    quality = rd.quality_columns(ctx["image_columns"], ctx["info"].get("roles"))
-    if quality:
-        labels = {"FocusScore": ("focus score (normalized variance)", "focus-score"),
-                  "PowerLogLogSlope": ("power log-log slope (blur: more negative)", "power-log-log-slope"),
-                  "PercentMaximal": ("saturation: % pixels at the maximum", "saturation")}
-        qfigs = []
-        for metric, column in quality.items():
-            title, name = labels.get(metric, (metric, metric.lower()))
-            values = rd.quality_per_well(image, column)
-            qfigs.append(figure_tag(rf.heatmap_figure(plate_matrix(values, shape), f"{title}\n{column}",
-                                                      "well median", cmap="cividis"),
-                                    f"{title} per well ({column})", f"quality-{name}"))
-        out.append('<div class="figs">' + "".join(qfigs) + "</div>")
-    else:
-        out.append(note("No image-quality measurements in this run (no ImageQuality_ columns): add "
-                        "\"imagequality\" to [measure] image_families to get focus and saturation maps."))
     return "".join(out)
 
 
@@ -437,7 +341,8 @@ def _overlays_section(ctx: dict) -> str:
         counts = ", ".join(f"{n} {k.lower()}" for k, n in details["counts"].items())
         status = " (failed site)" if key in ctx["failed_keys"] else ""
         h, w = details["shape"]
-        caption = f"{key}{status}: {counts}; labels {details['labels']}; {w} x {h} px"
+        label = _well_label(ctx, key.rsplit("_f", 1)[0])
+        caption = f"{key}{status}{label}: {counts}; labels {details['labels']}; {w} x {h} px"
         cards.append(
             f'<details class="site" data-site="{esc(key)}"><summary>'
             f'{img_tag(thumb_png, f"{key} thumbnail", f"overlay-thumb-{key}", "thumb")}'
@@ -454,6 +359,15 @@ def _overlays_section(ctx: dict) -> str:
                     "illumination-corrected and contrast-stretched (0.5-99.8 percentiles) per site. Choose "
                     "sites with --sites D08_f5,L09_f5."))
     return "".join(out)
+
+
+def _well_label(ctx: dict, well: str) -> str:
+    """`` (FK-866, positive control)`` for a well with a plate-map entry, else ``""``."""
+    ann = ctx.get("annotations")
+    if ann is None or well not in ann.index:
+        return ""
+    parts = [p for p in (ann.at[well, "perturbation"], ann.at[well, "control"]) if p]
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def _draw_overlays(plate, chosen, store, illum, config, thumb_size: int) -> list[tuple[str, object]]:
@@ -554,7 +468,7 @@ def _strings(values: pd.Series) -> np.ndarray:
     return np.array(["" if pd.isna(v) else str(v) for v in values], dtype=object)
 
 
-def _profiles_html(profiles) -> str:
+def _profiles_html(profiles, annotations: pd.DataFrame | None = None) -> str:
     frame = read_frame(profiles, "profiles")
     features = [c for c in frame.columns if not str(c).startswith("Metadata_")
                 and pd.api.types.is_numeric_dtype(frame[c])]
@@ -570,7 +484,17 @@ def _profiles_html(profiles) -> str:
     if group is not None:  # by group, then by the finer annotations (replicates side by side)
         order = np.lexsort([_strings(frame[c]) for c in reversed(present)])
         groups = _strings(frame[group])[order].tolist()
-    labels = _strings(frame["Metadata_Well"])[order].tolist() if "Metadata_Well" in frame else None
+    labels = None
+    if "Metadata_Well" in frame:
+        wells = _strings(frame["Metadata_Well"])[order]
+        if annotations is not None:  # the plate map's label of each well
+            from ..profile.annotate import canonical_well
+
+            names = label_of(annotations, [canonical_well(w) for w in wells])
+        else:
+            names = _strings(frame["Metadata_pert_iname"])[order] if "Metadata_pert_iname" in frame \
+                else np.full(len(wells), "")
+        labels = [f"{w} {n}".strip() for w, n in zip(wells, names)]
     corr = np.corrcoef(values[order])
     title = f"profile correlations ({len(frame)} profiles, {values.shape[1]} features)"
     fig = rf.correlation_figure(corr, labels, title, groups=groups)
@@ -598,7 +522,7 @@ def _scores_section(ctx: dict) -> str:
             out.append(table_html(t.frame))
     if profiles is not None:
         out.append("<h3>Profiles</h3>")
-        out.append(_profiles_html(profiles))
+        out.append(_profiles_html(profiles, ctx.get("annotations")))
     return "".join(out)
 
 
@@ -640,8 +564,9 @@ def _resolve_plate(plate, info: dict, config: dict, store, keys: list[str], want
 
 
 def build_report(store, out_html, plate=None, scores=None, profiles=None, sites=None, feature=None, *,
-                 n_overlays: int = 6, sample_sites: int = 48, feature_sites: int | None = 3, thumb_size: int = 320,
-                 title: str | None = None) -> Path:
+                 platemap=None, external_metadata=None, negcon: str | None = None, poscon: str | None = None,
+                 n_overlays: int = 6, well_cards: int = 8, sample_sites: int = 48, feature_sites: int | None = 3,
+                 thumb_size: int = 320, title: str | None = None) -> Path:
     """Write the QC report of a run as one self-contained HTML file.
 
     Parameters
@@ -666,8 +591,23 @@ def build_report(store, out_html, plate=None, scores=None, profiles=None, sites=
         Default: ``n_overlays`` sites, one per well group or spread over the plate.
     feature : str, optional
         Feature mapped per well (its median); default a Cells DNA intensity.
+    platemap : path or DataFrame, optional
+        What is in each well: a plate-map file or a JUMP plate-map folder (the
+        store's plate id is the barcode). Default: the profiles' annotations,
+        else a ``platemap.csv`` in the plate folder. Wells are then labelled
+        with their perturbation, and controls are scored
+        (:mod:`cpfeatures.report.wellmap`).
+    external_metadata : path or DataFrame, optional
+        Perturbation metadata joined to a plate-map file on ``broad_sample``.
+    negcon, poscon : str, optional
+        Queries (pandas syntax on the plate map's ``Metadata_`` columns)
+        selecting the negative / positive control wells, instead of the
+        plate map's control types.
     n_overlays : int
         Number of sites drawn by default.
+    well_cards : int
+        Flagged wells whose sites are drawn as thumbnails in the per-well
+        section (besides the overlay wells).
     sample_sites : int
         Sites sampled for the feature distributions.
     feature_sites : int or None
@@ -711,6 +651,14 @@ def build_report(store, out_html, plate=None, scores=None, profiles=None, sites=
     profile_frame = None if profiles is None else read_frame(profiles, "profiles")
     plate_obj, plate_note = _resolve_plate(plate, info, config, st, keys, wanted_sites)
 
+    plate_folder = plate if isinstance(plate, (str, os.PathLike)) else info.get("plate_path")
+    annotations, annotation_source = well_annotations(platemap, profile_frame, plate_folder, info.get("plate_id"),
+                                                      external_metadata, negcon=negcon, poscon=poscon)
+    well_names = {k.rsplit("_f", 1)[0] for k in keys} | set(errors["well"].dropna().astype(str))
+    if plate_obj is not None:
+        well_names |= set(plate_obj.wells)
+    shape = plate_dimensions(sorted(well_names), plate=plate_obj, info=info)
+
     sample = rd.sample_keys(keys, sample_sites)
     key_feats = rd.key_features(columns)
     in_sample = set(sample)
@@ -724,9 +672,19 @@ def build_report(store, out_html, plate=None, scores=None, profiles=None, sites=
                         for k in rd.sample_keys(sorted(ks, key=lambda k: int(k.rsplit("_f", 1)[1])), feature_sites)}
     else:
         feature_keys = set(keys)
+    overlay_sites = choose_sites(keys, errors, wanted_sites, n_overlays, plate_obj, profile_frame)
+    # The wells given a card with thumbnails: flagged wells (from the counts the sites' metadata records, before
+    # any table is read) and the overlay wells; their sites' key features are read in full.
+    counted = pd.DataFrame({"Metadata_Well": [k.rsplit("_f", 1)[0] for k in keys],
+                            "n_Cells": [st.site_attrs(k).get("counts", {}).get("Cells") for k in keys]})
+    pre_flags = qc.flag_wells(qc.well_table(counted, errors, None, shape))
+    card_wells = list(dict.fromkeys([w for w in pre_flags["well"] if w in by_well][:well_cards]
+                                    + [w for w, _ in overlay_sites]))
+    card_keys = [k for w in card_wells for k in by_well.get(w, [])]
+    in_cards = set(card_keys)
 
     def wanted(key):
-        if key not in in_sample:
+        if key not in in_sample and key not in in_cards:
             return always if key in feature_keys else {}
         merged = {t: list(v) for t, v in key_feats.items()}
         for t, v in always.items():
@@ -734,18 +692,16 @@ def build_report(store, out_html, plate=None, scores=None, profiles=None, sites=
             merged[t] = list(dict.fromkeys(merged[t] + v))
         return merged
 
-    overlay_sites = choose_sites(keys, errors, wanted_sites, n_overlays, plate_obj, profile_frame)
     illum = st.read_illum()
+    drawn_keys = {site_key(w, f) for w, f in overlay_sites}
     # Overlays (image reads, segmentation) are drawn while the tables are read: the reading mostly waits
     # on zarr's I/O thread, so the two overlap.
     with ThreadPoolExecutor(max_workers=1) as pool:
         overlays = pool.submit(_draw_overlays, plate_obj, overlay_sites, st, illum, config, thumb_size)
+        thumbs = pool.submit(_draw_thumbs, plate_obj, [k for k in card_keys if k not in drawn_keys], st, illum)
         data = rd.read_sites(st, keys, wanted)
         overlays.result()  # errors other than bad input surface here, before any HTML is written
-    wells = set(data.image["Metadata_Well"].dropna().astype(str)) | set(errors["well"].dropna().astype(str))
-    if plate_obj is not None:
-        wells |= set(plate_obj.wells)
-    shape = plate_dimensions(sorted(wells), plate=plate_obj, info=info)
+        thumbs.result()
     ctx = {
         "store": st, "info": info, "config": config, "keys": keys, "errors": errors, "data": data,
         "image_columns": image_columns, "feature": feature, "feature_table": table, "shape": shape,
@@ -754,8 +710,15 @@ def build_report(store, out_html, plate=None, scores=None, profiles=None, sites=
         "failed_keys": set(errors["site"].astype(str)), "thumb_size": thumb_size, "sample": sample,
         "key_features": key_feats, "scores": score_list, "profiles": profile_frame,
         "feature_sites": (len(feature_keys | (in_sample if always else set())), len(keys)),
+        "annotations": annotations, "annotation_source": annotation_source, "card_wells": card_wells,
     }
-    builders = {"summary": _summary_section, "heatmaps": _heatmaps_section, "illumination": _illumination_section,
+    ctx["tips"] = rs.well_tips(ctx)
+    ctx["wells"] = qc.well_table(data.image, errors, annotations, shape)
+    ctx["flags"] = qc.flag_wells(ctx["wells"])
+    ctx["well_thumbs"] = _card_thumbs(card_keys, overlays.result(), thumbs.result())
+    ctx["plate_profiles"], ctx["profile_pc"] = _plate_profiles(profile_frame, info.get("plate_id"))
+    builders = {"summary": _summary_section, "heatmaps": _heatmaps_section, "quality": rs.quality_section,
+                "wells": rs.wells_section, "controls": rs.controls_section, "illumination": _illumination_section,
                 "overlays": _overlays_section, "distributions": _distributions_section, "scores": _scores_section}
     body = []
     timings = [("reading and overlays", time.perf_counter() - t0)]
@@ -773,11 +736,65 @@ def build_report(store, out_html, plate=None, scores=None, profiles=None, sites=
            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
            f"<header><h1>{esc(title)}</h1><nav>{nav}</nav></header><main>{''.join(body)}</main>"
            f"<footer>generated {esc(stamp)} by cpfeatures {esc(_own_version())} in {seconds:.1f} s "
-           f"({esc(', '.join(f'{k} {v:.1f} s' for k, v in timings))})</footer></body></html>\n")
+           f"({esc(', '.join(f'{k} {v:.1f} s' for k, v in timings))})</footer><script>{SCRIPT}</script></body></html>\n")
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(doc, encoding="utf-8")
     return out
+
+
+def _draw_thumbs(plate, keys: list[str], store, illum, size: int = 180) -> dict[str, object]:
+    """``{site: thumbnail PNG or the CpfeaturesError that stopped it}``: composites of the per-well cards.
+
+    No segmentation: the store's labels are outlined when the run kept them (--save-labels), else the
+    channels alone are drawn (the overlays section shows outlines).
+    """
+    from .overlay import composite_roles, thumbnail
+
+    out: dict[str, object] = {}
+    if plate is None:
+        return out
+    roles = list(composite_roles(list(plate.roles)).values())
+    for key in keys:
+        well, f = key.rsplit("_f", 1)
+        try:
+            images = plate.load_site(well, int(f), roles=roles)
+            try:
+                labels = store.site_labels(key) or None
+            except KeyError:
+                labels = None
+            _, thumb, _ = thumbnail(images, labels, illum, size=size)
+            out[key] = rf.array_png(thumb)
+        except CpfeaturesError as exc:
+            out[key] = exc
+    return out
+
+
+def _card_thumbs(card_keys: list[str], overlays: list, thumbs: dict) -> dict[str, list]:
+    """Well -> [(site, PNG or error)] for the per-well cards: the overlay's thumbnail when there is one."""
+    drawn = {key: value[0] if isinstance(value, tuple) else value for key, value in overlays}
+    out: dict[str, list] = {}
+    for key in card_keys:
+        value = drawn.get(key, thumbs.get(key))
+        if value is not None:
+            out.setdefault(key.rsplit("_f", 1)[0], []).append((key, value))
+    return out
+
+
+def _plate_profiles(profiles: pd.DataFrame | None, plate_id) -> tuple[pd.DataFrame | None, pd.Series | None]:
+    """The profiles of this plate (all when they carry no plate) and their first principal component per well."""
+    if profiles is None or "Metadata_Well" not in profiles:
+        return None, None
+    from ..profile.annotate import canonical_well
+
+    frame = profiles
+    if "Metadata_Plate" in frame and plate_id is not None and str(plate_id) in set(frame["Metadata_Plate"].astype(str)):
+        frame = frame[frame["Metadata_Plate"].astype(str) == str(plate_id)]
+    features = [c for c in frame.columns if not str(c).startswith("Metadata_")
+                and pd.api.types.is_numeric_dtype(frame[c])]
+    pc = qc.first_component(frame, features)
+    wells = frame["Metadata_Well"].map(lambda w: canonical_well(str(w)))
+    return frame.reset_index(drop=True), pc.groupby(wells.to_numpy()).median()
 
 
 def _own_version() -> str:

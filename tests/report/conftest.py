@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import re
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -23,11 +24,13 @@ class Section:
     id: str
     images: list = field(default_factory=list)  # (data-figure, class, decoded PNG bytes)
     text: list = field(default_factory=list)
+    maps: dict = field(default_factory=dict)  # SVG plate map data-figure -> {well: (value text, tooltip)}
 
 
 class ReportParser(HTMLParser):
     """Reads the report with the standard library's HTML parser and checks that every element
-    is closed in order, that images are inline PNGs, and collects text and images per section."""
+    is closed in order, that images are inline PNGs, that the only script is inline (no src), and
+    collects text, images and SVG plate maps (each well's value and tooltip) per section."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -39,6 +42,11 @@ class ReportParser(HTMLParser):
         self.tags: list[str] = []
         self.all_text: list[str] = []
         self.doctype = None
+        self.scripts: list[str] = []
+        self.map: dict | None = None
+        self.rect: list | None = None
+        self.in_title = False
+        self.in_script = False
 
     def handle_decl(self, decl):
         self.doctype = decl
@@ -46,8 +54,18 @@ class ReportParser(HTMLParser):
     def handle_starttag(self, tag, attrs):
         a = dict(attrs)
         self.tags.append(tag)
-        if tag in ("script", "link", "iframe", "object", "embed"):
+        if tag in ("link", "iframe", "object", "embed", "base", "frame") or (tag == "script" and "src" in a):
             self.external.append(tag)
+        if tag == "script":
+            self.in_script = True
+            self.scripts.append("")
+        if tag == "svg" and self.current is not None:
+            self.map = self.current.maps.setdefault(a.get("data-figure"), {})
+        if tag == "rect" and self.map is not None and a.get("data-well"):
+            self.rect = [a["data-well"], a.get("data-value", ""), ""]
+            self.map[a["data-well"]] = self.rect
+        if tag == "title" and self.rect is not None:
+            self.in_title = True
         for key in ("href", "src"):
             value = a.get(key) or ""
             if value and not value.startswith(("data:image/png;base64,", "#")):
@@ -80,8 +98,21 @@ class ReportParser(HTMLParser):
         self.stack.pop()
         if tag == "section":
             self.current = None
+        if tag == "svg":
+            self.map = None
+        if tag == "rect":
+            self.rect = None
+        if tag == "title":
+            self.in_title = False
+        if tag == "script":
+            self.in_script = False
 
     def handle_data(self, data):
+        if self.in_script:
+            self.scripts[-1] += data
+            return
+        if self.in_title and self.rect is not None:
+            self.rect[2] += data
         self.all_text.append(data)
         if self.current is not None:
             self.current.text.append(data)
@@ -101,6 +132,11 @@ class Report:
         parts = self.parser.all_text if section is None else self.sections[section].text
         return " ".join(" ".join(parts).split())
 
+    def maps(self, section: str | None = None) -> dict:
+        """SVG plate maps: data-figure -> {well: [well, value text, tooltip]}."""
+        secs = self.sections.values() if section is None else [self.sections[section]]
+        return {name: m for s in secs for name, m in s.maps.items()}
+
     def images(self, section: str | None = None) -> list:
         secs = self.sections.values() if section is None else [self.sections[section]]
         return [img for s in secs for img in s.images]
@@ -119,6 +155,13 @@ def read_report(path) -> Report:
     assert parser.problems == [], parser.problems[:5]
     assert parser.stack == [], f"unclosed elements: {parser.stack}"
     assert parser.external == [], f"external references: {parser.external[:5]}"
+    # No address anywhere outside the inline images (which are base64: any 4 letters may occur in them),
+    # and a script that asks for nothing.
+    text = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", source)
+    assert not re.search(r"(?i)\b(?:https?|ftp)://|//[a-z0-9.-]+\.[a-z]{2,}/|url\((?!#)", text), \
+        re.search(r"(?i)\b(?:https?|ftp)://|url\((?!#)", text)
+    for script in parser.scripts:
+        assert not re.search(r"fetch\(|XMLHttpRequest|import\(|WebSocket|EventSource|sendBeacon|\.src\s*=", script)
     for name, _, png in (img for s in parser.sections.values() for img in s.images):
         assert png[:8] == b"\x89PNG\r\n\x1a\n", name
         with Image.open(io.BytesIO(png)) as im:
@@ -186,6 +229,35 @@ def make_store(path: Path, wells=("B03", "B04", "C10", "H12"), fields=(1, 2), fa
             else:
                 st.write_site(f"SYNTH {NASTY}", well, f, _site(20 + 3 * seed, seed, quality))
     return path
+
+
+def make_counted_store(path: Path, counts: dict, failed=(), plate_id: str = "P1", seed: int = 0) -> Path:
+    """A store whose sites have the given cell counts: ``{well: [cells of field 1, field 2, ...]}``.
+
+    ``failed`` lists ``(well, field)`` sites recorded as failed instead (their count is ignored).
+    Each site's Cells, Nuclei and Cytoplasm tables have that many rows (see :func:`_site`).
+    """
+    st = Store(path, mode="a")
+    st.initialize(plate_id, "[run]\n", roles=["DNA", "RNA", "AGP"])
+    failed = set(failed)
+    for i, (well, per_field) in enumerate(counts.items()):
+        for f, n in enumerate(per_field, start=1):
+            if (well, f) in failed:
+                st.record_error(well, f, ImageError("unreadable TIFF", f"/plate/{well}_f{f}.tiff"))
+            else:
+                st.write_site(plate_id, well, f, _site(int(n), seed + 100 * i + f, quality=False))
+    return path
+
+
+@pytest.fixture
+def counted_store(tmp_path):
+    """Factory: ``counted_store(counts, failed=(), plate_id="P1") -> path`` (see :func:`make_counted_store`)."""
+    counter = iter(range(100))
+
+    def factory(counts, **kwargs):
+        return make_counted_store(tmp_path / f"counted{next(counter)}.zarr", counts, **kwargs)
+
+    return factory
 
 
 @pytest.fixture

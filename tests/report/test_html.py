@@ -48,9 +48,21 @@ def test_bundled_run_report(bundled_report, bundled_run, bundled_plate_dir, repo
     assert "CPJUMP1_EXAMPLE" in summary and "4 done, 0 failed, 0 not run (4 in the plate)" in summary
     assert "No site failed." in summary and 'nuclei_image = "DNA"' in summary  # the run's TOML settings
     assert str(bundled_plate_dir) in summary
-    # heatmaps: no image-quality columns in a CPJUMP1 run, and the report says so
-    assert names(r.images("heatmaps")) == ["cells-per-well", "failures-per-well", "feature-median"]
-    assert "No image-quality measurements" in r.text("heatmaps")
+    # heatmaps: SVG plate maps; every well's tooltip names its perturbation (the bundled plate map) and value
+    assert names(r.images("heatmaps")) == []
+    maps = r.maps("heatmaps")
+    assert list(maps) == ["cells-per-well", "failures-per-well", "feature-median"]
+    assert all(len(m) == 384 for m in maps.values())
+    platemap = pd.read_csv(bundled_plate_dir / "platemap.csv").set_index("Metadata_Well")
+    image = read_table(bundled_run, "image").set_index("Metadata_Well")
+    for well, row in platemap.iterrows():
+        _, value, tip = maps["cells-per-well"][well]
+        role = {"negcon": "negative control", "poscon": "positive control"}[row["pert_type"]]
+        assert tip == f"{well} {row['pert_iname']} ({role}): {image.at[well, 'Count_Cells']:.0f} cells"
+        assert maps["failures-per-well"][well][1] == "0"
+    assert maps["cells-per-well"]["A01"][1:] == ["", "A01: no data"]
+    # no image-quality columns in a CPJUMP1 run, and the report says so
+    assert "No image-quality measurements" in r.text("quality") and r.maps("quality") == {}
     assert "Cells_Intensity_MeanIntensity_DNA" in r.text("heatmaps")
     assert names(r.images("illumination")) == ["illumination"]
     # overlays: every site (4 < the default 6), thumbnail + full resolution each
@@ -64,13 +76,24 @@ def test_bundled_run_report(bundled_report, bundled_run, bundled_plate_dir, repo
             assert max(rgb.shape[:2]) <= 320
     # the overlays re-segment each site with the run's settings: same nuclei as the run counted
     counts = read_table(bundled_run, "image").set_index("Metadata_Well")["Count_Nuclei"]
-    for well, n in re.findall(r"([A-P]\d\d)_f5: (\d+) nuclei", r.text("overlays")):
-        assert int(n) == counts[well]
-    assert len(re.findall(r"_f5: \d+ nuclei", r.text("overlays"))) == 4
+    found = re.findall(r"([A-P]\d\d)_f5 \(([^,]+), [a-z ]+\): (\d+) nuclei", r.text("overlays"))
+    assert len(found) == 4
+    for well, label, n in found:  # the caption names the well's perturbation too
+        assert int(n) == counts[well] and label == platemap.at[well, "pert_iname"]
     assert names(r.images("distributions")) == ["distributions-Nuclei", "distributions-Cells",
                                                  "distributions-Cytoplasm"]
     assert r.images("scores") == [] and "No scores yet" in r.text("scores")
-    assert len(r.images()) == 3 + 1 + 8 + 3
+    # wells: one card per well, each with its site's thumbnail (the overlay's); the DMSO well has twice the
+    # cells of the others but 4 wells are too few for robust z-scores and none is below half the median
+    assert names(r.images("wells")) == ["count-distributions"] + [f"well-thumb-{s}" for s in sorted(sites)]
+    assert "No well flagged among 4." in r.text("wells")
+    assert r.source.count('class="choice well-card"') == 4
+    # controls: one DMSO well, so no Z' (the report says why); position trends drawn
+    controls = r.text("controls")
+    assert "1 negative and 3 positive control wells" in controls
+    assert "needs 2 or more wells of each kind (1 negative, 3 positive with a value)" in controls
+    assert names(r.images("controls")) == ["position-trends"] and list(r.maps("controls")) == ["controls-map"]
+    assert len(r.images()) == 1 + 4 + 1 + 1 + 8 + 3
 
 
 def _chromium():
@@ -122,7 +145,7 @@ def test_report_command_with_sites_feature_and_scores(bundled_run, bundled_score
     assert list(r.sections) == IDS
     assert names(r.images("overlays")) == ["overlay-thumb-D08_f5", "overlay-full-D08_f5",
                                            "overlay-thumb-G21_f5", "overlay-full-G21_f5"]
-    assert "well median of Nuclei_AreaShape_Area" in r.source  # the chosen feature's map
+    assert "Nuclei_AreaShape_Area: well median" in r.text("heatmaps")  # the chosen feature's map
     assert names(r.images("scores")) == ["score-percent-replicating", "score-map", "profile-correlation"]
     rep = pd.read_csv(scores / "percent_replicating.csv")
     maps = pd.read_csv(scores / "map.csv")
@@ -140,30 +163,30 @@ def test_synthetic_store_with_failures_and_escaping(synthetic_store, tmp_path, r
     assert list(r.sections) == IDS
     # every piece of text from the store is escaped: the plate id, the settings and the error messages
     assert nasty not in r.source and html.escape(nasty) in r.source
-    assert "<script" not in r.source.lower()
+    assert r.source.lower().count("<script") == 1 and "<script>alert" not in r.source  # only the report's own
     summary = r.text("summary")
     assert "6 done, 2 failed" in summary and f"SYNTH {nasty}" in summary
     for site in ("C10_f2", "H12_f1"):
         assert site in summary and f"/plate/{site}.tiff" in summary
     assert summary.count(f"truncated TIFF {nasty}") >= 2
-    # image-quality columns exist: focus, blur and saturation maps of the DNA channel
-    assert names(r.images("heatmaps")) == ["cells-per-well", "failures-per-well", "feature-median",
-                                           "quality-focus-score", "quality-power-log-log-slope",
-                                           "quality-saturation"]
-    assert "ImageQuality_FocusScore_DNA" in r.source and "ImageQuality_FocusScore_RNA" not in r.source
+    # image-quality columns exist: focus, blur and saturation maps of every channel measured
+    assert list(r.maps("heatmaps")) == ["cells-per-well", "failures-per-well", "feature-median"]
+    assert list(r.maps("quality")) == ["quality-FocusScore-DNA", "quality-PowerLogLogSlope-DNA",
+                                       "quality-PercentMaximal-DNA", "quality-FocusScore-RNA"]
+    assert "ImageQuality_FocusScore_DNA" in r.source and "ImageQuality_FocusScore_RNA" in r.source
     assert names(r.images("illumination")) == ["illumination"]
     assert r.images("overlays") == [] and "gone" in r.text("overlays") and "not found" in r.text("overlays")
     assert len(r.images("distributions")) == 3
     # the default key features: preferred names first, then measured features (not locations)
     assert "Cells_AreaShape_Area" in r.source and "Location_Center_X" not in r.source
-    assert len(r.images()) == 6 + 1 + 3
+    assert len(r.images()) == 1 + 1 + 1 + 3
 
 
 def test_store_where_every_site_failed(synthetic_store, tmp_path, report_reader):
     store = synthetic_store(wells=("B03",), fields=(1, 2), failed=(("B03", 1), ("B03", 2)), illum=False)
     r = report_reader(build_report(store, tmp_path / "r.html"))
     assert "0 done, 2 failed" in r.text("summary")
-    assert names(r.images("heatmaps")) == ["cells-per-well", "failures-per-well"]
+    assert list(r.maps("heatmaps")) == ["cells-per-well", "failures-per-well"]
     assert "No illumination functions" in r.text("illumination")
     assert "No completed site" in r.text("overlays") or "not available" in r.text("overlays")
     assert "No object measurements" in r.text("distributions")
@@ -249,6 +272,6 @@ def test_failed_site_is_drawn_from_the_plate_index(synthetic_store, bundled_plat
     assert "3 done, 1 failed, 0 not run (4 in the plate)" in r.text("summary")
     assert names(r.images("overlays")) == ["overlay-thumb-D14_f5", "overlay-full-D14_f5",
                                            "overlay-thumb-L09_f5", "overlay-full-L09_f5"]
-    assert "D14_f5 (failed site):" in r.text("overlays") and "labels segmented" in r.text("overlays")
+    assert "D14_f5 (failed site) (DMSO, negative control):" in r.text("overlays") and "labels segmented" in r.text("overlays")
     full = png_reader(r.images("overlays")[1][2])
     assert full.shape == (*read_plate(bundled_plate_dir).image_shape, 3)
