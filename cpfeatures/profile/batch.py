@@ -19,13 +19,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ._frames import load_profiles, metadata_columns
+from ._frames import feature_array, infer_features, load_profiles, metadata_columns
 from .aggregate import aggregate
 from .annotate import annotate, read_platemap
-from .feature_select import CPJUMP1_OPERATIONS, feature_select
+from .feature_select import CPJUMP1_OPERATIONS, select_mask
 from .normalize import normalize
 
 __all__ = ["profile_plates", "read_jump_platemaps", "PlateProfiles", "SELECT_LEVELS"]
@@ -150,7 +151,9 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
     external_join_on : str, optional
         The column joining plate map and external metadata (default ``broad_sample`` when
         both have it).
-    operation : {"median", "mean"}
+    operation : {"median", "mean", None}
+        How single cells become well profiles; None (or ``"none"``) when the sources are well
+        profiles already.
     method : str
         :func:`normalize` method per plate (``"none"`` to skip).
     samples : str
@@ -178,27 +181,43 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
     """
     if select_level not in SELECT_LEVELS:
         raise InputError(f"select_level must be one of {SELECT_LEVELS}, got {select_level!r}")
+    if operation is not None and str(operation).lower() == "none":
+        operation = None
     maps = _plate_maps(platemaps, external_metadata)
-    frames, rows = [], []
+    # Each plate keeps only its metadata frame and its feature matrix; the batch matrix is then
+    # assembled once, column-major, so selection reads it without a copy (a concat of the plates'
+    # frames copied the batch twice and took longer than the selection itself).
+    metas, arrays, names, rows = [], [], [], []
     for source in _sources(sources):
-        table = aggregate(source, operation=operation, features=features)
+        table = aggregate(source, operation=operation, features=features) if operation is not None \
+            else load_profiles(source, "profiles")
+        if "Metadata_Plate" not in table.columns:
+            raise InputError("profiles without a Metadata_Plate column", _name(source))
         for plate, part in table.groupby("Metadata_Plate", sort=False):
             part = part.reset_index(drop=True)
             part = _annotate(part, str(plate), maps, external_join_on)
             if method != "none":
-                part = normalize(part, method=method, samples=samples)
-            frames.append(part)
+                part = normalize(part, method=method, samples=samples, features=features)
+            meta = metadata_columns(part)
+            feats = infer_features(part, features) if method == "none" else \
+                [c for c in part.columns if c not in set(meta)]  # normalize returns metadata + features
+            metas.append(part[meta])
+            arrays.append(feature_array(part, feats, order="F"))
+            names.append(feats)
             rows.append({"Metadata_Plate": plate, "profiles": len(part),
                          "source": source if isinstance(source, (str, os.PathLike)) else "table"})
+            del part
+        del table
     plates = pd.DataFrame(rows)
     if plates["Metadata_Plate"].duplicated().any():
         raise InputError(f"plate {plates.loc[plates['Metadata_Plate'].duplicated(), 'Metadata_Plate'].iloc[0]!r} "
                          "comes from two sources")
-    combined = pd.concat(frames, ignore_index=True, join="inner")  # features measured on every plate
-    meta = metadata_columns(combined)
-    measured = [c for c in combined.columns if c not in set(meta)]
+    shared = set(names[0]).intersection(*map(set, names[1:]))
+    measured = [f for f in names[0] if f in shared]  # features measured on every plate, first plate's order
+    meta = pd.concat(metas, ignore_index=True)  # every plate's metadata (missing values NaN)
+    x = _stack(arrays, names, measured)
     if features_from is not None:
-        missing = [f for f in features_from if f not in measured]
+        missing = [f for f in features_from if f not in shared]
         if missing:
             raise InputError(f"{len(missing)} feature(s) of the kept list are not in these profiles: "
                              f"{', '.join(missing[:5])}")
@@ -206,8 +225,31 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
     elif not feature_selection:
         kept = measured
     else:
-        kept = _select(combined, frames, select_level, operations, corr_threshold, batch_column, meta)
-    return PlateProfiles(combined[meta + kept], kept, plates)
+        kept = _select(x, measured, meta, plates, select_level, operations, corr_threshold, batch_column)
+    if kept != measured:
+        column = {f: i for i, f in enumerate(measured)}
+        x = x[:, [column[f] for f in kept]]  # column-major still: the frame below shares it
+    profiles = pd.concat([meta, pd.DataFrame(x, columns=kept, copy=False)], axis=1)
+    return PlateProfiles(profiles, kept, plates)
+
+
+def _name(source) -> str | None:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+
+
+def _stack(arrays: list, names: list[list[str]], measured: list[str]) -> np.ndarray:
+    """The plates' matrices one under the other (column-major), each plate's freed once copied."""
+    x = np.empty((sum(len(a) for a in arrays), len(measured)), order="F")
+    start = 0
+    for i in range(len(arrays)):
+        a = arrays[i]
+        if names[i] != measured:
+            column = {f: j for j, f in enumerate(names[i])}
+            a = a[:, [column[f] for f in measured]]
+        x[start:start + len(a)] = a
+        start += len(a)
+        arrays[i] = None  # the batch matrix is the only copy held
+    return x
 
 
 def _plate_maps(platemaps, external_metadata):
@@ -240,17 +282,19 @@ def _annotate(part: pd.DataFrame, plate: str, maps, join_on) -> pd.DataFrame:
     return annotate(part, platemap, external_metadata=ext, external_join_on=on if ext is not None else None)
 
 
-def _select(combined, frames, level, operations, corr_threshold, batch_column, meta) -> list[str]:
-    features = [c for c in combined.columns if c not in set(meta)]
+def _select(x: np.ndarray, features: list[str], meta: pd.DataFrame, plates: pd.DataFrame, level: str,
+            operations, corr_threshold, batch_column) -> list[str]:
     if level == "plate":
-        groups = [f for f in frames]
-    elif level == "batch" and batch_column in combined.columns:
-        groups = [g for _, g in combined.groupby(batch_column, sort=False)]
+        bounds = np.cumsum([0, *plates["profiles"]])
+        groups = [np.arange(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+    elif level == "batch" and batch_column in meta.columns:
+        groups = [np.flatnonzero((meta[batch_column] == v).to_numpy()) for v in pd.unique(meta[batch_column])]
     else:
-        groups = [combined]
-    kept = None
-    for group in groups:
-        chosen = feature_select(group[meta + features], operations=operations, corr_threshold=corr_threshold)
-        names = [c for c in chosen.columns if c not in set(meta)]
-        kept = names if kept is None else [f for f in kept if f in set(names)]
-    return kept
+        groups = [None]
+    kept = np.ones(len(features), bool)
+    for rows in groups:
+        part = x if rows is None or len(rows) == len(x) else x[rows]
+        chosen, _ = select_mask(part, features, operations, corr_threshold=corr_threshold)
+        kept &= chosen  # the features every group kept
+        del part
+    return [f for f, k in zip(features, kept) if k]

@@ -92,7 +92,10 @@ def _correlation(x: np.ndarray, threshold: float) -> np.ndarray:
     whose order of equal totals is its own).
     """
     if np.isfinite(x).all():
-        corr = np.atleast_2d(np.corrcoef(x.T))
+        # pycytominer passes np.corrcoef a transposed frame, whose values are C-contiguous
+        # (features x profiles): the same layout gives the same mean and BLAS summation order, so
+        # the same bits (and it is twice as fast as a transposing copy)
+        corr = np.atleast_2d(np.corrcoef(np.asfortranarray(x).T))
     else:  # pairwise-complete correlations, as pandas (and so pycytominer) compute them
         corr = np.array(np.atleast_2d(pd.DataFrame(x).corr(method="pearson").to_numpy()))  # writable
     a, b = np.nonzero(corr > threshold)  # NaN compares False
@@ -165,17 +168,36 @@ def feature_select(profiles, operations=CPJUMP1_OPERATIONS, features="infer", sa
         ``profiles`` without the excluded features (other columns untouched).
     """
     profiles = load_profiles(profiles)
-    ops = [operations] if isinstance(operations, str) else list(operations)
-    unknown = [op for op in ops if op not in OPERATIONS]
-    if unknown:
-        raise InputError(f"unknown feature_select operation(s) {unknown}; valid: {', '.join(OPERATIONS)}")
-    if not 0 <= freq_cut <= 1 or not 0 <= unique_cut <= 1 or not 0 <= na_cutoff <= 1:
-        raise InputError("freq_cut, unique_cut and na_cutoff must be between 0 and 1")
-    if not 0 <= corr_threshold <= 1:
-        raise InputError(f"corr_threshold must be between 0 and 1, got {corr_threshold}")
+    ops = _check_operations(operations, freq_cut, unique_cut, na_cutoff, corr_threshold)
     feats = infer_features(profiles, features, image_features)
     rows = select_rows(profiles, samples)
     x_all = feature_array(rows, feats, order="F")  # column statistics read contiguous columns
+    keep, excluded = select_mask(x_all, feats, ops, freq_cut=freq_cut, unique_cut=unique_cut,
+                                 corr_threshold=corr_threshold, na_cutoff=na_cutoff, min_variance=min_variance,
+                                 outlier_cutoff=outlier_cutoff, blocklist=blocklist)
+    dropped = {feats[i] for i in np.flatnonzero(~keep)}
+    out = profiles[[c for c in profiles.columns if c not in dropped]]
+    return (out, excluded) if return_excluded else out
+
+
+def select_mask(x_all: np.ndarray, feats: list[str], ops, freq_cut: float = 0.05, unique_cut: float = 0.01,
+                corr_threshold: float = 0.9, na_cutoff: float = 0.05, min_variance: float = 1e-6,
+                outlier_cutoff: float = 500.0, blocklist=None) -> tuple[np.ndarray, dict[str, list[str]]]:
+    """The features :func:`feature_select` keeps, from a profiles x features matrix.
+
+    The array form of :func:`feature_select` (same operations and arguments), for callers that
+    hold the matrix already (:func:`~cpfeatures.profile.profile_plates` selects over a whole
+    batch without building a frame of it). Give ``x_all`` in Fortran order: the statistics read
+    whole columns, and the correlations are then computed exactly as pycytominer's are.
+
+    Returns
+    -------
+    keep : ndarray of bool
+        One per feature.
+    excluded : dict
+        ``{operation: [dropped features]}``.
+    """
+    ops = _check_operations(ops, freq_cut, unique_cut, na_cutoff, corr_threshold)
     keep = np.ones(len(feats), bool)
     excluded: dict[str, list[str]] = {}
     for op in ops:
@@ -195,13 +217,24 @@ def feature_select(profiles, operations=CPJUMP1_OPERATIONS, features="infer", sa
                 drop = np.isnan(x).sum(axis=0) / max(len(x), 1) > na_cutoff
             else:
                 drop = _outliers(x, outlier_cutoff)
+            del x
         excluded[op] = [feats[i] for i in idx[drop]]
         keep[idx[drop]] = False
     if not keep.any():
         raise InputError(f"feature selection ({', '.join(ops)}) removed every feature")
-    dropped = {feats[i] for i in np.flatnonzero(~keep)}
-    out = profiles[[c for c in profiles.columns if c not in dropped]]
-    return (out, excluded) if return_excluded else out
+    return keep, excluded
+
+
+def _check_operations(operations, freq_cut, unique_cut, na_cutoff, corr_threshold) -> list[str]:
+    ops = [operations] if isinstance(operations, str) else list(operations)
+    unknown = [op for op in ops if op not in OPERATIONS]
+    if unknown:
+        raise InputError(f"unknown feature_select operation(s) {unknown}; valid: {', '.join(OPERATIONS)}")
+    if not 0 <= freq_cut <= 1 or not 0 <= unique_cut <= 1 or not 0 <= na_cutoff <= 1:
+        raise InputError("freq_cut, unique_cut and na_cutoff must be between 0 and 1")
+    if not 0 <= corr_threshold <= 1:
+        raise InputError(f"corr_threshold must be between 0 and 1, got {corr_threshold}")
+    return ops
 
 
 def _read_blocklist(blocklist) -> list[str]:
