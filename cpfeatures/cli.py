@@ -375,24 +375,42 @@ def verify(store, as_json):
 
 @main.command()
 @click.argument("store")
-@click.option("--format", "fmt", type=click.Choice(["parquet", "csv"]), default="parquet", show_default=True)
-@click.option("-o", "--output", "out", required=True, type=click.Path(file_okay=False),
-              help="Folder for Image, Nuclei, Cells, Cytoplasm and SingleCells tables.")
+@click.option("--format", "fmt", type=click.Choice(["parquet", "csv", "anndata"]), default="parquet", show_default=True,
+              help="Tables (Parquet, CSV), or one AnnData file of the single cells (-o cells.h5ad or cells.zarr).")
+@click.option("-o", "--output", "out", required=True, type=click.Path(),
+              help="Folder for Image, Nuclei, Cells, Cytoplasm and SingleCells tables; with --format anndata, "
+                   "the .h5ad file or .zarr folder.")
+@click.option("--names", type=click.Choice(["cytotable", "cpfeatures"]), default="cytotable", show_default=True,
+              help="Column names: CytoTable's for CellProfiler output (ids as Metadata_, Image_FileName_*), or "
+                   "the store's (as exported before).")
+@click.option("--obs-names", type=click.Choice(["number", "id"]), default="number", show_default=True,
+              help="AnnData row names: 0, 1, ... (pycytominer reads these) or <plate>_<well>_<site>_<object> "
+                   "(in obs column Metadata_ObjectID either way).")
 @_LOG
 @_JSON
 @_friendly
-def export(store, fmt, out, log_file, as_json):
-    """Write a store's tables as Parquet or CSV (pycytominer reads them unchanged).
+def export(store, fmt, out, names, obs_names, log_file, as_json):
+    """Write a store's tables as Parquet or CSV, or its single cells as AnnData (pycytominer reads them).
 
-    Written a well at a time: memory does not grow with the plate.
+    Written a well (AnnData: a site) at a time: memory does not grow with the plate.
     """
+    import os
     import time
 
-    from .store import export as export_store
-
     t0 = time.perf_counter()
-    paths = export_store(store, out, fmt=fmt)
-    result = {"command": "export", "store": store, "format": fmt, "files": paths,
+    if fmt == "anndata":
+        from ._anndata import ANNDATA_SUFFIXES, anndata_kind, export_anndata
+
+        if anndata_kind(out) is None:
+            raise click.UsageError(f"--format anndata writes {' or '.join(ANNDATA_SUFFIXES)}; got -o {out}")
+        paths = [export_anndata(store, out, names=names, obs_names=obs_names)]
+    else:
+        from .export import export as export_tables
+
+        if os.path.isfile(out):
+            raise click.UsageError(f"-o {out} is a file; --format {fmt} writes a folder of tables")
+        paths = export_tables(store, out, fmt=fmt, names=names)
+    result = {"command": "export", "store": store, "format": fmt, "names": names, "files": paths,
               "seconds": round(time.perf_counter() - t0, 1), "exit_code": 0}
     _finish(result, paths, as_json, log_file)
 

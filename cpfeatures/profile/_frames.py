@@ -59,8 +59,8 @@ def load_profiles(data: "pd.DataFrame | str | os.PathLike", what: str = "profile
     return frame
 
 
-#: The file types profiles are written as.
-PROFILE_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz")
+#: The file types profiles are written as (``.h5ad`` / ``.zarr``: AnnData, ``Metadata_`` columns as obs).
+PROFILE_SUFFIXES = (".parquet", ".csv", ".csv.gz", ".tsv", ".tsv.gz", ".txt", ".txt.gz", ".h5ad", ".zarr")
 
 
 def check_profiles_path(path: "str | os.PathLike") -> Path:
@@ -73,10 +73,16 @@ def check_profiles_path(path: "str | os.PathLike") -> Path:
 
 
 def write_profiles(frame: pd.DataFrame, path: "str | os.PathLike") -> Path:
-    """Write a table as Parquet (``.parquet``), CSV (``.csv``, ``.csv.gz``) or tab-separated text
-    (``.tsv``, ``.txt``, gzipped too); another suffix is an :class:`InputError`."""
+    """Write a table as Parquet (``.parquet``), CSV (``.csv``, ``.csv.gz``), tab-separated text
+    (``.tsv``, ``.txt``, gzipped too) or AnnData (``.h5ad``, ``.zarr``: ``Metadata_`` columns as
+    ``obs``, features as ``X``, see :func:`cpfeatures._anndata.write_frame`); another suffix is an
+    :class:`InputError`."""
     path = check_profiles_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if str(path).lower().rstrip("/").endswith((".h5ad", ".zarr")):
+        from .._anndata import write_frame
+
+        return write_frame(frame, path)
     if _suffixes(path).endswith(".parquet"):
         frame.to_parquet(path, index=False)
     else:
