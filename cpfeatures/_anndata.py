@@ -32,7 +32,8 @@ import pandas as pd
 
 from .errors import InputError
 
-__all__ = ["ANNDATA_SUFFIXES", "AnnDataWriter", "anndata_kind", "parse_features", "write_frame", "export_anndata"]
+__all__ = ["ANNDATA_SUFFIXES", "AnnDataWriter", "anndata_kind", "parse_features", "write_frame", "read_frame",
+           "export_anndata"]
 
 #: File names an AnnData file is written as.
 ANNDATA_SUFFIXES = (".h5ad", ".zarr")
@@ -389,6 +390,68 @@ def write_frame(frame: pd.DataFrame, path: "str | os.PathLike", index: list[str]
         out.append(index, {str(c): frame[c].to_numpy() for c in meta},
                    frame[features].to_numpy(dtype=np.float64, na_value=np.nan))
     return Path(path)
+
+
+def read_frame(path: "str | os.PathLike") -> pd.DataFrame:
+    """An AnnData file (dense X) as one table: the obs columns, then one column per variable.
+
+    Reads what :func:`write_frame` and anndata write for profiles: numeric, boolean, string and
+    categorical obs columns (a categorical becomes its values, missing as NaN); the obs names are
+    dropped (profiles are identified by their ``Metadata_`` columns).
+
+    Parameters
+    ----------
+    path : path-like
+        ``.h5ad`` file or ``.zarr`` folder.
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    InputError
+        Not an AnnData file, or one whose X is sparse.
+    """
+    path = os.fspath(path)
+    try:
+        if anndata_kind(path) == "h5ad":
+            import h5py
+
+            root = h5py.File(path, "r")
+        else:
+            import zarr
+
+            root = zarr.open_group(path, mode="r")
+    except Exception as exc:
+        raise InputError(f"cannot read AnnData ({type(exc).__name__}: {exc})", path) from None
+    try:
+        if root.attrs.get("encoding-type") != "anndata":
+            raise InputError("not an AnnData file (no encoding-type 'anndata')", path)
+        if root["X"].attrs.get("encoding-type") != "array":
+            raise InputError(f"X is {root['X'].attrs.get('encoding-type')}, only dense X is read", path)
+
+        def column(node) -> np.ndarray:
+            if node.attrs.get("encoding-type") == "categorical":
+                codes = np.asarray(node["codes"][...])
+                categories = _text(node["categories"])
+                return np.where(codes >= 0, categories[np.clip(codes, 0, None)] if len(categories) else None, None)
+            return _text(node) if node.attrs.get("encoding-type") == "string-array" else np.asarray(node[...])
+
+        obs, var = root["obs"], root["var"]
+        names = [str(c) for c in obs.attrs.get("column-order", [])]
+        features = [str(v) for v in _text(var[var.attrs["_index"]])]
+        x = np.asarray(root["X"][...], dtype=np.float64)
+        frame = pd.DataFrame({c: column(obs[c]) for c in names})
+        return pd.concat([frame, pd.DataFrame(x, columns=features)], axis=1)
+    finally:
+        if hasattr(root, "close"):
+            root.close()
+
+
+def _text(node) -> np.ndarray:
+    """A string array's values as str (h5py hands variable-length strings over as bytes unless asked)."""
+    return np.asarray(node.asstr()[...] if hasattr(node, "asstr") else node[...], dtype=object)
 
 
 def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", obs_names: str = "number") -> str:

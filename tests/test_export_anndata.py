@@ -77,9 +77,12 @@ def read_h5ad_or_zarr(path) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def cells(bundled_run, tmp_path_factory):
+    from cpfeatures.profile import aggregate, write_profiles
+
     root = tmp_path_factory.mktemp("anndata")
     export_anndata(bundled_run, root / "cells.h5ad")
     export_anndata(bundled_run, root / "cells.zarr", obs_names="id")
+    write_profiles(aggregate(bundled_run), root / "profiles.h5ad")
     return root
 
 
@@ -144,6 +147,21 @@ def test_profiles_as_anndata(bundled_run, tmp_path):
     obs, _, _ = read_h5ad_or_zarr(tmp_path / "q.zarr")
     assert obs["Metadata_pert"].isna().tolist() == [False, True, False, False]
     assert obs["Metadata_pert"].dropna().astype(str).tolist() == ["a", "b", "a"]
+    # every verb reads them back (load_profiles): the same table
+    from cpfeatures.errors import InputError
+    from cpfeatures.profile import load_profiles
+
+    for name in ("p.h5ad", "q.zarr"):
+        back = load_profiles(tmp_path / name)
+        want = wells if name == "p.h5ad" else frame
+        meta = [c for c in want.columns if c.startswith("Metadata_")]
+        assert back.columns.tolist() == meta + [c for c in want.columns if c not in meta]  # obs, then X
+        want = want[back.columns]
+        pd.testing.assert_frame_equal(back.astype(object).where(back.notna(), None),
+                                      want.astype(object).where(want.notna(), None), check_dtype=False)
+    (tmp_path / "bad.h5ad").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match="bad.h5ad: cannot read AnnData"):
+        load_profiles(tmp_path / "bad.h5ad")
 
 
 def _grow(url, n_wells: int, n_fields: int, n_cells: int, n_features: int) -> Store:
@@ -229,6 +247,15 @@ for path in sys.argv[1:]:
                  "obs": {c: text(a.obs[c]) for c in a.obs.columns},
                  "x_sum": float(np.nansum(a.X)), "x_nan": int(np.isnan(a.X).sum()),
                  "var": {c: text(a.var[c]) for c in a.var.columns}, "pycytominer": shape}
+try:  # scanpy, where installed: reads the file and runs a PCA on the features without NaN
+    import scanpy as sc
+    a = sc.read_h5ad(sys.argv[1])
+    a = a[:, ~np.isnan(a.X).any(axis=0) & (np.nanstd(a.X, axis=0) > 0)].copy()
+    sc.pp.scale(a)
+    sc.pp.pca(a, n_comps=3)
+    out["scanpy_pca"] = list(a.obsm["X_pca"].shape)
+except ImportError:
+    pass
 print(json.dumps(out))
 """
 
@@ -236,7 +263,7 @@ print(json.dumps(out))
 @pytest.mark.skipif(not os.environ.get("CPFEATURES_ANNDATA_PYTHON"),
                     reason="set CPFEATURES_ANNDATA_PYTHON to a python with anndata>=0.12 and pycytominer")
 def test_anndata_and_pycytominer_read_it(cells):
-    paths = [str(cells / "cells.h5ad"), str(cells / "cells.zarr")]
+    paths = [str(cells / "cells.h5ad"), str(cells / "cells.zarr"), str(cells / "profiles.h5ad")]
     done = subprocess.run([os.environ["CPFEATURES_ANNDATA_PYTHON"], "-c", ORACLE, *paths], capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -250,5 +277,9 @@ def test_anndata_and_pycytominer_read_it(cells):
         assert got["var"] == {c: _text(var[c]) for c in var.columns}
         assert got["x_nan"] == int(np.isnan(x).sum()) and np.isclose(got["x_sum"], np.nansum(x))
     # pycytominer's load_profiles reads the row-numbered file (obs and X side by side), not the id-named one
-    assert seen[paths[0]]["pycytominer"] == [x.shape[0], x.shape[1] + obs.shape[1]]
+    for path in (paths[0], paths[2]):
+        obs, x, _ = read_h5ad_or_zarr(path)
+        assert seen[path]["pycytominer"] == [x.shape[0], x.shape[1] + obs.shape[1]]
     assert "invalid literal for int()" in seen[paths[1]]["pycytominer"]
+    if "scanpy_pca" in seen:
+        assert seen["scanpy_pca"] == [len(read_h5ad_or_zarr(paths[0])[0]), 3]

@@ -31,7 +31,8 @@ def load_profiles(data: "pd.DataFrame | str | os.PathLike", what: str = "profile
     Parameters
     ----------
     data : DataFrame or path
-        ``.csv``, ``.csv.gz``, ``.tsv``, ``.txt`` (tab-separated), ``.parquet``.
+        ``.csv``, ``.csv.gz``, ``.tsv``, ``.txt`` (tab-separated), ``.parquet``, ``.h5ad`` or
+        ``.zarr`` (AnnData profiles: obs columns, then X).
     what : str
         What the table is, for error messages ("profiles", "platemap").
 
@@ -47,6 +48,12 @@ def load_profiles(data: "pd.DataFrame | str | os.PathLike", what: str = "profile
     if not path.exists():
         raise InputError(f"{what} file not found", path)
     kind = _suffixes(path)
+    if kind.endswith((".h5ad", ".zarr")):
+        from .._anndata import read_frame
+
+        frame = read_frame(path)  # InputError naming the file when it is not AnnData
+        frame.attrs["source"] = str(path)
+        return frame
     try:
         if kind.endswith(".parquet") or kind.endswith(".pq"):
             frame = pd.read_parquet(path)
