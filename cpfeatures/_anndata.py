@@ -196,6 +196,7 @@ class AnnDataWriter:
 
     # -- backends -----------------------------------------------------------------------------------------
     def _open(self):
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         if os.path.isdir(self.tmp):
             shutil.rmtree(self.tmp)
         elif os.path.exists(self.tmp):
@@ -257,7 +258,7 @@ class AnnDataWriter:
         var = self._write_frame_header("var", var_cols)
         self._array(var, "_index", "string", data=_strings(self.var.index))
         for col in var_cols:
-            self._write_column(var, col, col.encode(self.var[col.name].to_numpy(object)), whole=True)
+            self._write_column(var, col, col.encode(self.var[col.name].to_numpy(object)))
         obs = self._write_frame_header("obs", self.obs_columns)
         big = self.chunk * 64  # 1-D obs arrays: bigger chunks than X's rows (fewer, still small, files)
         self.obs_arrays = {"_index": self._array(obs, "_index", "string", chunk=big)}
@@ -272,7 +273,7 @@ class AnnDataWriter:
         self.x = self._array(self.root, "X", "float64", width=self.n_vars)
         return self
 
-    def _write_column(self, parent, col: _Column, values: np.ndarray, whole: bool = False):
+    def _write_column(self, parent, col: _Column, values: np.ndarray):
         if col.kind == "category":
             group = self._group(parent, col.name, "categorical", "0.2.0", ordered=False)
             self._array(group, "categories", "string", data=np.asarray(col.categories, dtype=object))
@@ -492,6 +493,10 @@ def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", o
         raise InputError(f"unknown obs names {obs_names!r} ({' or '.join(OBS_NAMES)})")
     st = open_store(store)
     keys = st.completed_sites()
+    if not keys:
+        from .store import StoreError
+
+        raise StoreError("the store holds no completed site to export", st.url)
     plan = plan_table(st, keys, "SingleCells", names)
     id_cols = [k for kind, k in plan.order if kind == "block" and names == "cytotable"
                and plan.out[plan.features[k]].startswith("Metadata_")]

@@ -223,6 +223,23 @@ def test_bad_output_paths(bundled_run, tmp_path):
     with pytest.raises(InputError, match="not an AnnData Zarr folder"):
         export_anndata(bundled_run, bundled_run)  # a store is never replaced
     assert Store(bundled_run).completed_sites()
+    (tmp_path / "dir.h5ad").mkdir()
+    with pytest.raises(InputError, match="is a folder; an .h5ad file is written here"):
+        export_anndata(bundled_run, tmp_path / "dir.h5ad")
+
+
+def test_no_partial_file_left_behind(bundled_run, tmp_path, monkeypatch):
+    import cpfeatures.export as ex
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+        yield
+
+    monkeypatch.setattr(ex, "site_rows", broken)
+    for name in ("cells.h5ad", "cells.zarr"):
+        with pytest.raises(RuntimeError):
+            export_anndata(bundled_run, tmp_path / "out" / name)
+    assert list((tmp_path / "out").iterdir()) == []
 
 
 def _text(values) -> list:
