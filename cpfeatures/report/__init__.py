@@ -4,10 +4,13 @@
 >>> build_report("OUT.zarr", "report.html", scores="scores/")        # doctest: +SKIP
 >>> overlay("plate/", "D08", 5, "D08_f5.png", store="OUT.zarr")        # doctest: +SKIP
 
-:func:`build_report` writes one self-contained HTML file (figures as inline PNG,
-no external asset, no script): run summary with the error table, plate
-heatmaps, illumination functions, segmentation overlays, feature distributions
-and, when given, Percent Replicating / Matching and mAP. :func:`overlay` draws
+:func:`build_report` writes one self-contained HTML file (figures as inline PNG
+and SVG, one inline script, no external asset or request): run summary with
+the error table, run time and versions, plate maps labelled with each well's
+perturbation, image quality of every channel, flagged wells and per-well cards,
+control separation (Z', mAP) and position effects, illumination functions,
+segmentation overlays, feature distributions and, when given, Percent
+Replicating / Matching and mAP. :func:`overlay` draws
 one site as a channel composite with nuclei and cell outlines. The command line
 equivalents are ``cpfeatures report`` and ``cpfeatures overlay``.
 """

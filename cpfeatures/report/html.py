@@ -1,19 +1,30 @@
 """The QC report: one self-contained HTML file from a run's store (and optional scores).
 
 Everything is inline: CSS in a ``<style>`` element, figures as PNG ``data:``
-URIs, no script and no external asset, so the file opens in any browser,
-offline, and can be mailed or archived as is. Text from the store, the plate
-and the score tables is escaped (:func:`html.escape`) before it is written.
+URIs or inline SVG, and one small vanilla-JS script (:data:`~cpfeatures.report.markup.SCRIPT`)
+for tooltips, zoom and choosers; no external asset and no request, so the
+file opens in any browser, offline, and can be mailed or archived as is.
+Without scripts every panel shows and the browser's own tooltips remain.
+Text from the store, the plate map and the score tables is escaped
+(:func:`html.escape`) before it is written.
 
 Sections (``id`` of each ``<section>``):
 
 ``summary``
-    Plate, store, sites done / failed / not run, the error table, run time,
-    settings (TOML) and versions.
+    Plate, store, sites done / failed / not run, the error table, run time
+    (and without compilation), settings (TOML), the run's and the report's versions.
 ``heatmaps``
-    Plate layout heatmaps: cells per well, failed sites per well, the chosen
-    feature's well median, image quality (focus, saturation) when the run
-    measured it.
+    Plate maps (SVG, zoomable, each well's perturbation and value on hover):
+    cells per well, failed sites per well, the chosen feature's well median.
+``quality``
+    Image quality of every channel measured (focus, blur, saturation, mean
+    intensity), one channel at a time, and a table over all channels.
+``wells``
+    Cell-count distributions over sites and wells, the flagged wells with their
+    reasons, and a card per well (its sites' counts and thumbnails, key features).
+``controls``
+    Z' of positive against negative control wells, mAP of each positive control
+    against the negative controls (with profiles), position effects.
 ``illumination``
     The illumination function of each channel with its colour bar.
 ``overlays``
@@ -29,8 +40,6 @@ Sections (``id`` of each ``<section>``):
 
 from __future__ import annotations
 
-import base64
-import html
 import os
 import platform
 import re
@@ -736,7 +745,8 @@ def build_report(store, out_html, plate=None, scores=None, profiles=None, sites=
            f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
            f"<header><h1>{esc(title)}</h1><nav>{nav}</nav></header><main>{''.join(body)}</main>"
            f"<footer>generated {esc(stamp)} by cpfeatures {esc(_own_version())} in {seconds:.1f} s "
-           f"({esc(', '.join(f'{k} {v:.1f} s' for k, v in timings))})</footer><script>{SCRIPT}</script></body></html>\n")
+           f"({esc(', '.join(f'{k} {v:.1f} s' for k, v in timings))})</footer>"
+           f"<script>{SCRIPT}</script></body></html>\n")
     out = Path(out_html)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(doc, encoding="utf-8")

@@ -238,7 +238,8 @@ function choose(group,key){
   doc.querySelectorAll('.choice[data-group="'+group+'"]').forEach(function(p){
     var on=p.getAttribute("data-key")===key; p.classList.toggle("on",on); found=found||on;});
   doc.querySelectorAll('.chooser[data-group="'+group+'"]').forEach(function(c){
-    c.querySelectorAll("button[data-key]").forEach(function(b){b.classList.toggle("on",b.getAttribute("data-key")===key);});
+    c.querySelectorAll("button[data-key]").forEach(function(b){
+      b.classList.toggle("on",b.getAttribute("data-key")===key);});
     var s=c.querySelector("select"); if(s&&found){s.value=key;}
   });
   return found;

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import html
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pandas as pd
@@ -94,28 +92,6 @@ def test_bundled_run_report(bundled_report, bundled_run, bundled_plate_dir, repo
     assert "needs 2 or more wells of each kind (1 negative, 3 positive with a value)" in controls
     assert names(r.images("controls")) == ["position-trends"] and list(r.maps("controls")) == ["controls-map"]
     assert len(r.images()) == 1 + 4 + 1 + 1 + 8 + 3
-
-
-def _chromium():
-    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
-                None)
-
-
-@pytest.mark.skipif(_chromium() is None, reason="no chromium on PATH")
-def test_report_renders_in_headless_chromium(bundled_report, tmp_path, png_reader):
-    shot = tmp_path / "report.png"
-    subprocess.run([_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                    "--window-size=1300,2600", f"--screenshot={shot}", bundled_report.as_uri()],
-                   capture_output=True, timeout=90, check=False)
-    assert shot.exists(), "chromium wrote no screenshot"
-    rgb = png_reader(shot.read_bytes()).astype(np.int16)
-    assert rgb.shape[:2] == (2600, 1300)
-    # Not blank: the dark header band, and well over a few percent of pixels away from the page background.
-    assert rgb[:40].mean() < 80
-    background = np.array([246, 248, 250])
-    assert (np.abs(rgb - background).sum(axis=2) > 30).mean() > 0.1
-    # The plate heatmap is drawn: viridis greens/purples somewhere below the summary.
-    assert rgb[1000:].std() > 30
 
 
 @pytest.fixture(scope="module")
@@ -272,6 +248,7 @@ def test_failed_site_is_drawn_from_the_plate_index(synthetic_store, bundled_plat
     assert "3 done, 1 failed, 0 not run (4 in the plate)" in r.text("summary")
     assert names(r.images("overlays")) == ["overlay-thumb-D14_f5", "overlay-full-D14_f5",
                                            "overlay-thumb-L09_f5", "overlay-full-L09_f5"]
-    assert "D14_f5 (failed site) (DMSO, negative control):" in r.text("overlays") and "labels segmented" in r.text("overlays")
+    overlays = r.text("overlays")
+    assert "D14_f5 (failed site) (DMSO, negative control):" in overlays and "labels segmented" in overlays
     full = png_reader(r.images("overlays")[1][2])
     assert full.shape == (*read_plate(bundled_plate_dir).image_shape, 3)
