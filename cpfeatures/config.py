@@ -65,6 +65,13 @@ worker_retries = 2          # a site whose worker process dies (killed, out of m
                             # another worker this many times, then recorded as failed (local clusters;
                             # on --scheduler the cluster's distributed.scheduler.allowed-failures applies)
 
+# The single-cell store (Zarr v3). The codec is recorded in every array's zarr.json; a store is
+# resumed with the codec it was started with.
+[store]
+codec = "zstd"              # array compression: "zstd" (zarr's default), "gzip" (also read by
+                            # DuckDB's zarr extension) or "none"
+# level = 3                 # compression level (default: the codec's own; zstd 1-22, gzip 0-9)
+
 # Plate-level illumination functions (CPJUMP1_illum.cppipe).
 [illum]
 enabled = true
@@ -166,7 +173,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
 #: Tables whose keys are the user's own (channel names, channel numbers, object sets).
 _OPEN_TABLES = {("channels",), ("channel_ids",), ("measure", "neighbors")}
 #: Settings absent from the defaults (commented out there), with the types they take.
-_OPTIONAL = {("run", "channels"): (list,), ("measure", "images"): (list,), ("measure", "families"): (str, list)}
+_OPTIONAL = {("run", "channels"): (list,), ("measure", "images"): (list,), ("measure", "families"): (str, list),
+             ("store", "level"): (int,)}
+#: ``[store] codec`` values, and the levels each takes.
+_CODEC_LEVELS = {"zstd": range(-7, 23), "gzip": range(0, 10), "none": range(0)}
 
 
 def _types(value) -> tuple[type, ...]:
@@ -219,6 +229,22 @@ def validate(config: dict[str, Any], path: str | os.PathLike | None = None) -> N
     if not isinstance(config, dict):
         raise ConfigError("settings must be a table", path)
     walk(config, default_config(), ())
+    _check_store(config.get("store", {}), path)
+
+
+def _check_store(table: dict, path) -> None:
+    """``[store] codec`` is one the store writes, ``level`` one that codec takes."""
+    codec = table.get("codec", "zstd")
+    if codec not in _CODEC_LEVELS:
+        close = difflib.get_close_matches(str(codec), list(_CODEC_LEVELS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown codec {codec!r} in [store]{hint}; codecs: {', '.join(_CODEC_LEVELS)}", path)
+    level = table.get("level")
+    if level is not None and level not in _CODEC_LEVELS[codec]:
+        levels = _CODEC_LEVELS[codec]
+        raise ConfigError(f"[store] level {level} does not apply to codec {codec!r}" if not levels else
+                          f"[store] level {level} is out of range for {codec} ({levels[0]} to {levels[-1]})",
+                          path)
 
 
 def channel_roles(config: dict[str, Any] | None = None) -> tuple[dict[str, str], dict[int, str]]:

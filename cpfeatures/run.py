@@ -700,6 +700,8 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
         illum_version = ",".join(str(a.get("crc32")) for a in store.root["illum"].attrs.get("arrays", {}).values()) \
             if use_illum else ""
         _sites_phase(client, plate, store, cfg, roles, todo, summary, bar, lock, opts, illum_version)
+    if not summary.storage_error:  # consolidated metadata for other tools (xarray); cpfeatures never reads it
+        store.consolidate()
 
 
 def _use_given_illum(store: Store, stored: dict | None, given: dict) -> None:
