@@ -482,7 +482,8 @@ def config(show_default, store, cppipe, illum_cppipe, allow_unsupported, out):
               help="Perturbation annotations joined on --external-join-on (e.g. CPJUMP1 compound metadata); with "
                    "a JUMP folder, the folder of <name>_metadata.tsv files (default: ../../external_metadata).")
 @click.option("--external-join-on", default=None, help="Column shared by the plate map and --external-metadata.")
-@click.option("--operation", type=click.Choice(["median", "mean"]), default="median", show_default=True)
+@click.option("--operation", type=click.Choice(["median", "mean", "none"]), default="median", show_default=True,
+              help="How cells become well profiles; none: the inputs are well profiles already.")
 @click.option("--normalize", "method", type=click.Choice(["mad_robustize", "standardize", "robustize", "none"]),
               default="mad_robustize", show_default=True, help="Per-plate normalization.")
 @click.option("--samples", default="all", show_default=True,
@@ -565,9 +566,9 @@ def profile(stores, out, platemap, external_metadata, external_join_on, operatio
 
 def _profile_stages(prof, store, out, platemap, external_metadata, external_join_on, operation, method, samples):
     """--keep-stages for one store: the aggregated, annotated and normalized tables beside the output."""
-    table = prof.aggregate(store, operation=operation)
+    table = prof.load_profiles(store) if operation == "none" else prof.aggregate(store, operation=operation)
     stem = out.name.split(".")[0]
-    stages = [("aggregated", table)]
+    stages = [] if operation == "none" else [("aggregated", table)]
     if platemap:
         table = prof.annotate(table, platemap, external_metadata=external_metadata, external_join_on=external_join_on)
         stages.append(("annotated", table))
