@@ -16,6 +16,8 @@ from ._write import CropStore, index_frame
 __all__ = ["read_index", "iter_crops", "CropDataset", "open_crops"]
 
 _DTYPES = ("uint16", "float32")
+#: Sites read at once by :func:`iter_crops` without shuffling.
+READ_AHEAD = 4
 
 
 def open_crops(path: "str | os.PathLike | CropStore") -> CropStore:
@@ -81,7 +83,8 @@ def iter_crops(path: "str | os.PathLike | CropStore", batch_size: int = 256, cha
     path : path-like or CropStore
         A crops store.
     batch_size : int
-        Crops per batch (the last one may be smaller unless ``drop_last``).
+        Crops per batch (the last one may be smaller unless ``drop_last``). Memory is a batch
+        plus the sites read at once (4, or ``shuffle_sites``).
     channels : list of str, optional
         Channels to return, in this order (default: all, in the store's order).
     shuffle : bool
@@ -121,15 +124,16 @@ def iter_crops(path: "str | os.PathLike | CropStore", batch_size: int = 256, cha
     rng = np.random.default_rng(seed)
     if shuffle:
         keys = [keys[i] for i in rng.permutation(len(keys))]
-    group = max(1, int(shuffle_sites)) if shuffle else 1
+    # sites read together: the shuffle's mixing group, or a few read ahead (their reads overlap)
+    group = max(1, int(shuffle_sites)) if shuffle else READ_AHEAD
     columns = store.info.get("index_columns")
     names = ("images", "index", "masks") if masks else ("images", "index")
     pending: list[tuple] = []  # (images, masks, index frame) not yet yielded
     held = 0
     for start in range(0, len(keys), group):
         parts = []
-        for key in keys[start:start + group]:
-            arrays = store.read_site(key, names)
+        chunk = keys[start:start + group]
+        for key, arrays in zip(chunk, store.read_sites(chunk, names)):
             images = arrays["images"] if pick is None else arrays["images"][:, pick]
             parts.append((images, arrays.get("masks"), index_frame(store.site_attrs(key), arrays["index"], columns)))
         if shuffle and parts:

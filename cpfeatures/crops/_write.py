@@ -223,6 +223,15 @@ class CropStore:
         group = self.root["sites"][key]
         return {n: group[n][:] for n in names if n in group}
 
+    def read_sites(self, keys: list[str], names=("images", "index")) -> list[dict[str, np.ndarray]]:
+        """Several completed sites' arrays, read concurrently (their file reads and decoding overlap)."""
+        from ..store import _async_fetcher
+
+        fetch = _async_fetcher(self)  # the same layout as the feature store's sites: sites/<key>/<array>
+        if fetch is None or len(keys) < 2:  # pragma: no cover - a zarr without the asynchronous API
+            return [self.read_site(k, names) for k in keys]
+        return [arrays for _, arrays, _ in fetch(list(keys), [list(names)] * len(keys), False)]
+
     def site_index(self, key: str, index: np.ndarray | None = None) -> pd.DataFrame:
         """A site's index rows as a DataFrame (see :func:`cpfeatures.crops.read_index`)."""
         attrs = self.site_attrs(key)
