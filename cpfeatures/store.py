@@ -142,6 +142,21 @@ def _site_sort_key(key: str) -> tuple[str, int]:
     return well, int(fieldno) if fieldno.isdigit() else 0
 
 
+def completed_attrs(root) -> dict[str, dict]:
+    """``{site key: attributes}`` of the groups under ``root/sites`` marked ``complete``."""
+    out = {}
+    if "sites" not in root:
+        return out
+    for key, group in root["sites"].groups():
+        try:
+            attrs = group.attrs.asdict()
+        except Exception:  # unreadable metadata from a killed writer: not complete
+            continue
+        if attrs.get("complete"):
+            out[key] = attrs
+    return out
+
+
 def site_key(well: str, field: int) -> str:
     """Group name of a site: ``"D08_f5"``."""
     return f"{well}_f{int(field)}"
@@ -320,16 +335,7 @@ class Store:
         Their attributes are kept (:meth:`site_attrs`), so readers that follow pay
         no second metadata read.
         """
-        if "sites" not in self.root:
-            return []
-        self._attrs = {}
-        for key, group in self.root["sites"].groups():
-            try:
-                attrs = group.attrs.asdict()
-            except Exception:  # unreadable metadata from a killed writer: not complete
-                continue
-            if attrs.get("complete"):
-                self._attrs[key] = attrs
+        self._attrs = completed_attrs(self.root)
         return sorted(self._attrs, key=_site_sort_key)
 
     def site_attrs(self, key: str) -> dict:

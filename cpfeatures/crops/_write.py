@@ -29,7 +29,7 @@ import zarr
 
 from .. import __version__
 from ..errors import CpfeaturesError
-from ..store import StoreWriteError, _site_sort_key, _write_failure, checksum, site_key
+from ..store import StoreWriteError, _site_sort_key, _write_failure, checksum, completed_attrs, site_key
 from ._extract import BORDERS, MODES, SCALE
 
 __all__ = ["CropSettings", "CropStore", "CropError", "INDEX_COLUMNS", "FLUORESCENT", "MASKS"]
@@ -166,16 +166,7 @@ class CropStore:
 
     def completed_sites(self) -> list[str]:
         """Keys of the completely written sites, in plate order."""
-        if "sites" not in self.root:
-            return []
-        self._attrs = {}
-        for key, group in self.root["sites"].groups():
-            try:
-                attrs = group.attrs.asdict()
-            except Exception:  # unreadable metadata of a killed writer: not complete
-                continue
-            if attrs.get("complete"):
-                self._attrs[key] = attrs
+        self._attrs = completed_attrs(self.root)
         return sorted(self._attrs, key=_site_sort_key)
 
     def site_attrs(self, key: str) -> dict:
