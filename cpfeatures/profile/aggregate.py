@@ -46,6 +46,14 @@ def _group(frame: pd.DataFrame, strata: list[str], features: list[str], operatio
     return out.drop(columns=[c for c in ("ImageNumber", "ObjectNumber") if c in out.columns])
 
 
+def _is_id(column: str) -> bool:
+    """A store column that is an object id, not a measurement: ``Cells_Parent_Nuclei``,
+    ``Nuclei_Number_Object_Number``, ``Nuclei_Children_Cells_Count``."""
+    from .._names import is_identifying
+
+    return "_" in column and is_identifying(column.split("_", 1)[1])
+
+
 def _well_frames(data) -> Iterator[pd.DataFrame]:
     from ..store import open_store
 
@@ -79,6 +87,9 @@ def aggregate(data, strata: Iterable[str] = ("Metadata_Plate", "Metadata_Well"),
     -----
     Equal to ``pycytominer.aggregate(..., compute_object_count=True)``: NaN values
     are skipped per feature, a stratum whose feature is NaN in every cell gets NaN.
+    From a store, the inferred features leave out the object ids (``Cells_Parent_Nuclei``,
+    ``*_Number_Object_Number``, ``*_Children_*_Count``), as pycytominer does on the
+    exported tables, where they are named ``Metadata_`` (CytoTable's convention).
     Streaming per well requires ``Metadata_Well`` in ``strata`` (each profile then
     lies within one well); other strata read the whole store at once.
     """
@@ -99,6 +110,8 @@ def aggregate(data, strata: Iterable[str] = ("Metadata_Plate", "Metadata_Well"),
                 continue
             if chosen is None:
                 chosen = infer_features(frame, features, image_features)
+                if isinstance(features, str):  # ids are not measurements (CytoTable's export names them Metadata_)
+                    chosen = [c for c in chosen if not _is_id(c)]
             parts.append(_group(frame, strata, [c for c in chosen if c in frame.columns], operation))
         if not parts:
             raise InputError("the store holds no completed site with cells to aggregate", os.fspath(getattr(data, "url", data)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -21,7 +22,11 @@ NEGCON = "Metadata_control_type == 'negcon'"
 def test_store_to_profiles_equals_pycytominer(bundled_run):
     cells = Store(bundled_run).single_cells()
     ours = aggregate(bundled_run)  # streamed well by well from the store
-    ref = pycytominer.aggregate(cells, compute_object_count=True)
+    # the object ids are metadata, as in the exported tables (CytoTable's names), not features
+    ids = [c for c in cells.columns if re.search(r"^(Cells|Nuclei|Cytoplasm)_(Parent_[A-Za-z]+|Number_Object_Number|"
+                                                 r"Children_[A-Za-z]+_Count)$", c)]
+    assert len(ids) == 9 and not set(ids) & set(ours.columns)
+    ref = pycytominer.aggregate(cells.rename(columns={c: f"Metadata_{c}" for c in ids}), compute_object_count=True)
     assert len(ours) == 4 and ours["Metadata_Object_Count"].sum() == len(cells)
     feats = [c for c in ref.columns if not c.startswith("Metadata_")]
     assert sorted(feats) == sorted(c for c in ours.columns if not c.startswith("Metadata_"))
