@@ -656,7 +656,7 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
     plate_path = os.fspath(plate_path)
     store.initialize(plate.plate_id, dump_config(cfg),
                      plate_path=plate_path if "://" in plate_path else os.path.abspath(plate_path),
-                     roles=roles)
+                     roles=roles, versions=run_versions())
     if opts["verify"]:
         task = bar.add("verifying", len(store.completed_sites()))
         report = store.verify(progress=lambda n: bar.advance(task, n))
@@ -684,8 +684,11 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
     retries = int(cfg.get("run", {}).get("worker_retries", 2))
     with _client(opts["scheduler"], opts["workers"], opts["threads_per_worker"], worker_retries=retries,
                  timeout=opts["scheduler_timeout"]) as client:
+        phases: dict[str, float] = {}
         if opts["scheduler"] is None and (todo or need_illum):
+            t0 = time.perf_counter()
             _compile_in_workers(client, cfg, roles, bar)
+            phases["compile"] = time.perf_counter() - t0
         if need_illum:
             t0 = time.perf_counter()
             # The illumination function is a plate-level quantity: always over all sites of the plate.
@@ -697,11 +700,36 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
             store.write_illum(result.functions)
             summary.illum_seconds = time.perf_counter() - t0
             summary.illum_excluded = result.excluded
+            phases["illumination"] = summary.illum_seconds
         illum_version = ",".join(str(a.get("crc32")) for a in store.root["illum"].attrs.get("arrays", {}).values()) \
             if use_illum else ""
-        _sites_phase(client, plate, store, cfg, roles, todo, summary, bar, lock, opts, illum_version)
+        t0 = time.perf_counter()
+        try:
+            _sites_phase(client, plate, store, cfg, roles, todo, summary, bar, lock, opts, illum_version)
+        finally:  # also for an interrupted run: the report shows what this run spent, compilation apart
+            phases["sites"] = time.perf_counter() - t0
+            phases["sites_done"] = len(summary.done)
+            with contextlib.suppress(StoreWriteError):
+                store.record_info(phase_seconds=phases)
     if not summary.storage_error:  # consolidated metadata for other tools (xarray); cpfeatures never reads it
         store.consolidate()
+
+
+def run_versions() -> dict[str, str]:
+    """The versions that decide a run's numbers, recorded in its store (``info["versions"]``).
+
+    cpfeatures itself is recorded as ``cpfeatures_version``; these are the libraries
+    under it and the Python that ran the client.
+    """
+    import platform
+    from importlib import metadata
+
+    out = {}
+    for dist in ("numpy", "scipy", "scikit-image", "numba", "pandas", "zarr", "dask", "distributed", "tifffile"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            out[dist] = metadata.version(dist)
+    out["python"] = platform.python_version()
+    return out
 
 
 def _use_given_illum(store: Store, stored: dict | None, given: dict) -> None:

@@ -303,6 +303,19 @@ class Store:
         except OSError as exc:
             raise _write_failure(self.url, "the store's metadata", exc) from None
 
+    def record_info(self, **values) -> None:
+        """Set run-level attributes (``phase_seconds`` of the last run, ...) beside the first run's.
+
+        Unlike :meth:`initialize`, the values replace earlier ones: they describe the
+        latest run.
+        """
+        meta = self.info
+        meta.update({k: _jsonable(v) for k, v in values.items()})
+        try:
+            self.root.attrs["cpfeatures"] = meta
+        except OSError as exc:
+            raise _write_failure(self.url, "the store's metadata", exc) from None
+
     # -- illumination -----------------------------------------------------------------
     def write_illum(self, functions: dict[str, np.ndarray]) -> None:
         """Store illumination functions; the group is marked complete after all are written."""
@@ -983,11 +996,11 @@ def read_table_dask(store: "str | os.PathLike | Store", name: str):
 
 
 def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: str = "parquet",
-           single_cells: bool = True) -> list[str]:
+           single_cells: bool = True, tables: list[str] | None = None, names: str = "cytotable") -> list[str]:
     """Write the store's tables as Parquet or CSV files, one well at a time (see :func:`cpfeatures.export.export`)."""
     from .export import export as _export
 
-    return _export(store, out_dir, fmt=fmt, single_cells=single_cells)
+    return _export(store, out_dir, fmt=fmt, single_cells=single_cells, tables=tables, names=names)
 
 
 from ._plate_view import open_plate  # noqa: E402  (the view is built on the store's readers)

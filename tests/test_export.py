@@ -109,3 +109,16 @@ def test_memory_does_not_grow_with_the_plate(grown_stores, tmp_path, monkeypatch
             tracemalloc.stop()
     data_mb = 80 * 3 * 200 * 100 * 8 / 1e6
     assert peaks[1] - peaks[0] < 0.25 * data_mb, (peaks, data_mb)
+
+
+def test_the_store_modules_export_takes_the_same_options(tmp_path):
+    from cpfeatures.store import export as store_export
+
+    st = _grow(tmp_path / "s.zarr", n_wells=1, n_fields=2)
+    written = store_export(st.url, tmp_path / "own", tables=["Cells"], single_cells=False, names="cpfeatures")
+    assert [p.rsplit("/", 1)[1] for p in written] == ["Cells.parquet"]
+    got = pd.read_parquet(tmp_path / "own" / "Cells.parquet")
+    want = read_table(st.url, "cells")  # the store's own names
+    pd.testing.assert_frame_equal(got[want.columns], want, check_dtype=False)
+    store_export(st.url, tmp_path / "ct", tables=["Image"], single_cells=False)
+    assert "Metadata_ImageNumber" in pd.read_parquet(tmp_path / "ct" / "Image.parquet")  # CytoTable's by default

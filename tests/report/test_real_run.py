@@ -91,6 +91,16 @@ def test_run_versions_and_time_without_compilation(quality_run, quality_report, 
     setup = float(re.search(r"compilation and illumination ([\d.]+) s", text).group(1))
     # the run's own clock (RunSummary.seconds) bounds the store's stamps (whole seconds)
     assert 0 <= sites <= span + 0.05 and abs(setup + sites - span) <= 1.05 and span <= summary.seconds + 1
+    # the run's own clock, recorded in the store: its sites phase is the stamps' span to whole seconds
+    recorded = re.search(r"recorded by the run sites ([\d.]+) s measuring 4 sites; compiling the kernels "
+                         r"([\d.]+) s; illumination functions ([\d.]+) s", text)
+    assert recorded, text
+    run_sites, compile_s, illum_s = map(float, recorded.groups())
+    assert abs(run_sites - sites) <= 2.05 and compile_s + illum_s + run_sites <= summary.seconds + 0.1
+    # the libraries under the run, as installed (importlib.metadata, not the store)
+    from importlib import metadata
+    for dist in ("numpy", "scikit-image", "numba", "zarr"):
+        assert f"{dist} {metadata.version(dist)}" in text.split("this report")[0], dist
 
 
 # -- headless Chromium ----------------------------------------------------------------------------------
