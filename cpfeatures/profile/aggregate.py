@@ -28,7 +28,13 @@ def _is_store(data) -> bool:
         return True
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
-        return path.rstrip("/").endswith(".zarr") or os.path.isfile(os.path.join(path, "zarr.json"))
+        root = os.path.join(path, "zarr.json")
+        if os.path.isfile(root):  # a local Zarr group: a run's store, or AnnData profiles written as .zarr
+            import json
+
+            with open(root, encoding="utf-8") as fh:
+                return "cpfeatures" in json.load(fh).get("attributes", {})
+        return path.rstrip("/").endswith(".zarr")  # remote or missing: the store's reader says what is wrong
     return False
 
 

@@ -8,7 +8,7 @@ import pycytominer
 import pytest
 
 from cpfeatures.errors import InputError
-from cpfeatures.profile import aggregate
+from cpfeatures.profile import aggregate, write_profiles
 
 
 @pytest.mark.parametrize("operation", ["median", "mean"])
@@ -39,3 +39,15 @@ def test_bad_arguments(nf1_cells):
         aggregate(nf1_cells, strata=["Metadata_Nope"])
     with pytest.raises(InputError, match="not found"):
         aggregate("/nonexistent/cells.csv")
+
+
+def test_anndata_zarr_is_a_table_not_a_store(tmp_path):
+    """A ``.zarr`` of AnnData profiles is read as a table; only a group cpfeatures wrote is a run's store."""
+    rng = np.random.default_rng(3)
+    cells = pd.DataFrame({"Metadata_Plate": "P", "Metadata_Well": np.repeat(["A01", "A02", "B01"], 5),
+                          "Metadata_ObjectNumber": np.tile(np.arange(1, 6), 3),
+                          "Cells_X": rng.normal(size=15), "Nuclei_Y": rng.normal(size=15)})
+    path = write_profiles(cells, tmp_path / "cells.zarr")
+    got = aggregate(path)
+    ref = pycytominer.aggregate(cells, compute_object_count=True)
+    pd.testing.assert_frame_equal(got[ref.columns], ref, check_dtype=False)
