@@ -33,7 +33,9 @@ def _is_store(data) -> bool:
             import json
 
             with open(root, encoding="utf-8") as fh:
-                return "cpfeatures" in json.load(fh).get("attributes", {})
+                attributes = json.load(fh).get("attributes", {})
+            # AnnData profiles are a table; any other group is a store (its reader says if it is not one)
+            return attributes.get("encoding-type") != "anndata"
         return path.rstrip("/").endswith(".zarr")  # remote or missing: the store's reader says what is wrong
     return False
 

@@ -42,7 +42,7 @@ def test_bad_arguments(nf1_cells):
 
 
 def test_anndata_zarr_is_a_table_not_a_store(tmp_path):
-    """A ``.zarr`` of AnnData profiles is read as a table; only a group cpfeatures wrote is a run's store."""
+    """A ``.zarr`` of AnnData profiles is read as a table, not as a run's store."""
     rng = np.random.default_rng(3)
     cells = pd.DataFrame({"Metadata_Plate": "P", "Metadata_Well": np.repeat(["A01", "A02", "B01"], 5),
                           "Metadata_ObjectNumber": np.tile(np.arange(1, 6), 3),
