@@ -68,8 +68,9 @@ def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: 
     row group plus the file's footer (~0.5 kB per column per row group) whatever the
     plate size (measured in ``benchmarks/bench_plate_scale.py``). Columns are the union
     over sites in first-seen order; ``Metadata_Site`` and ``Metadata_ObjectNumber`` are
-    integers, image metadata (file names) text, features float64 (NaN kept in Parquet,
-    empty fields in CSV).
+    integers, and so are the object ids named ``Metadata_`` (``Metadata_Cells_Parent_Nuclei``:
+    CytoTable's names; null where a site has none), image metadata (file names) text,
+    features float64 (NaN kept in Parquet, empty fields in CSV).
     """
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r} ({' or '.join(FORMATS)})")
@@ -216,7 +217,10 @@ class _Writer:
         fields = []
         for (kind, k), name in zip(plan.order, plan.columns):
             text = kind == "meta" and (k in ("Metadata_Plate", "Metadata_Well") or k in plan.text)
-            fields.append(pa.field(name, pa.string() if text else pa.int64() if kind == "meta" else pa.float64()))
+            # the object ids among the store's float64 columns (CytoTable's Metadata_ names) are integers
+            ident = kind == "block" and name.startswith("Metadata_")
+            fields.append(pa.field(name, pa.string() if text else pa.int64() if kind == "meta" or ident
+                                   else pa.float64()))
         self.schema = pa.schema(fields)
         self.pending: list = []
         self.pending_bytes = 0
@@ -239,7 +243,8 @@ class _Writer:
         block = np.asfortranarray(block)  # contiguous columns: no copy per column below
         csv = self.fmt == "csv"  # CSV: NaN as an empty field (null), as pandas writes it
         arrays = [pa.array(meta[k].to_numpy(), type=f.type, from_pandas=True) if kind == "meta"  # absent text: null
-                  else pa.array(block[:, k], type=pa.float64(), from_pandas=csv)
+                  else pa.array(block[:, k], type=pa.float64(), from_pandas=csv) if f.type == pa.float64()
+                  else pa.array(block[:, k], type=pa.float64(), from_pandas=True).cast(pa.int64())  # an id; NaN: null
                   for (kind, k), f in zip(self.plan.order, self.schema)]
         table = pa.Table.from_arrays(arrays, schema=self.schema)
         if csv:

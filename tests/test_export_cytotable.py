@@ -14,6 +14,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -76,6 +77,11 @@ def test_real_run_tables_are_named_and_valued_as_cytotable_names_cellprofilers(c
     assert sorted(ours.columns) == sorted([*renamed.columns, "Metadata_ImageNumber"])
     assert ours.columns[0] == "Metadata_ImageNumber" and ours["Metadata_ImageNumber"].tolist() == \
         (ours["Metadata_Well"].rank(method="dense").astype(int).tolist())  # sites numbered in plate order (1 field)
+    ids = [c for c in renamed.columns if c.startswith("Metadata_") and renamed[c].dtype == np.float64]
+    assert (table == "Image") == (not ids)
+    for c in ids:  # the object ids, float64 in the store, are integers in the file (as in CellProfiler's CSVs)
+        assert ours[c].dtype == np.int64, c
+        renamed[c] = renamed[c].astype(np.int64)
     pd.testing.assert_frame_equal(ours[renamed.columns], renamed)
 
 
