@@ -49,12 +49,24 @@ def _groups(profiles: pd.DataFrame, by: list[str]) -> tuple[np.ndarray, pd.DataF
     return ids, keys
 
 
+#: Bytes of profiles gathered at once for the null's correlations (memory stays bounded).
+_BLOCK_BYTES = 64 * 2 ** 20
+
+
 def _median_pair_corr(z: np.ndarray, members: np.ndarray) -> np.ndarray:
     """Median over pairs ``a < b`` of ``corr(members[s, a], members[s, b])`` for each row ``s``."""
-    k = members.shape[1]
+    n, k = members.shape
     a, b = np.triu_indices(k, 1)
-    corr = np.einsum("spd,spd->sp", z[members[:, a]], z[members[:, b]])
-    return np.median(corr, axis=1)
+    out = np.empty(n)
+    # Each sample's k x k Gram matrix by batched BLAS, a block of samples at a time: gathering the
+    # two profiles of every pair (n x k(k-1)/2 x features) would cost k/2 times the memory and
+    # einsum's unblocked loop (60 s for 1,536 wells x 1,000 features, k = 24).
+    step = max(1, int(_BLOCK_BYTES // (k * z.shape[1] * z.itemsize)))
+    for start in range(0, n, step):
+        block = z[members[start:start + step]]
+        gram = block @ block.transpose(0, 2, 1)
+        out[start:start + step] = np.median(gram[:, a, b], axis=1)
+    return out
 
 
 @dataclass
