@@ -74,7 +74,10 @@ def ours(plates):
 def ours_scores(sphered):
     """mAP of replicability (compounds against the DMSO wells) and Percent Replicating, on spherized wells."""
     maps = mean_average_precision(sphered, "Metadata_broad_sample", reference_query=DMSO, null_size=1000, seed=3)
-    pr = percent_replicating(sphered[sphered["Metadata_broad_sample"] != "DMSO"], "Metadata_broad_sample", seed=3)
+    # replicates on the plates of one group (as the paper scores each modality x cell x time group):
+    # over all plates a compound has more replicates than there are compounds to draw a null set from
+    pr = percent_replicating(sphered[sphered["Metadata_broad_sample"] != "DMSO"],
+                             ["Metadata_broad_sample", "Metadata_group"], seed=3)
     return maps, pr
 
 
