@@ -88,3 +88,19 @@ def grow_store(source: str | os.PathLike, out: str | os.PathLike, wells: list[st
             (dst / "zarr.json").write_text(json.dumps(meta))
             i += 1
     return out
+
+
+def real_run(root: Path, plate: str | os.PathLike, store: str | os.PathLike | None = None,
+             save_labels: bool = False) -> Path:
+    """``store`` if given, else a run of ``plate`` into ``root/run.zarr`` (once: an existing one is reused)."""
+    if store is not None:
+        return Path(store)
+    from bench_plate_scale import measure
+
+    run = Path(root) / "run.zarr"
+    if not run.exists():
+        print(f"running {plate} -> {run}", flush=True)
+        done = measure(["run", plate, "-o", run, "--workers", "1", "--progress", "none"]
+                       + (["--save-labels"] if save_labels else []))
+        assert done["code"] == 0, done
+    return run

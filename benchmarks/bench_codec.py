@@ -28,7 +28,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _plates import grow_store, wells_of  # noqa: E402
+from _plates import grow_store, real_run, wells_of  # noqa: E402
 from bench_plate_scale import _IMPORT_HWM, measure  # noqa: E402
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "example_plate"
@@ -143,13 +143,7 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_codec_"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        run = args.run
-        if run is None:
-            run = root / "run.zarr"
-            if not run.exists():
-                print(f"running {args.plate} -> {run}", flush=True)
-                done = measure(["run", args.plate, "-o", run, "--workers", "1", "--progress", "none", "--save-labels"])
-                assert done["code"] == 0, done
+        run = real_run(root, args.plate, args.run, save_labels=True)
         if 1 in args.parts:
             codecs(run, root, args.repeat)
         if 2 in args.parts:

@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _plates import grow_store, wells_of  # noqa: E402
+from _plates import grow_store, real_run, wells_of  # noqa: E402
 from bench_plate_scale import measure  # noqa: E402
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "example_plate"
@@ -34,13 +34,7 @@ def main() -> None:
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_export_"))
     root.mkdir(parents=True, exist_ok=True)
     try:
-        run = args.run
-        if run is None:
-            run = root / "run.zarr"
-            if not run.exists():
-                print(f"running the bundled plate -> {run}")
-                done = measure(["run", BUNDLED, "-o", run, "--workers", "1", "--progress", "none"])
-                assert done["code"] == 0, done
+        run = real_run(root, BUNDLED, args.run)
         print(f"{'sites':>6} {'format':>8} {'cells':>9} {'X GB':>6} {'seconds':>8} {'peak MB':>8}")
         for size in args.sizes:
             fields = list(range(1, 10)) if size > 384 else [5]
