@@ -100,7 +100,7 @@ def write_profiles(frame: pd.DataFrame, path: "str | os.PathLike") -> Path:
 
 def metadata_columns(frame: pd.DataFrame) -> list[str]:
     """Columns starting with ``Metadata_``, in table order."""
-    return [c for c in frame.columns if str(c).startswith("Metadata_")]
+    return [c for c in frame.columns if isinstance(c, str) and c.startswith("Metadata_")]
 
 
 def infer_features(frame: pd.DataFrame, features="infer", image_features: bool = False,
@@ -133,8 +133,9 @@ def infer_features(frame: pd.DataFrame, features="infer", image_features: bool =
     if image_features:
         prefixes += ("Image_",)
     dtypes = frame.dtypes
-    out = [c for c, dtype in dtypes.items() if str(c).startswith(prefixes)
-           and (pd.api.types.is_numeric_dtype(dtype) or frame[c].isna().all())]
+    numeric = {d: pd.api.types.is_numeric_dtype(d) for d in set(dtypes)}  # thousands of columns, a few dtypes
+    out = [c for c, dtype in dtypes.items() if isinstance(c, str) and c.startswith(prefixes)
+           and (numeric[dtype] or frame[c].isna().all())]
     if not out:
         raise InputError("no feature columns found: expected columns starting with "
                          f"{', '.join(prefixes)} (pass features=[...] for other names)")
@@ -154,21 +155,33 @@ def feature_array(frame: pd.DataFrame, features: list[str], order: str = "C") ->
 
 def select_rows(frame: pd.DataFrame, samples: str) -> pd.DataFrame:
     """``frame`` (``samples == "all"``) or the rows matching a pandas query."""
+    positions = select_positions(frame, samples)
+    return frame if positions is None else frame.iloc[positions]
+
+
+def select_positions(frame: pd.DataFrame, samples: str) -> np.ndarray | None:
+    """Row positions matching a pandas query, or None for ``samples == "all"`` (every row).
+
+    Raises
+    ------
+    InputError
+        A bad query, or one that matches no row.
+    """
     if samples == "all":
-        return frame
+        return None
     if not isinstance(samples, str):
         raise InputError(f'samples must be "all" or a pandas query string, got {samples!r}')
     # the query is evaluated on the metadata columns: pandas builds a resolver per column, which on a
     # profile table of thousands of features costs more than the query (0.2 s a plate); a query that
-    # names a feature falls back to the whole table
+    # names a feature falls back to the whole table. A fresh RangeIndex makes the result positions.
     meta = [c for c in frame.columns if str(c).startswith("Metadata")]
     try:
         try:
-            chosen = frame.loc[frame[meta].query(samples).index] if meta else frame.query(samples)
+            chosen = (frame[meta] if meta else frame).reset_index(drop=True).query(samples).index
         except pd.errors.UndefinedVariableError:
-            chosen = frame.query(samples)
+            chosen = frame.reset_index(drop=True).query(samples).index
     except Exception as exc:  # pandas raises many types for a bad expression
         raise InputError(f"samples query {samples!r} failed: {exc}") from None
-    if chosen.empty:
+    if len(chosen) == 0:
         raise InputError(f"samples query {samples!r} matches no profile")
-    return chosen
+    return chosen.to_numpy(np.int64)

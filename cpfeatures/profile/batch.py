@@ -27,7 +27,7 @@ from ._frames import feature_array, infer_features, load_profiles, metadata_colu
 from .aggregate import aggregate
 from .annotate import annotate, read_platemap
 from .feature_select import CPJUMP1_OPERATIONS, select_mask
-from .normalize import normalize
+from .normalize import normalize, normalized_array
 
 __all__ = ["profile_plates", "read_jump_platemaps", "PlateProfiles", "SELECT_LEVELS"]
 
@@ -196,13 +196,15 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
         for plate, part in table.groupby("Metadata_Plate", sort=False):
             part = part.reset_index(drop=True)
             part = _annotate(part, str(plate), maps, external_join_on)
-            if method != "none":
-                part = normalize(part, method=method, samples=samples, features=features)
-            meta = metadata_columns(part)
-            feats = infer_features(part, features) if method == "none" else \
-                [c for c in part.columns if c not in set(meta)]  # normalize returns metadata + features
-            metas.append(part[meta])
-            arrays.append(feature_array(part, feats, order="F"))
+            feats = infer_features(part, features)
+            if str(method).lower() == "spherize":  # its PCA variants name their own columns
+                part = normalize(part, method=method, samples=samples, features=feats)
+                feats = [c for c in part.columns if not str(c).startswith("Metadata_")]
+            x = feature_array(part, feats, order="F")
+            if str(method).lower() not in ("none", "spherize"):  # normalize's array form: no frame is built
+                x = normalized_array(x, part, feats, method, samples)
+            metas.append(part[metadata_columns(part)])
+            arrays.append(x)
             names.append(feats)
             rows.append({"Metadata_Plate": plate, "profiles": len(part),
                          "source": source if isinstance(source, (str, os.PathLike)) else "table"})

@@ -16,19 +16,19 @@ they run in the order given, each on the features the previous ones kept.
 - ``blocklist``: names in the blocklist (default: :func:`default_blocklist`).
 - ``drop_outliers``: the largest absolute value exceeds ``outlier_cutoff``.
 
-The work is vectorized: one sort per column for the frequencies (numba), one
+The work is vectorized: one hash-table count per column for the frequencies (numba), one
 correlation matrix for the correlations and array lookups for the pairs, where
 pycytominer applies Python functions per column and per correlated pair.
 """
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
 from ._frames import feature_array, infer_features, load_profiles, select_rows
+from ._value_counts import value_count_stats
 from .blocklist import default_blocklist
 
 __all__ = ["feature_select", "OPERATIONS", "CPJUMP1_OPERATIONS"]
@@ -39,44 +39,8 @@ OPERATIONS = ("variance_threshold", "frequency_threshold", "correlation_threshol
 CPJUMP1_OPERATIONS = ("frequency_threshold", "correlation_threshold", "drop_na_columns", "blocklist")
 
 
-@numba.njit(cache=True, parallel=True)
-def _value_count_stats(x):
-    """Per column (F-ordered ``x``): the two largest value counts and the number of distinct values (NaN skipped)."""
-    n, m = x.shape
-    first = np.zeros(m, np.int64)
-    second = np.zeros(m, np.int64)
-    distinct = np.zeros(m, np.int64)
-    for j in numba.prange(m):
-        col = np.sort(x[:, j])  # NaN sort last
-        run = 0
-        top1 = 0
-        top2 = 0
-        k = 0
-        prev = 0.0
-        for i in range(n + 1):
-            v = col[i] if i < n else np.nan
-            if run > 0 and v == prev:
-                run += 1
-                continue
-            if run > 0:  # a run of equal values ends
-                if run > top1:
-                    top2 = top1
-                    top1 = run
-                elif run > top2:
-                    top2 = run
-            if v != v:  # NaN (or the end)
-                break
-            k += 1
-            run = 1
-            prev = v
-        first[j] = top1
-        second[j] = top2
-        distinct[j] = k
-    return first, second, distinct
-
-
 def _frequency(x: np.ndarray, freq_cut: float, unique_cut: float) -> np.ndarray:
-    first, second, distinct = _value_count_stats(np.asfortranarray(x))
+    first, second, distinct = value_count_stats(np.asfortranarray(x))
     ratio = np.where(distinct >= 2, second / np.maximum(first, 1), 0.0)
     return (ratio < freq_cut) | (distinct / x.shape[0] < unique_cut)
 

@@ -18,7 +18,7 @@ import pandas as pd
 import warnings
 
 from ..errors import DegenerateResultWarning, InputError
-from ._frames import feature_array, infer_features, load_profiles, metadata_columns, select_rows
+from ._frames import feature_array, infer_features, load_profiles, metadata_columns, select_positions
 from .spherize import spherize
 
 __all__ = ["normalize", "METHODS"]
@@ -108,22 +108,41 @@ def normalize(profiles, method: str = "mad_robustize", samples: str = "all", fea
                         by=by if by is not None and by in profiles.columns else None)
     feats = infer_features(profiles, features, image_features)
     meta = metadata_columns(profiles)
-    x = feature_array(profiles, feats)
-    out = np.empty_like(x)
-    if by is not None and by in profiles.columns and profiles[by].isna().any():
-        raise InputError(f"normalize by {by!r}: {int(profiles[by].isna().sum())} profile(s) have no value")
-    groups = [np.arange(len(profiles))] if by is None or by not in profiles.columns else \
-        [np.flatnonzero((profiles[by] == v).to_numpy()) for v in pd.unique(profiles[by])]
-    for rows in groups:
-        part = profiles.iloc[rows]
-        fit_rows = part if samples == "all" else select_rows(part, samples)
-        center, scale = _fit(feature_array(fit_rows, feats), method, mad_robustize_epsilon)
-        _warn_degenerate(part, by, samples, len(fit_rows), feats, scale, method, mad_robustize_epsilon)
-        out[rows] = (x[rows] - center) / scale
+    out = normalized_array(feature_array(profiles, feats), profiles, feats, method, samples, by,
+                           mad_robustize_epsilon)
     result = pd.concat([profiles[meta].reset_index(drop=True),
                         pd.DataFrame(out, columns=feats)], axis=1)
     result.index = profiles.index
     return result
+
+
+def normalized_array(x: np.ndarray, profiles: pd.DataFrame, feats: list[str], method: str, samples: str = "all",
+                     by: str | None = "Metadata_Plate", epsilon: float = 1e-18) -> np.ndarray:
+    """The array form of :func:`normalize` (not spherize): ``x`` (rows of ``profiles``, columns ``feats``) normalized.
+
+    For callers that hold the matrix already (:func:`~cpfeatures.profile.profile_plates`): no
+    frame of the result is built, and the result has ``x``'s memory order.
+    """
+    method = str(method).lower()
+    if method not in METHODS or method == "spherize":
+        raise InputError(f"normalize method must be one of {METHODS[:-1]} here, got {method!r}")
+    if by is not None and by in profiles.columns and profiles[by].isna().any():
+        raise InputError(f"normalize by {by!r}: {int(profiles[by].isna().sum())} profile(s) have no value")
+    values = pd.unique(profiles[by]) if by is not None and by in profiles.columns else []
+    groups = [None] if len(values) <= 1 else [np.flatnonzero((profiles[by] == v).to_numpy()) for v in values]
+    out = np.empty_like(x)
+    for rows in groups:
+        # one group (a plate) is the whole table: no copy of its rows
+        part, xr = (profiles, x) if rows is None else (profiles.iloc[rows], x[rows])
+        fit = select_positions(part, samples)
+        center, scale = _fit(xr if fit is None else xr[fit], method, epsilon)
+        _warn_degenerate(part, by, samples, len(xr) if fit is None else len(fit), feats, scale, method, epsilon)
+        if rows is None:
+            np.subtract(x, center, out=out)
+            out /= scale
+        else:
+            out[rows] = (xr - center) / scale
+    return out
 
 
 def _warn_degenerate(part: pd.DataFrame, by, samples: str, n_fit: int, feats: list[str], scale: np.ndarray,
@@ -134,7 +153,7 @@ def _warn_degenerate(part: pd.DataFrame, by, samples: str, n_fit: int, feats: li
     if n_fit < 2:
         warnings.warn(f"{where}: the normalization reference ({reference}) is {n_fit} profile: every feature has "
                       "zero spread in it, so normalized values are divided by ~0; use more control wells or "
-                      "samples='all'", DegenerateResultWarning, stacklevel=3)
+                      "samples='all'", DegenerateResultWarning, stacklevel=4)
         return
     if method != "mad_robustize":
         return  # scikit-learn's rule: constant features are left unscaled, not blown up
@@ -143,4 +162,4 @@ def _warn_degenerate(part: pd.DataFrame, by, samples: str, n_fit: int, feats: li
         names = [f for f, z in zip(feats, flat) if z]
         warnings.warn(f"{where}: {len(names)} of {len(feats)} features have zero spread (MAD 0) in the "
                       f"normalization reference ({reference}, {n_fit} profiles), so their normalized values are "
-                      f"divided by {epsilon:g}: e.g. {', '.join(names[:3])}", DegenerateResultWarning, stacklevel=3)
+                      f"divided by {epsilon:g}: e.g. {', '.join(names[:3])}", DegenerateResultWarning, stacklevel=4)
