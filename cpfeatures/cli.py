@@ -582,6 +582,8 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 @click.argument("profiles", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--replicates-by", required=True, help="Column(s) identifying a perturbation, comma-separated.")
 @click.option("--match-by", default=None, help="Annotation column for Percent Matching (e.g. Metadata_target).")
+@click.option("--match-sep", default="|", show_default=True,
+              help="Several annotations in one --match-by cell (a target list) are split on this; '' for none.")
 @click.option("--across", default=None, help="Percent Matching only between groups differing in this column "
                                              "(with --null cpjump1: the modality column).")
 @click.option("--null", "null_kind", type=click.Choice(["numpy", "cpjump1"]), default="numpy", show_default=True,
@@ -602,7 +604,7 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 @_LOG
 @_JSON
 @_friendly
-def score(profiles, replicates_by, match_by, across, null_kind, tail, modalities, n_replicates, reference, null_size,
+def score(profiles, replicates_by, match_by, match_sep, across, null_kind, tail, modalities, n_replicates, reference, null_size,
           n_samples, seed, out, log_file, as_json):
     """Percent Replicating, Percent Matching and mAP of profile tables (several: concatenated).
 
@@ -641,8 +643,8 @@ def score(profiles, replicates_by, match_by, across, null_kind, tail, modalities
                  f"{len(rep.per_group)} perturbations, null p95 = {rep.null_p95:.3f}"))
     if match_by:
         try:
-            mat = prof.percent_matching(frame, by, match_by, across=across, n_samples=n_samples, seed=seed,
-                                        reference_query=reference, tail=tail,
+            mat = prof.percent_matching(frame, by, match_by, across=across, sep=match_sep or None,
+                                        n_samples=n_samples, seed=seed, reference_query=reference, tail=tail,
                                         **({"null": null_kind, "modalities": _split(modalities)} if paper else {}))
         except InputError as exc:
             rows.append(("Percent Matching", "n/a", str(exc)))
@@ -661,10 +663,12 @@ def score(profiles, replicates_by, match_by, across, null_kind, tail, modalities
                  + (" vs reference" if reference else "")))
     if match_by and across:
         # matching mAP (copairs): a profile retrieves the other modality's profiles of its annotation,
-        # against the other modality's profiles of other annotations
+        # against the other modality's profiles of other annotations; a target list is copairs' multilabel
         scored = frame if reference is None else frame.drop(prof._frames.select_rows(frame, reference).index)
+        listed = bool(match_sep) and scored[match_by].astype("string").str.contains(match_sep, regex=False).any()
         matching = prof.mean_average_precision(scored, match_by, diffby=[match_by, across], pos_diffby=[across],
-                                               null_size=null_size, seed=0 if seed is None else seed)
+                                               null_size=null_size, seed=0 if seed is None else seed,
+                                               multilabel=match_by if listed else None, sep=match_sep or "|")
         written.append(str(outdir / "map_matching.csv"))
         matching.to_csv(written[-1], index=False)
         rows.append(("mAP matching", f"{matching['mean_average_precision'].mean():.3f}",

@@ -107,6 +107,89 @@ def _ap_block(sim, start, pos_same, pos_diff, neg_same, neg_diff, ap, n_pos, n_t
         ap[i] = total / p
 
 
+@numba.njit(cache=True, inline="always")
+def _share_label(row_ptr, row_labels, i, j):
+    # both label lists are sorted: a merge finds a common label
+    a, b = row_ptr[i], row_ptr[j]
+    a_end, b_end = row_ptr[i + 1], row_ptr[j + 1]
+    while a < a_end and b < b_end:
+        if row_labels[a] == row_labels[b]:
+            return True
+        if row_labels[a] < row_labels[b]:
+            a += 1
+        else:
+            b += 1
+    return False
+
+
+@numba.njit(cache=True)
+def _ap_block_multilabel(sim, start, pos_same, pos_diff, neg_same, neg_diff, row_ptr, row_labels, label_ptr,
+                         label_rows, ap, n_pos, n_total):
+    """AP of every (row, label) entry of rows ``start .. start + len(sim)``; entries are ``row_ptr`` slots.
+
+    Positives of (i, a): the other rows labelled ``a`` that satisfy the positive rules;
+    negatives of i (the same for all its labels): rows sharing no label with i that
+    satisfy the negative rules. A row without labels is neither.
+    """
+    n = sim.shape[1]
+    one = np.float32(1.0)
+    pos_key = np.empty(n, np.float32)
+    neg_key = np.empty(n, np.float32)
+    for r in range(sim.shape[0]):
+        i = start + r
+        if row_ptr[i + 1] == row_ptr[i]:
+            continue
+        q = 0
+        for j in range(n):
+            if j != i and row_ptr[j + 1] > row_ptr[j] and not _share_label(row_ptr, row_labels, i, j) \
+                    and _matches(i, j, neg_same, neg_diff):
+                neg_key[q] = one - sim[r, j]
+                q += 1
+        nk = np.sort(neg_key[:q])
+        for e in range(row_ptr[i], row_ptr[i + 1]):
+            label = row_labels[e]
+            p = 0
+            for m in range(label_ptr[label], label_ptr[label + 1]):
+                j = label_rows[m]
+                if j != i and _matches(i, j, pos_same, pos_diff):
+                    pos_key[p] = one - sim[r, j]
+                    p += 1
+            n_pos[e] = p
+            n_total[e] = p + q
+            if p == 0:
+                ap[e] = np.nan
+                continue
+            pk = np.sort(pos_key[:p])
+            total = 0.0
+            above = 0
+            for t in range(p):
+                while above < q and nk[above] < pk[t]:
+                    above += 1
+                total += (t + 1) / (t + 1 + above)
+            ap[e] = total / p
+
+
+def _label_index(values: pd.Series, sep: str):
+    """Sorted label ids per row (CSR ``row_ptr``, ``row_labels``), rows per label (CSR), and the label names.
+
+    Missing and empty cells have no labels.
+    """
+    lists = values.astype("string").str.split(sep)
+    exploded = lists.explode().str.strip()
+    exploded = exploded[exploded.notna() & (exploded != "")]
+    rows = exploded.index.to_numpy(np.int64)
+    ids, names = pd.factorize(exploded.to_numpy(object), sort=True)
+    pairs = np.unique(np.stack([rows, ids.astype(np.int64)], axis=1), axis=0)  # sorted by row, then label
+    row_ptr = np.zeros(len(values) + 1, np.int64)
+    np.add.at(row_ptr, pairs[:, 0] + 1, 1)
+    row_ptr = np.cumsum(row_ptr)
+    by_label = pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]
+    label_ptr = np.zeros(len(names) + 1, np.int64)
+    np.add.at(label_ptr, by_label[:, 1] + 1, 1)
+    label_ptr = np.cumsum(label_ptr)
+    return row_ptr, pairs[:, 1].copy(), label_ptr, by_label[:, 0].copy(), np.asarray(names, dtype=object)
+
+
 def expected_ap(n_pos: np.ndarray, n_total: np.ndarray) -> np.ndarray:
     """Mean AP of a random ranking with ``n_pos`` positives among ``n_total`` (exact formula)."""
     n_pos = np.asarray(n_pos, np.int64)
@@ -124,7 +207,8 @@ def expected_ap(n_pos: np.ndarray, n_total: np.ndarray) -> np.ndarray:
 
 
 def average_precision(profiles, pos_sameby, pos_diffby=(), neg_sameby=(), neg_diffby=(), distance: str = "cosine",
-                      features="infer", block_size: int = 1024) -> pd.DataFrame:
+                      features="infer", block_size: int = 1024, multilabel: str | None = None,
+                      sep: str = "|") -> pd.DataFrame:
     """Average precision of every profile.
 
     Parameters
@@ -138,12 +222,32 @@ def average_precision(profiles, pos_sameby, pos_diffby=(), neg_sameby=(), neg_di
     features : "infer" or list of str
     block_size : int
         Profiles whose similarities are held at once.
+    multilabel : str, optional
+        A column holding several labels per profile, joined by ``sep`` (a compound's
+        ``Metadata_target_list``, ``"KCNA5|KCNH2"``), with copairs' multilabel semantics: it must
+        be in ``pos_sameby`` and ``neg_diffby``; each profile gets one AP per label, whose
+        positives carry that label, and its negatives share none of its labels.
+    sep : str
 
     Returns
     -------
     pandas.DataFrame
         The metadata columns plus ``average_precision`` (NaN without positives),
-        ``normalized_average_precision``, ``n_pos_pairs`` and ``n_total_pairs``.
+        ``normalized_average_precision``, ``n_pos_pairs`` and ``n_total_pairs``; with
+        ``multilabel``, one row per (profile, label), the column holding the one label.
+
+    Examples
+    --------
+    A compound of two targets against three genes: gene C (a negative) lies between
+    the compound and gene B, so label A ranks its positive first and label B second.
+
+    >>> import pandas as pd
+    >>> frame = pd.DataFrame({"Metadata_target": ["A|B", "A", "B", "C"], "Metadata_kind": ["cpd", "gene", "gene", "gene"],
+    ...                       "Cells_a": [1.0, 1.0, 0.0, 1.0], "Cells_b": [0.0, 0.1, 1.0, -0.2]})
+    >>> ap = average_precision(frame, ["Metadata_target"], ["Metadata_kind"], [], ["Metadata_target", "Metadata_kind"],
+    ...                        multilabel="Metadata_target")
+    >>> ap.loc[ap["Metadata_kind"] == "cpd", ["Metadata_target", "average_precision"]].to_numpy().tolist()
+    [['A', 1.0], ['B', 0.5]]
     """
     profiles = load_profiles(profiles)
     lists = [[c] if isinstance(c, str) else list(c) for c in (pos_sameby, pos_diffby, neg_sameby, neg_diffby)]
@@ -152,14 +256,29 @@ def average_precision(profiles, pos_sameby, pos_diffby=(), neg_sameby=(), neg_di
     feats = infer_features(profiles, features)
     x = prepare(feature_array(profiles, feats), distance)
     meta = profiles[metadata_columns(profiles)].reset_index(drop=True).copy()
-    codes = [_codes(profiles, cols) for cols in lists]
     n = len(profiles)
-    ap = np.full(n, np.nan)
-    n_pos = np.zeros(n, np.int64)
-    n_total = np.zeros(n, np.int64)
+    if multilabel is not None:
+        if multilabel not in lists[0] or multilabel not in lists[3]:
+            raise InputError(f"multilabel column {multilabel!r} must be in pos_sameby and neg_diffby")
+        lists[0], lists[3] = ([c for c in cols if c != multilabel] for cols in (lists[0], lists[3]))
+        index = _label_index(meta[multilabel].reset_index(drop=True), sep)
+        row_ptr, names = index[0], index[4]
+        size = int(row_ptr[-1])
+    else:
+        size = n
+    codes = [_codes(profiles, cols) for cols in lists]
+    ap = np.full(size, np.nan)
+    n_pos = np.zeros(size, np.int64)
+    n_total = np.zeros(size, np.int64)
     for start in range(0, n, block_size):
         sim = similarity_block(x, slice(start, start + block_size), distance)
-        _ap_block(sim, start, *codes, ap, n_pos, n_total)
+        if multilabel is None:
+            _ap_block(sim, start, *codes, ap, n_pos, n_total)
+        else:
+            _ap_block_multilabel(sim, start, *codes, *index[:4], ap, n_pos, n_total)
+    if multilabel is not None:  # one row per (profile, label)
+        meta = meta.iloc[np.repeat(np.arange(n), np.diff(row_ptr))].reset_index(drop=True)
+        meta[multilabel] = names[index[1]]
     if not n_pos.any():
         raise InputError("no positive pairs: no two profiles share the pos_sameby values "
                          f"{lists[0]} (while differing in {lists[1]})")
@@ -219,7 +338,7 @@ def fdr_bh(p: np.ndarray) -> np.ndarray:
 def mean_average_precision(profiles, sameby, diffby=None, reference_query: str | None = None,
                            distance: str = "cosine", null_size: int = 10000, seed: int = 0,
                            threshold: float = 0.05, features="infer", pos_diffby=(), neg_sameby=(),
-                           block_size: int = 1024) -> pd.DataFrame:
+                           block_size: int = 1024, multilabel: str | None = None, sep: str = "|") -> pd.DataFrame:
     """mAP per group of profiles with p-values and FDR-corrected p-values.
 
     Parameters
@@ -247,6 +366,10 @@ def mean_average_precision(profiles, sameby, diffby=None, reference_query: str |
     features : "infer" or list of str
     pos_diffby, neg_sameby : sequence of str
         Further pair rules (copairs' ``pos_diffby``, ``neg_sameby``).
+    multilabel : str, optional
+        A ``sameby`` column with several labels per profile joined by ``sep`` (see
+        :func:`average_precision`); groups are then its single labels.
+    sep : str
 
     Returns
     -------
@@ -275,7 +398,7 @@ def mean_average_precision(profiles, sameby, diffby=None, reference_query: str |
         pos_sameby.append(_REFERENCE)
         neg_diffby.append(_REFERENCE)
     scores = average_precision(profiles, pos_sameby, pos_diffby, neg_sameby, neg_diffby, distance=distance,
-                               features=features, block_size=block_size)
+                               features=features, block_size=block_size, multilabel=multilabel, sep=sep)
     return _map_from_ap(scores, sameby, null_size, seed, threshold)
 
 

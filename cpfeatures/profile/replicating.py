@@ -348,8 +348,9 @@ def percent_matching(profiles, group_by, match_by: str, across: str | None = Non
     null : {"numpy", "cpjump1"}
         ``"cpjump1"``: the paper's arithmetic (:mod:`cpfeatures.profile._cpjump1`) between the
         two ``modalities`` of ``across``: every perturbation (``group_by``, one column) of one
-        against every one of the other that shares a ``match_by`` value (one value per
-        profile, no ``sep`` splitting), ``random.choices`` of two shared values for the null,
+        against every one of the other that shares a ``match_by`` value, ``random.choices``
+        of two shared values for the null (a ``sep``-joined list is exploded first, one row
+        per value, as the notebooks explode ``Metadata_target_list``),
         ``np.nanpercentile`` thresholds (5,000 samples in the paper).
     modalities : (str, str), optional
         ``"cpjump1"``: the values of ``across`` that are modality 1 and 2 (the null draws the
@@ -378,7 +379,7 @@ def percent_matching(profiles, group_by, match_by: str, across: str | None = Non
         raise InputError(f"tail must be 'right', 'left' or 'both', got {tail!r}")
     if null == "cpjump1":
         return _matching_cpjump1(profiles, by, match_by, across, n_samples, 9000 if seed is None else seed, tail,
-                                 modalities, rng, features)
+                                 modalities, rng, features, sep)
     if null != "numpy":
         raise InputError(f"null must be 'numpy' or 'cpjump1', got {null!r}")
     seed = 0 if seed is None else seed
@@ -427,12 +428,18 @@ def percent_matching(profiles, group_by, match_by: str, across: str | None = Non
 
 
 def _matching_cpjump1(profiles, by, match_by, across, n_samples, seed, tail, modalities, rng,
-                      features) -> MatchingResult:
+                      features, sep) -> MatchingResult:
     from . import _cpjump1
 
     if len(by) != 1 or across is None:
         raise InputError("null='cpjump1' needs one group_by column and the modality column as across")
     frame = _paper_frame(profiles, features)
+    if sep and frame[match_by].astype("string").str.contains(sep, regex=False).any():
+        # a target list: one row per target, as the CPJUMP1 notebooks explode Metadata_target_list,
+        # so a compound is matched under each of its targets
+        frame = frame.assign(**{match_by: frame[match_by].astype("string").str.split(sep)}).explode(match_by)
+        frame = frame.assign(**{match_by: frame[match_by].str.strip().replace("", pd.NA).astype(object)})
+        frame = frame[frame[match_by].notna()].reset_index(drop=True)
     rng = random.Random(seed) if rng is None else rng
     table = _cpjump1.matching_correlations(frame, by[0], match_by, across, modalities)
     if table.empty:

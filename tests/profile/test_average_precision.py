@@ -111,3 +111,35 @@ def test_matching_map_across_modalities_equals_copairs(lincs, tmp_path):
     assert len(merged) == len(ref) == len(ours) > 5
     for col in ("mean_average_precision", "p_value", "corrected_p_value"):
         np.testing.assert_allclose(merged[col], merged[col + "_ref"], rtol=1e-12, atol=1e-12, err_msg=col)
+
+
+def test_multilabel_matching_equals_copairs_multilabel(lincs, tmp_path):
+    """A target list ("KCNA5|KCNH2"): one AP per (profile, target), positives carrying that target,
+    negatives sharing none of the profile's targets; equal to copairs' multilabel average_precision."""
+    from copairs.map.multilabel import average_precision as copairs_multilabel_ap
+
+    frame = lincs[lincs["Metadata_target"].notna() & (lincs["Metadata_broad_sample"] != "DMSO")].reset_index(drop=True)
+    frame = frame.assign(Metadata_modality=np.where(frame.index % 2 == 0, "even", "odd"))
+    assert frame["Metadata_target"].str.contains("|", regex=False).sum() > 10  # real multi-target compounds
+    feats = frame.drop(columns=frame.filter(like="Metadata_").columns).to_numpy()
+    meta = frame.filter(like="Metadata_").assign(Metadata_target=frame["Metadata_target"].str.split("|"))
+    ref = copairs_multilabel_ap(meta, feats, ["Metadata_target"], ["Metadata_modality"], [],
+                                ["Metadata_target", "Metadata_modality"], "Metadata_target", progress_bar=False)
+    ours = average_precision(frame, ["Metadata_target"], ["Metadata_modality"], [],
+                             ["Metadata_target", "Metadata_modality"], multilabel="Metadata_target")
+    key = ["Metadata_Well", "Metadata_target"]
+    merged = ref.merge(ours.dropna(subset=["average_precision"]), on=key, suffixes=("_ref", ""))
+    assert len(merged) == len(ref) == ours["average_precision"].notna().sum() > 50
+    for col in ("n_pos_pairs", "n_total_pairs"):
+        np.testing.assert_array_equal(merged[col], merged[col + "_ref"], err_msg=col)
+    np.testing.assert_allclose(merged["average_precision"], merged["average_precision_ref"], rtol=1e-6, atol=1e-7)
+    # mAP per target with p-values, the same seed as copairs
+    ref_map = copairs_map(ref, ["Metadata_target"], null_size=500, threshold=0.05, seed=5, progress_bar=False,
+                          cache_dir=tmp_path)
+    ours_map = mean_average_precision(frame, "Metadata_target", diffby=["Metadata_target", "Metadata_modality"],
+                                      pos_diffby=["Metadata_modality"], null_size=500, seed=5,
+                                      multilabel="Metadata_target")
+    both = ref_map.merge(ours_map, on="Metadata_target", suffixes=("_ref", ""))
+    assert len(both) == len(ref_map) == len(ours_map)
+    np.testing.assert_allclose(both["mean_average_precision"], both["mean_average_precision_ref"], rtol=1e-6)
+    np.testing.assert_allclose(both["p_value"], both["p_value_ref"], rtol=1e-12)

@@ -86,15 +86,19 @@ def two_modalities(treated) -> pd.DataFrame:
 def test_matching_is_the_papers_arithmetic(two_modalities, tail):
     result = percent_matching(two_modalities, "Metadata_pert", "Metadata_moa", across="Metadata_modality",
                               n_samples=200, null="cpjump1", tail=tail, modalities=("low", "high"))
-    one = two_modalities[two_modalities["Metadata_modality"] == "low"]
-    two = two_modalities[two_modalities["Metadata_modality"] == "high"]
+    # MOA lists ("a|b") are exploded, one row per MOA, as the notebooks explode Metadata_target_list
+    exploded = two_modalities.assign(Metadata_moa=two_modalities["Metadata_moa"].str.split("|")).explode(
+        "Metadata_moa")
+    assert len(exploded) > len(two_modalities)
+    one = exploded[exploded["Metadata_modality"] == "low"]
+    two = exploded[exploded["Metadata_modality"] == "high"]
     shared = list(np.intersect1d(list(one["Metadata_moa"]), list(two["Metadata_moa"])))
     rng = random.Random(9000)
     assert [tuple(p) for p in result.null_pairs[:3]] == [tuple(rng.choices(shared, k=2)) for _ in range(3)]
     # the first pair of the table, from the definition
     row = result.per_pair.iloc[0]
-    x1 = _features(one[one["Metadata_pert"] == row["Metadata_pert_1"]])
-    x2 = _features(two[two["Metadata_pert"] == row["Metadata_pert_2"]])
+    x1 = _features(one[(one["Metadata_pert"] == row["Metadata_pert_1"]) & (one["Metadata_moa"] == shared[0])])
+    x2 = _features(two[(two["Metadata_pert"] == row["Metadata_pert_2"]) & (two["Metadata_moa"] == shared[0])])
     corr = np.corrcoef(x1, x2)[:len(x1), len(x1):]
     assert row["median_correlation"] == np.nanmedian(corr) and row["shared"] == shared[0]
     assert len(result.null) >= 200
@@ -104,6 +108,14 @@ def test_matching_is_the_papers_arithmetic(two_modalities, tail):
                 "both": np.mean(values > high) + np.mean(values < low)}[tail] * 100
     assert result.percent_matching == pytest.approx(expected, abs=1e-12)
     assert (result.null_p5 is None) == (tail == "right")
+    # a compound of several MOAs is matched under each of them
+    listed = two_modalities.loc[two_modalities["Metadata_moa"].str.contains("|", regex=False), "Metadata_pert"]
+    pairs = result.per_pair[result.per_pair["Metadata_pert_1"].isin(listed)]
+    assert pairs.groupby("Metadata_pert_1")["shared"].nunique().max() > 1
+    # sep=None: the lists are single values, as the paper's Metadata_target column is
+    whole = percent_matching(two_modalities, "Metadata_pert", "Metadata_moa", across="Metadata_modality", sep=None,
+                             n_samples=200, null="cpjump1", tail=tail, modalities=("low", "high"))
+    assert set(whole.per_pair["shared"]) <= set(two_modalities["Metadata_moa"])
 
 
 def test_cli_gives_the_python_result(two_modalities, tmp_path):
@@ -129,4 +141,13 @@ def test_cli_gives_the_python_result(two_modalities, tmp_path):
     cli = pd.read_csv(tmp_path / "scores" / "percent_matching.csv")
     np.testing.assert_array_equal(cli["median_correlation"], matching.per_pair["median_correlation"])
     assert f"{replicating.percent_replicating:.1f}%" in done.stdout and f"{matching.percent_matching:.1f}%" in done.stdout
-    assert (tmp_path / "scores" / "map_matching.csv").is_file()
+    # matching mAP over MOA lists is copairs' multilabel mAP (tested against copairs in test_average_precision)
+    from cpfeatures.profile import mean_average_precision
+
+    expected = mean_average_precision(frame, "Metadata_moa", diffby=["Metadata_moa", "Metadata_modality"],
+                                      pos_diffby=["Metadata_modality"], null_size=100, seed=0,
+                                      multilabel="Metadata_moa")
+    cli = pd.read_csv(tmp_path / "scores" / "map_matching.csv")
+    assert not cli["Metadata_moa"].str.contains("|", regex=False).any()
+    for col in ("mean_average_precision", "p_value"):
+        np.testing.assert_allclose(cli[col], expected[col], rtol=1e-12, err_msg=col)
