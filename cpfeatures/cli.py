@@ -582,6 +582,10 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 @click.argument("profiles", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--replicates-by", required=True, help="Column(s) identifying a perturbation, comma-separated.")
 @click.option("--match-by", default=None, help="Annotation column for Percent Matching (e.g. Metadata_target).")
+@click.option("--rename", "renames", multiple=True, metavar="OLD=NEW",
+              help="In each table that has column OLD, it becomes NEW (replacing a NEW there), before the tables "
+                   "are joined: e.g. Metadata_target_list=Metadata_gene matches compounds' target lists with genes, "
+                   "as the CPJUMP1 notebooks rename Metadata_target. Repeatable.")
 @click.option("--match-sep", default="|", show_default=True,
               help="Several annotations in one --match-by cell (a target list) are split on this; '' for none.")
 @click.option("--across", default=None, help="Percent Matching only between groups differing in this column "
@@ -604,8 +608,8 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 @_LOG
 @_JSON
 @_friendly
-def score(profiles, replicates_by, match_by, match_sep, across, null_kind, tail, modalities, n_replicates, reference, null_size,
-          n_samples, seed, out, log_file, as_json):
+def score(profiles, replicates_by, match_by, renames, match_sep, across, null_kind, tail, modalities, n_replicates,
+          reference, null_size, n_samples, seed, out, log_file, as_json):
     """Percent Replicating, Percent Matching and mAP of profile tables (several: concatenated).
 
     The same numbers as the Python functions called with the same arguments
@@ -624,7 +628,19 @@ def score(profiles, replicates_by, match_by, match_sep, across, null_kind, tail,
 
     import pandas as pd
 
-    frames = [prof.load_profiles(p) for p in profiles]
+    pairs = []
+    for item in renames:
+        old, sep, new = item.partition("=")
+        if not sep or not old.strip() or not new.strip():
+            raise InputError(f"--rename {item!r}: expected OLD=NEW")
+        pairs.append((old.strip(), new.strip()))
+    frames = []
+    for p in profiles:
+        table = prof.load_profiles(p)
+        for old, new in pairs:
+            if old in table.columns:
+                table = table.drop(columns=[new], errors="ignore").rename(columns={old: new})
+        frames.append(table)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, join="inner")
     by = _split(replicates_by)
     paper = dict(null=null_kind, n_replicates=n_replicates) if null_kind == "cpjump1" else {}
@@ -666,14 +682,18 @@ def score(profiles, replicates_by, match_by, match_sep, across, null_kind, tail,
         # against the other modality's profiles of other annotations; a target list is copairs' multilabel
         scored = frame if reference is None else frame.drop(prof._frames.select_rows(frame, reference).index)
         listed = bool(match_sep) and scored[match_by].astype("string").str.contains(match_sep, regex=False).any()
-        matching = prof.mean_average_precision(scored, match_by, diffby=[match_by, across], pos_diffby=[across],
-                                               null_size=null_size, seed=0 if seed is None else seed,
-                                               multilabel=match_by if listed else None, sep=match_sep or "|")
-        written.append(str(outdir / "map_matching.csv"))
-        matching.to_csv(written[-1], index=False)
-        rows.append(("mAP matching", f"{matching['mean_average_precision'].mean():.3f}",
-                     f"{int(matching['below_corrected_p'].sum())} of {len(matching)} {match_by} significant "
-                     f"(FDR < 0.05), across {across}"))
+        try:
+            matching = prof.mean_average_precision(scored, match_by, diffby=[match_by, across], pos_diffby=[across],
+                                                   null_size=null_size, seed=0 if seed is None else seed,
+                                                   multilabel=match_by if listed else None, sep=match_sep or "|")
+        except InputError as exc:  # as Percent Matching: said in the table, the other scores still written
+            rows.append(("mAP matching", "n/a", str(exc)))
+        else:
+            written.append(str(outdir / "map_matching.csv"))
+            matching.to_csv(written[-1], index=False)
+            rows.append(("mAP matching", f"{matching['mean_average_precision'].mean():.3f}",
+                         f"{int(matching['below_corrected_p'].sum())} of {len(matching)} {match_by} significant "
+                         f"(FDR < 0.05), across {across}"))
     result = {"command": "score", "profiles": list(profiles), "output": str(outdir), "files": written,
               "scores": [dict(zip(("score", "value", "detail"), r)) for r in rows], "exit_code": 0}
     if not as_json:

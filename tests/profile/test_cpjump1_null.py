@@ -151,3 +151,46 @@ def test_cli_gives_the_python_result(two_modalities, tmp_path):
     assert not cli["Metadata_moa"].str.contains("|", regex=False).any()
     for col in ("mean_average_precision", "p_value"):
         np.testing.assert_allclose(cli[col], expected[col], rtol=1e-12, err_msg=col)
+
+
+def test_cli_renames_target_lists_to_match_genes(lincs, tmp_path):
+    """Compounds annotated with target lists, "genes" with one gene each (two real halves of the LINCS plate):
+    --rename Metadata_target_list=Metadata_gene matches them as the notebooks' rename does, and the
+    matching mAP is copairs' multilabel mAP over the lists."""
+    from click.testing import CliRunner
+
+    from cpfeatures.cli import main
+    from cpfeatures.profile import mean_average_precision
+
+    frame = lincs[lincs["Metadata_target"].notna() & (lincs["Metadata_broad_sample"] != "DMSO")].copy()
+    compounds = frame.iloc[::2].assign(Metadata_modality="compound", Metadata_target_list=lambda f: f["Metadata_target"],
+                                       Metadata_gene="not-a-target")
+    genes = frame.iloc[1::2].assign(Metadata_modality="orf", Metadata_broad_sample=lambda f: "orf-" + f[
+        "Metadata_broad_sample"], Metadata_gene=lambda f: f["Metadata_target"].str.split("|").str[0])
+    compounds.to_csv(tmp_path / "compound.csv", index=False)
+    genes.to_csv(tmp_path / "orf.csv", index=False)
+    args = [str(tmp_path / "compound.csv"), str(tmp_path / "orf.csv"), "--replicates-by", "Metadata_broad_sample",
+            "--match-by", "Metadata_gene", "--across", "Metadata_modality", "--n-samples", "200",
+            "--null-size", "100", "-o", str(tmp_path / "scores")]
+    done = CliRunner().invoke(main, ["score", *args, "--rename", "Metadata_target_list=Metadata_gene"])
+    assert done.exit_code == 0, done.output
+    both = pd.concat([pd.read_csv(tmp_path / "compound.csv").drop(columns="Metadata_gene").rename(
+        columns={"Metadata_target_list": "Metadata_gene"}), pd.read_csv(tmp_path / "orf.csv")],
+        ignore_index=True, join="inner")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateResultWarning)
+        matching = percent_matching(both, "Metadata_broad_sample", "Metadata_gene", across="Metadata_modality",
+                                    n_samples=200)
+    cli = pd.read_csv(tmp_path / "scores" / "percent_matching.csv")
+    assert len(cli) == len(matching.per_pair) > 0
+    np.testing.assert_array_equal(cli["median_correlation"], matching.per_pair["median_correlation"])
+    expected = mean_average_precision(both, "Metadata_gene", diffby=["Metadata_gene", "Metadata_modality"],
+                                      pos_diffby=["Metadata_modality"], null_size=100, seed=0,
+                                      multilabel="Metadata_gene")
+    cli = pd.read_csv(tmp_path / "scores" / "map_matching.csv")
+    np.testing.assert_allclose(cli["mean_average_precision"], expected["mean_average_precision"], rtol=1e-12)
+    # without the rename the compounds' placeholder gene matches nothing
+    done = CliRunner().invoke(main, ["score", *args])
+    assert "Percent Matching" in done.output and "n/a" in done.output
+    done = CliRunner().invoke(main, ["score", *args, "--rename", "Metadata_target_list"])
+    assert done.exit_code == 2 and "expected OLD=NEW" in done.output
