@@ -586,6 +586,9 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
               help="In each table that has column OLD, it becomes NEW (replacing a NEW there), before the tables "
                    "are joined: e.g. Metadata_target_list=Metadata_gene matches compounds' target lists with genes, "
                    "as the CPJUMP1 notebooks rename Metadata_target. Repeatable.")
+@click.option("--tag", "tags", multiple=True, metavar="COLUMN=V1,V2,...",
+              help="Set COLUMN in each table to its value, one per table in the order given (e.g. "
+                   "Metadata_modality=compound,orf for --across Metadata_modality). Repeatable.")
 @click.option("--match-sep", default="|", show_default=True,
               help="Several annotations in one --match-by cell (a target list) are split on this; '' for none.")
 @click.option("--across", default=None, help="Percent Matching only between groups differing in this column "
@@ -608,7 +611,7 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 @_LOG
 @_JSON
 @_friendly
-def score(profiles, replicates_by, match_by, renames, match_sep, across, null_kind, tail, modalities, n_replicates,
+def score(profiles, replicates_by, match_by, renames, tags, match_sep, across, null_kind, tail, modalities, n_replicates,
           reference, null_size, n_samples, seed, out, log_file, as_json):
     """Percent Replicating, Percent Matching and mAP of profile tables (several: concatenated).
 
@@ -634,12 +637,22 @@ def score(profiles, replicates_by, match_by, renames, match_sep, across, null_ki
         if not sep or not old.strip() or not new.strip():
             raise InputError(f"--rename {item!r}: expected OLD=NEW")
         pairs.append((old.strip(), new.strip()))
+    tagged = []
+    for item in tags:
+        column, sep, values = item.partition("=")
+        values = [v.strip() for v in values.split(",")]
+        if not sep or not column.strip() or len(values) != len(profiles) or not all(values):
+            raise InputError(f"--tag {item!r}: expected COLUMN= and one value per table ({len(profiles)})")
+        tagged.append((column.strip(), values))
     frames = []
-    for p in profiles:
+    for k, p in enumerate(profiles):
         table = prof.load_profiles(p)
         for old, new in pairs:
             if old in table.columns:
                 table = table.drop(columns=[new], errors="ignore").rename(columns={old: new})
+        for column, values in tagged:
+            table = table.drop(columns=[column], errors="ignore")
+            table.insert(0, column, values[k])  # a metadata column, first as metadata are
         frames.append(table)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, join="inner")
     by = _split(replicates_by)

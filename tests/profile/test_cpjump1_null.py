@@ -127,7 +127,7 @@ def test_cli_gives_the_python_result(two_modalities, tmp_path):
     done = subprocess.run([sys.executable, "-m", "cpfeatures.cli", "score", str(path), "--replicates-by",
                            "Metadata_pert", "--match-by", "Metadata_moa", "--across", "Metadata_modality",
                            "--modalities", "low,high", "--tail", "both", "--null", "cpjump1", "--n-samples", "300",
-                           "--null-size", "100", "-o", str(tmp_path / "scores")], capture_output=True, text=True,
+                           "--null-size", "100", "--tag", "Metadata_modality=compound,orf", "-o", str(tmp_path / "scores")], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     frame = pd.read_csv(path)  # what the CLI read
@@ -163,20 +163,19 @@ def test_cli_renames_target_lists_to_match_genes(lincs, tmp_path):
     from cpfeatures.profile import mean_average_precision
 
     frame = lincs[lincs["Metadata_target"].notna() & (lincs["Metadata_broad_sample"] != "DMSO")].copy()
-    compounds = frame.iloc[::2].assign(Metadata_modality="compound", Metadata_target_list=lambda f: f["Metadata_target"],
-                                       Metadata_gene="not-a-target")
-    genes = frame.iloc[1::2].assign(Metadata_modality="orf", Metadata_broad_sample=lambda f: "orf-" + f[
-        "Metadata_broad_sample"], Metadata_gene=lambda f: f["Metadata_target"].str.split("|").str[0])
+    compounds = frame.iloc[::2].assign(Metadata_target_list=lambda f: f["Metadata_target"], Metadata_gene="not-a-target")
+    genes = frame.iloc[1::2].assign(Metadata_broad_sample=lambda f: "orf-" + f["Metadata_broad_sample"],
+                                    Metadata_gene=lambda f: f["Metadata_target"].str.split("|").str[0])
     compounds.to_csv(tmp_path / "compound.csv", index=False)
     genes.to_csv(tmp_path / "orf.csv", index=False)
     args = [str(tmp_path / "compound.csv"), str(tmp_path / "orf.csv"), "--replicates-by", "Metadata_broad_sample",
             "--match-by", "Metadata_gene", "--across", "Metadata_modality", "--n-samples", "200",
-            "--null-size", "100", "-o", str(tmp_path / "scores")]
+            "--null-size", "100", "--tag", "Metadata_modality=compound,orf", "-o", str(tmp_path / "scores")]
     done = CliRunner().invoke(main, ["score", *args, "--rename", "Metadata_target_list=Metadata_gene"])
     assert done.exit_code == 0, done.output
     both = pd.concat([pd.read_csv(tmp_path / "compound.csv").drop(columns="Metadata_gene").rename(
-        columns={"Metadata_target_list": "Metadata_gene"}), pd.read_csv(tmp_path / "orf.csv")],
-        ignore_index=True, join="inner")
+        columns={"Metadata_target_list": "Metadata_gene"}).assign(Metadata_modality="compound"),
+        pd.read_csv(tmp_path / "orf.csv").assign(Metadata_modality="orf")], ignore_index=True, join="inner")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DegenerateResultWarning)
         matching = percent_matching(both, "Metadata_broad_sample", "Metadata_gene", across="Metadata_modality",
@@ -194,3 +193,5 @@ def test_cli_renames_target_lists_to_match_genes(lincs, tmp_path):
     assert "Percent Matching" in done.output and "n/a" in done.output
     done = CliRunner().invoke(main, ["score", *args, "--rename", "Metadata_target_list"])
     assert done.exit_code == 2 and "expected OLD=NEW" in done.output
+    done = CliRunner().invoke(main, ["score", *args, "--tag", "Metadata_cell=A549"])
+    assert done.exit_code == 2 and "one value per table (2)" in done.output
