@@ -1,4 +1,4 @@
-"""The batch chain of the CPJUMP1 benchmark: ours vs pycytominer on the same plates, one process.
+"""The batch chain of the CPJUMP1 benchmark: ours vs pycytominer + copairs on the same plates, one process.
 
 Plates are built from the real LINCS plate SQ00015054 (384 wells x 454 normalized features):
 each synthetic plate resamples its wells (perturbation structure and DMSO wells kept) and
@@ -11,9 +11,15 @@ recipe runs it after aggregation:
 3. ``spherize`` (ZCA-cor fitted on DMSO, one transform per group of plates);
 4. ``consensus`` (median per perturbation).
 
-Prints wall and CPU time of ours and pycytominer's chain (untraced, after both touched their
-memory once) and the ratio, then peak traced memory from a second pass, and checks that the
-outputs agree (same kept features, values to 1e-6).
+Then the scores on the spherized wells: mAP against the DMSO wells (ours vs copairs, equal to
+1e-9) and Percent Replicating (ours only: pycytominer has none).
+
+Prints wall and CPU time of ours and the peers' chain, scores and whole chain (untraced, after
+both touched their memory once) and the ratios, then peak traced memory of the chain from a
+second pass, and checks that the outputs agree (same kept features, values to 1e-6).
+
+Measured here (2 cores, quiet, defaults): chain 10.7 s vs 120.1 s (11.2x), scores 9.2 s vs
+147.9 s (16.1x), whole chain 19.9 s vs 268.0 s (13.5x wall, 11.6x CPU); peak 2,021 vs 3,847 MB.
 
     python benchmarks/bench_batch.py [--shared ../shared] [--plates 51] [--features 5800] [--groups 6]
 """
