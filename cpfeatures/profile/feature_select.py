@@ -45,7 +45,26 @@ def _frequency(x: np.ndarray, freq_cut: float, unique_cut: float) -> np.ndarray:
     return (ratio < freq_cut) | (distinct / x.shape[0] < unique_cut)
 
 
-def _correlation(x: np.ndarray, threshold: float) -> np.ndarray:
+def _corrcoef(xt: np.ndarray, owned: bool) -> np.ndarray:
+    """``np.corrcoef(xt)`` (rows are variables) to the bit, centring ``xt`` in place when ``owned``.
+
+    np.corrcoef centres a copy of its input; when the caller's matrix is a copy already (the
+    features the previous operations kept), centring it in place saves a batch matrix of memory.
+    The steps are np.cov's and np.corrcoef's, in their order, so the bits are the same.
+    """
+    x = xt if owned else np.array(xt, ndmin=2, dtype=np.float64)
+    x -= np.average(x, axis=1)[:, None]
+    c = np.dot(x, x.T)  # A @ A.T: BLAS syrk, as in np.cov
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c *= np.true_divide(1, x.shape[1] - 1)
+        stddev = np.sqrt(np.diag(c))
+        c /= stddev[:, None]
+        c /= stddev[None, :]
+    np.clip(c, -1, 1, out=c)
+    return c
+
+
+def _correlation(x: np.ndarray, threshold: float, owned: bool = False) -> np.ndarray:
     """Which features ``correlation_threshold`` drops, exactly as pycytominer decides, ties included.
 
     Of a pair with ``r > threshold`` the feature ranked later by total ``|r|`` goes. Pairs with
@@ -59,7 +78,8 @@ def _correlation(x: np.ndarray, threshold: float) -> np.ndarray:
         # pycytominer passes np.corrcoef a transposed frame, whose values are C-contiguous
         # (features x profiles): the same layout gives the same mean and BLAS summation order, so
         # the same bits (and it is twice as fast as a transposing copy)
-        corr = np.atleast_2d(np.corrcoef(np.asfortranarray(x).T))
+        owned = owned and x.flags.f_contiguous
+        corr = _corrcoef(np.asfortranarray(x).T, owned)  # owned: x is centred in place
     else:  # pairwise-complete correlations, as pandas (and so pycytominer) compute them
         corr = np.array(np.atleast_2d(pd.DataFrame(x).corr(method="pearson").to_numpy()))  # writable
     a, b = np.nonzero(corr > threshold)  # NaN compares False
@@ -170,13 +190,19 @@ def select_mask(x_all: np.ndarray, feats: list[str], ops, freq_cut: float = 0.05
             names = set(_read_blocklist(blocklist))
             drop = np.array([feats[i] in names for i in idx], bool)
         else:
-            x = x_all if len(idx) == len(feats) else x_all[:, idx]
+            subset = len(idx) < len(feats)
+            if subset:  # a Fortran-order copy of the kept columns, which the correlation may then centre
+                x = np.empty((x_all.shape[0], len(idx)), order="F")
+                np.take(x_all, idx, axis=1, out=x)
+            else:
+                x = x_all
             if op == "variance_threshold":
                 drop = _variance(x, min_variance)
             elif op == "frequency_threshold":
                 drop = _frequency(x, freq_cut, unique_cut)
             elif op == "correlation_threshold":
-                drop = _correlation(x, corr_threshold) if len(idx) > 1 else np.zeros(len(idx), bool)
+                drop = _correlation(x, corr_threshold, owned=subset) if len(idx) > 1 else \
+                    np.zeros(len(idx), bool)
             elif op == "drop_na_columns":
                 drop = np.isnan(x).sum(axis=0) / max(len(x), 1) > na_cutoff
             else:

@@ -90,3 +90,17 @@ def test_tied_correlations_keep_pycytominers_features(nf1_sqlite, nf1_platemap):
     corr = np.corrcoef(x.T)
     np.fill_diagonal(corr, 0)
     assert (np.abs(corr) > 1 - 1e-12).any()  # the frame has the exact ties this test is about
+
+
+def test_in_place_correlation_is_numpys_to_the_bit():
+    """The correlation filter centres its own copy in place instead of np.corrcoef's copy: same bits."""
+    from cpfeatures.profile.feature_select import _corrcoef
+
+    rng = np.random.default_rng(3)
+    x = np.asfortranarray(rng.normal(size=(997, 120)) @ rng.normal(size=(120, 150)))
+    x[:, 7] = x[:, 3] * 2.0  # |r| = 1 pairs, where the bits decide pycytominer's ties
+    expected = np.corrcoef(x.T)
+    np.testing.assert_array_equal(_corrcoef(x.T, owned=False), expected)
+    owned = x.copy(order="F")
+    np.testing.assert_array_equal(_corrcoef(owned.T, owned=True), expected)
+    assert not np.array_equal(owned, x)  # centred in place

@@ -26,3 +26,4 @@ def test_counts_equal_pandas_value_counts():
     # C order gives the same
     for a, b in zip(value_count_stats(np.ascontiguousarray(x)), (first, second, distinct)):
         np.testing.assert_array_equal(a, b)
+
