@@ -127,7 +127,7 @@ def test_cli_gives_the_python_result(two_modalities, tmp_path):
     done = subprocess.run([sys.executable, "-m", "cpfeatures.cli", "score", str(path), "--replicates-by",
                            "Metadata_pert", "--match-by", "Metadata_moa", "--across", "Metadata_modality",
                            "--modalities", "low,high", "--tail", "both", "--null", "cpjump1", "--n-samples", "300",
-                           "--null-size", "100", "--tag", "Metadata_modality=compound,orf", "-o", str(tmp_path / "scores")], capture_output=True, text=True,
+                           "--null-size", "100", "-o", str(tmp_path / "scores")], capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr
     frame = pd.read_csv(path)  # what the CLI read
