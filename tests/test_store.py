@@ -149,10 +149,14 @@ def test_write_and_list_overhead_flat(tmp_path):
     site = _site(10, 0, n_features=20)
     batches = []
     for b in range(4):
-        t0 = time.perf_counter()
+        times = []
         for i in range(60):
+            t0 = time.perf_counter()
             st.write_site("P", f"W{b}{i:03d}", 1, site)
-        batches.append((time.perf_counter() - t0) / 60)
+            times.append(time.perf_counter() - t0)
+        # the median site: a burst of the other test worker's load moves a mean, not the median;
+        # a cost that grows with the store moves every site's
+        batches.append(float(np.median(times)))
     # the last batch (180-240 sites in the store) costs about what the first did (0-60)
     assert batches[-1] < 2.0 * batches[0] + 0.005, batches
     t0 = time.perf_counter()
