@@ -589,6 +589,14 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 @click.option("--tag", "tags", multiple=True, metavar="COLUMN=V1,V2,...",
               help="Set COLUMN in each table to its value, one per table in the order given (e.g. "
                    "Metadata_modality=compound,orf for --across Metadata_modality). Repeatable.")
+@click.option("--per", default=None, metavar="COLUMNS",
+              help="Score each group of these columns on its own (comma-separated, e.g. Metadata_Perturbation,"
+                   "Metadata_Cell_type,Metadata_Time), in the notebooks' nested order; with --null cpjump1 one "
+                   "random stream continues across the groups, as in the paper's notebooks.")
+@click.option("--plate-metadata", default=None, type=click.Path(dir_okay=False),
+              help="A table with one row per plate (JUMP's experiment-metadata.tsv): joined on "
+                   "Assay_Plate_Barcode = Metadata_Plate, its columns as Metadata_<name> (for --per). Only its "
+                   "plates are scored, ordered as it lists them, as the notebooks concatenate them.")
 @click.option("--match-sep", default="|", show_default=True,
               help="Several annotations in one --match-by cell (a target list) are split on this; '' for none.")
 @click.option("--across", default=None, help="Percent Matching only between groups differing in this column "
@@ -611,7 +619,7 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 @_LOG
 @_JSON
 @_friendly
-def score(profiles, replicates_by, match_by, renames, tags, match_sep, across, null_kind, tail, modalities, n_replicates,
+def score(profiles, replicates_by, match_by, renames, tags, per, plate_metadata, match_sep, across, null_kind, tail, modalities, n_replicates,
           reference, null_size, n_samples, seed, out, log_file, as_json):
     """Percent Replicating, Percent Matching and mAP of profile tables (several: concatenated).
 
@@ -655,8 +663,9 @@ def score(profiles, replicates_by, match_by, renames, tags, match_sep, across, n
             table.insert(0, column, values[k])  # a metadata column, first as metadata are
         frames.append(table)
     frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True, join="inner")
+    if plate_metadata:
+        frame = _join_plate_metadata(frame, plate_metadata)
     by = _split(replicates_by)
-    paper = dict(null=null_kind, n_replicates=n_replicates) if null_kind == "cpjump1" else {}
     feats = prof.infer_features(frame)
     incomplete = [c for c in feats if not frame[c].notna().all()]
     if incomplete:
@@ -664,59 +673,67 @@ def score(profiles, replicates_by, match_by, renames, tags, match_sep, across, n
         frame = frame.drop(columns=incomplete)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
-    rows = []
-    rep = prof.percent_replicating(frame, by, n_samples=n_samples, seed=seed, reference_query=reference, **paper)
-    written = [str(outdir / "percent_replicating.csv")]
-    rep.per_group.to_csv(written[-1], index=False)
-    rows.append(("Percent Replicating", f"{rep.percent_replicating:.1f}%",
-                 f"{len(rep.per_group)} perturbations, null p95 = {rep.null_p95:.3f}"))
-    if match_by:
-        try:
-            mat = prof.percent_matching(frame, by, match_by, across=across, sep=match_sep or None,
-                                        n_samples=n_samples, seed=seed, reference_query=reference, tail=tail,
-                                        **({"null": null_kind, "modalities": _split(modalities)} if paper else {}))
-        except InputError as exc:
-            rows.append(("Percent Matching", "n/a", str(exc)))
-        else:
-            written.append(str(outdir / "percent_matching.csv"))
-            mat.per_pair.to_csv(written[-1], index=False)
-            rows.append(("Percent Matching", f"{mat.percent_matching:.1f}%",
-                         f"{len(mat.per_pair)} matching pairs, null p95 = {mat.null_p95:.3f}"
-                         + (f", p5 = {mat.null_p5:.3f}" if mat.null_p5 is not None else "")))
-    maps = prof.mean_average_precision(frame, by, reference_query=reference, null_size=null_size,
-                                       seed=0 if seed is None else seed)
-    written.append(str(outdir / "map.csv"))
-    maps.to_csv(written[-1], index=False)
-    rows.append(("mAP (mean)", f"{maps['mean_average_precision'].mean():.3f}",
-                 f"{int(maps['below_corrected_p'].sum())} of {len(maps)} significant (FDR < 0.05)"
-                 + (" vs reference" if reference else "")))
-    if match_by and across:
-        # matching mAP (copairs): a profile retrieves the other modality's profiles of its annotation,
-        # against the other modality's profiles of other annotations; a target list is copairs' multilabel
-        scored = frame if reference is None else frame.drop(prof._frames.select_rows(frame, reference).index)
-        listed = bool(match_sep) and scored[match_by].astype("string").str.contains(match_sep, regex=False).any()
-        try:
-            matching = prof.mean_average_precision(scored, match_by, diffby=[match_by, across], pos_diffby=[across],
-                                                   null_size=null_size, seed=0 if seed is None else seed,
-                                                   multilabel=match_by if listed else None, sep=match_sep or "|")
-        except InputError as exc:  # as Percent Matching: said in the table, the other scores still written
-            rows.append(("mAP matching", "n/a", str(exc)))
-        else:
-            written.append(str(outdir / "map_matching.csv"))
-            matching.to_csv(written[-1], index=False)
-            rows.append(("mAP matching", f"{matching['mean_average_precision'].mean():.3f}",
-                         f"{int(matching['below_corrected_p'].sum())} of {len(matching)} {match_by} significant "
-                         f"(FDR < 0.05), across {across}"))
+    from .profile._score_tables import score_tables
+
+    rows, tables = score_tables(frame, by, per=_split(per), match_by=match_by, across=across,
+                                match_sep=match_sep or None, null=null_kind, tail=tail,
+                                modalities=_split(modalities), n_replicates=n_replicates, reference=reference,
+                                null_size=null_size, n_samples=n_samples, seed=seed)
+    written = []
+    for name in ("percent_replicating", "percent_matching", "map", "map_matching"):
+        if name in tables:
+            written.append(str(outdir / f"{name}.csv"))
+            tables[name].to_csv(written[-1], index=False)
+    if per:
+        written.append(str(outdir / "summary.csv"))
+        pd.DataFrame(rows, columns=["group", "score", "value", "detail"]).to_csv(written[-1], index=False)
+    else:
+        rows = [r[1:] for r in rows]
     result = {"command": "score", "profiles": list(profiles), "output": str(outdir), "files": written,
-              "scores": [dict(zip(("score", "value", "detail"), r)) for r in rows], "exit_code": 0}
+              "scores": [dict(zip((("group",) if per else ()) + ("score", "value", "detail"), r)) for r in rows],
+              "exit_code": 0}
     if not as_json:
         table = Table(title=", ".join(map(str, profiles)))
-        for name in ("score", "value", "detail"):
+        for name in (("group",) if per else ()) + ("score", "value", "detail"):
             table.add_column(name)
         for row in rows:
             table.add_row(*row)
         Console().print(table)
     _finish(result, [f"tables written to {outdir}"], as_json, log_file)
+
+
+def _join_plate_metadata(frame, path):
+    """Per-plate columns (JUMP's experiment-metadata.tsv) joined onto the profiles by their plate."""
+    import numpy as np
+
+    from . import profile as prof
+    from .errors import InputError
+
+    plates = prof.load_profiles(path, "plate metadata")
+    plates = plates.rename(columns={c: c if str(c).startswith("Metadata_") else f"Metadata_{c}" for c in plates})
+    key = "Metadata_Assay_Plate_Barcode"
+    if key not in plates.columns or "Metadata_Plate" not in frame.columns:
+        raise InputError("--plate-metadata joins its Assay_Plate_Barcode with the profiles' Metadata_Plate; "
+                         f"{'the plate table' if key not in plates.columns else 'the profiles'} lack(s) it", path)
+    if plates[key].duplicated().any():
+        raise InputError(f"plate {plates.loc[plates[key].duplicated(), key].iloc[0]!r} has several rows", path)
+    plates = plates.drop(columns=[c for c in plates.columns if c in frame.columns and c != key])
+    plates = plates.rename(columns={key: "Metadata_Plate"}).astype({"Metadata_Plate": str})
+    joined = frame.astype({"Metadata_Plate": str}).merge(plates, on="Metadata_Plate", how="left", indicator=True)
+    lost = sorted(set(joined.loc[joined["_merge"] == "left_only", "Metadata_Plate"]))
+    if lost:  # the table chooses the plates, as the notebooks' filtered experiment table does
+        click.echo(f"warning: {len(lost)} plate(s) not in {path} are left out: {', '.join(lost[:5])}", err=True)
+        joined = joined[joined["_merge"] == "both"]
+        if joined.empty:
+            raise InputError("no profile is of a plate in the plate table", path)
+    # plates in the plate table's order, each plate's rows in theirs: the notebooks concatenate a group's
+    # plates as their experiment table lists them, and the paper's null draws rows by position
+    position = {plate: k for k, plate in enumerate(plates["Metadata_Plate"])}
+    rank = joined["Metadata_Plate"].map(position).fillna(len(position))
+    joined = joined.drop(columns="_merge").iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
+    meta = [c for c in joined.columns if str(c).startswith("Metadata_")]
+    known = set(meta)
+    return joined[meta + [c for c in joined.columns if c not in known]]
 
 
 def _split(value):

@@ -195,3 +195,65 @@ def test_cli_renames_target_lists_to_match_genes(lincs, tmp_path):
     assert done.exit_code == 2 and "expected OLD=NEW" in done.output
     done = CliRunner().invoke(main, ["score", *args, "--tag", "Metadata_cell=A549"])
     assert done.exit_code == 2 and "one value per table (2)" in done.output
+
+
+def test_cli_per_group_continues_the_papers_stream(lincs, tmp_path):
+    """--per over JUMP-style plate metadata: groups in the notebooks' nested order of the plate table, each
+    group's plates concatenated in the table's order, one random.Random(9000) continued across the groups."""
+    from click.testing import CliRunner
+
+    from cpfeatures.cli import main
+
+    frame = lincs[lincs["Metadata_broad_sample"] != "DMSO"].reset_index(drop=True)
+    column = frame["Metadata_Well"].str[1:].astype(int)
+    plates = np.select([column <= 8, column <= 16], ["PA", "PB"], "PC")  # three "plates" of real wells
+    frame = frame.assign(Metadata_Plate=plates)
+    frame.to_csv(tmp_path / "profiles.csv", index=False)
+    # the plate table lists U2OS's plate first: it is the first group; PC and PA (A549) are one group, PC first
+    pd.DataFrame({"Assay_Plate_Barcode": ["PB", "PC", "PA"], "Perturbation": "compound",
+                  "Cell_type": ["U2OS", "A549", "A549"]}).to_csv(tmp_path / "experiment.tsv", sep="\t", index=False)
+    done = CliRunner().invoke(main, ["score", str(tmp_path / "profiles.csv"), "--replicates-by",
+                                     "Metadata_broad_sample", "--per", "Metadata_Perturbation,Metadata_Cell_type",
+                                     "--plate-metadata", str(tmp_path / "experiment.tsv"), "--null", "cpjump1",
+                                     "--n-samples", "200", "--null-size", "100", "-o", str(tmp_path / "scores")])
+    assert done.exit_code == 0, done.output
+    shared, expected = random.Random(9000), []
+    for plate_order in (["PB"], ["PC", "PA"]):
+        group = pd.concat([frame[frame["Metadata_Plate"] == p] for p in plate_order], ignore_index=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DegenerateResultWarning)
+            expected.append(percent_replicating(group, "Metadata_broad_sample", n_samples=200, null="cpjump1",
+                                                rng=shared))
+    cli = pd.read_csv(tmp_path / "scores" / "percent_replicating.csv")
+    assert list(pd.unique(cli["Metadata_Cell_type"])) == ["U2OS", "A549"]
+    for cell, result in zip(["U2OS", "A549"], expected):
+        got = cli[cli["Metadata_Cell_type"] == cell]
+        np.testing.assert_array_equal(got["median_correlation"], result.per_group["median_correlation"])
+        np.testing.assert_array_equal(got["above_null"], result.per_group["above_null"])
+    summary = pd.read_csv(tmp_path / "scores" / "summary.csv")
+    values = summary.loc[summary["score"] == "Percent Replicating", "value"].tolist()
+    assert values == [f"{r.percent_replicating:.1f}%" for r in expected]
+    details = summary.loc[summary["score"] == "Percent Replicating", "detail"].tolist()
+    assert all(f"null p95 = {r.null_p95:.3f}" in d for d, r in zip(details, expected))
+    # the second group drew from the continued stream, not from a fresh seed 9000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DegenerateResultWarning)
+        fresh = percent_replicating(group, "Metadata_broad_sample", n_samples=200, null="cpjump1")
+    assert f"null p95 = {fresh.null_p95:.3f}" not in details[1]
+    maps = pd.read_csv(tmp_path / "scores" / "map.csv")
+    assert set(maps["Metadata_Cell_type"]) == {"U2OS", "A549"}
+    # a plate table that cannot be joined is one line, naming the file
+    pd.DataFrame({"Barcode": ["PA"]}).to_csv(tmp_path / "bad.tsv", sep="\t", index=False)
+    done = CliRunner().invoke(main, ["score", str(tmp_path / "profiles.csv"), "--replicates-by",
+                                     "Metadata_broad_sample", "--plate-metadata", str(tmp_path / "bad.tsv")])
+    assert done.exit_code == 2 and "Assay_Plate_Barcode" in done.output and "bad.tsv" in done.output
+    # the plate table chooses the plates: PC left out of it is left out of the scores, and said
+    pd.DataFrame({"Assay_Plate_Barcode": ["PA", "PB"], "Cell_type": "A549"}).to_csv(tmp_path / "two.tsv", sep="\t",
+                                                                                  index=False)
+    done = CliRunner().invoke(main, ["score", str(tmp_path / "profiles.csv"), "--replicates-by",
+                                     "Metadata_broad_sample", "--plate-metadata", str(tmp_path / "two.tsv"),
+                                     "--per", "Metadata_Cell_type", "--null-size", "100", "--n-samples", "100",
+                                     "-o", str(tmp_path / "two")])
+    assert done.exit_code == 0 and "1 plate(s) not in" in done.output and "PC" in done.output
+    scored = pd.read_csv(tmp_path / "two" / "percent_replicating.csv")["n_replicates"].sum()
+    assert scored == (frame["Metadata_Plate"] != "PC").sum()

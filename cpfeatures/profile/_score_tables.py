@@ -1,0 +1,140 @@
+"""The tables of ``cpfeatures score``: every score of a profile table, once or per group of plates.
+
+The CPJUMP1 notebooks score each group of plates (modality x cell type x time point) in turn,
+in the nested order of ``.unique()`` loops, and continue one ``random`` stream from
+``random.seed(9000)`` across the groups of a notebook. :func:`score_tables` does the same
+with ``per=``: groups in that nested order, and with ``null="cpjump1"`` one generator for
+Percent Replicating and one for Percent Matching (the paper's two notebooks), each continued
+from group to group.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+
+from ..errors import InputError
+from ._frames import select_rows
+from .average_precision import mean_average_precision
+from .replicating import percent_matching, percent_replicating
+
+__all__ = ["nested_groups", "score_tables"]
+
+
+def nested_groups(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
+    """The values of ``columns`` in the order of nested first-appearance loops.
+
+    ``for a in df[c1].unique(): for b in df[df[c1] == a][c2].unique(): ...``, the notebooks'
+    order, which differs from the order in which the combinations first appear.
+
+    Examples
+    --------
+    >>> frame = pd.DataFrame({"m": ["cpd", "orf", "cpd"], "cell": ["A549", "U2OS", "U2OS"]})
+    >>> nested_groups(frame, ["m", "cell"])
+    [('cpd', 'A549'), ('cpd', 'U2OS'), ('orf', 'U2OS')]
+    """
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise InputError(f"column(s) {missing} not in the profiles")
+    empty = [c for c in columns if frame[c].isna().any()]
+    if empty:
+        raise InputError(f"{', '.join(f'{int(frame[c].isna().sum())} profile(s) have no {c}' for c in empty)}: "
+                         "a group needs a value")
+    keys = frame[columns].drop_duplicates()  # the few combinations, in first-appearance order
+    out: list[tuple] = []
+
+    def visit(part: pd.DataFrame, level: int, prefix: tuple) -> None:
+        if level == len(columns):
+            out.append(prefix)
+            return
+        for value in pd.unique(part[columns[level]]):
+            visit(part[part[columns[level]] == value], level + 1, prefix + (value,))
+
+    visit(keys, 0, ())
+    return out
+
+
+def score_tables(frame: pd.DataFrame, by: list[str], *, per: list[str] | None = None, match_by: str | None = None,
+                 across: str | None = None, match_sep: str | None = "|", null: str = "numpy", tail: str = "right",
+                 modalities=None, n_replicates: int = 4, reference: str | None = None, null_size: int = 10000,
+                 n_samples: int = 1000, seed: int | None = None) -> tuple[list[tuple], dict[str, pd.DataFrame]]:
+    """Percent Replicating, Percent Matching, mAP and matching mAP of ``frame``, whole or per group.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Profiles (complete features).
+    by : list of str
+        The perturbation columns (``--replicates-by``).
+    per : list of str, optional
+        Score each group of these columns on its own (:func:`nested_groups` order).
+    match_by, across, match_sep, null, tail, modalities, n_replicates, reference, null_size, n_samples, seed
+        As ``cpfeatures score``'s options of the same names.
+
+    Returns
+    -------
+    rows : list of tuple
+        ``(group, score, value, detail)``, group ``""`` without ``per``.
+    tables : dict
+        ``percent_replicating``, ``map`` and, when computed, ``percent_matching`` and
+        ``map_matching``; with ``per``, the group columns first.
+    """
+    paper = null == "cpjump1"
+    streams = {"replicating": random.Random(9000 if seed is None else seed),
+               "matching": random.Random(9000 if seed is None else seed)} if paper else {}
+    groups = [((), frame)] if not per else \
+        [(key, frame[(frame[per] == pd.Series(key, index=per)).all(axis=1)]) for key in nested_groups(frame, per)]
+    rows: list[tuple] = []
+    parts: dict[str, list[pd.DataFrame]] = {}
+
+    def keep(name: str, table: pd.DataFrame, key: tuple) -> None:
+        if per:
+            table = pd.concat([pd.DataFrame({c: [v] * len(table) for c, v in zip(per, key)}),
+                               table.reset_index(drop=True)], axis=1)
+        parts.setdefault(name, []).append(table)
+
+    for key, part in groups:
+        label = " ".join(map(str, key))
+        rep = percent_replicating(part, by, n_samples=n_samples, seed=seed, reference_query=reference,
+                                  **(dict(null=null, n_replicates=n_replicates, rng=streams["replicating"])
+                                     if paper else {}))
+        keep("percent_replicating", rep.per_group, key)
+        rows.append((label, "Percent Replicating", f"{rep.percent_replicating:.1f}%",
+                     f"{len(rep.per_group)} perturbations, null p95 = {rep.null_p95:.3f}"))
+        if match_by:
+            try:
+                mat = percent_matching(part, by, match_by, across=across, sep=match_sep or None,
+                                       n_samples=n_samples, seed=seed, reference_query=reference, tail=tail,
+                                       **({"null": null, "modalities": modalities, "rng": streams["matching"]}
+                                          if paper else {}))
+            except InputError as exc:
+                rows.append((label, "Percent Matching", "n/a", str(exc)))
+            else:
+                keep("percent_matching", mat.per_pair, key)
+                rows.append((label, "Percent Matching", f"{mat.percent_matching:.1f}%",
+                             f"{len(mat.per_pair)} matching pairs, null p95 = {mat.null_p95:.3f}"
+                             + (f", p5 = {mat.null_p5:.3f}" if mat.null_p5 is not None else "")))
+        maps = mean_average_precision(part, by, reference_query=reference, null_size=null_size,
+                                      seed=0 if seed is None else seed)
+        keep("map", maps, key)
+        rows.append((label, "mAP (mean)", f"{maps['mean_average_precision'].mean():.3f}",
+                     f"{int(maps['below_corrected_p'].sum())} of {len(maps)} significant (FDR < 0.05)"
+                     + (" vs reference" if reference else "")))
+        if match_by and across:
+            # matching mAP (copairs): a profile retrieves the other modality's profiles of its annotation,
+            # against the other modality's profiles of other annotations; a target list is copairs' multilabel
+            scored = part if reference is None else part.drop(select_rows(part, reference).index)
+            listed = bool(match_sep) and scored[match_by].astype("string").str.contains(match_sep, regex=False).any()
+            try:
+                matching = mean_average_precision(scored, match_by, diffby=[match_by, across], pos_diffby=[across],
+                                                  null_size=null_size, seed=0 if seed is None else seed,
+                                                  multilabel=match_by if listed else None, sep=match_sep or "|")
+            except InputError as exc:  # as Percent Matching: said in the table, the other scores still written
+                rows.append((label, "mAP matching", "n/a", str(exc)))
+            else:
+                keep("map_matching", matching, key)
+                rows.append((label, "mAP matching", f"{matching['mean_average_precision'].mean():.3f}",
+                             f"{int(matching['below_corrected_p'].sum())} of {len(matching)} {match_by} "
+                             f"significant (FDR < 0.05), across {across}"))
+    return rows, {name: pd.concat(tables, ignore_index=True) for name, tables in parts.items()}
