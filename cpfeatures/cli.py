@@ -615,7 +615,8 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 @click.option("--n-samples", type=int, default=1000, show_default=True, help="Replicating/matching null samples.")
 @click.option("--seed", type=int, default=None, help="Null seed (default 0; 9000 with --null cpjump1).")
 @click.option("-o", "--output", "out", default="scores", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for percent_replicating.csv, map.csv and, with --match-by, percent_matching.csv.")
+              help="Folder for percent_replicating.csv, map.csv, with --match-by percent_matching.csv (and "
+                   "map_matching.csv with --across), with --per summary.csv.")
 @_LOG
 @_JSON
 @_friendly
@@ -627,7 +628,8 @@ def score(profiles, replicates_by, match_by, renames, tags, per, plate_metadata,
     (``reference_query=`` for --reference). Warns when a score rests on a degenerate
     null (NaN samples, too few perturbations). Several tables (plates, modalities) are
     concatenated on the columns they share, so replicates on different plates and
-    matches across modalities are scored together.
+    matches across modalities are scored together; with --per, each group of
+    plates is scored on its own.
     """
     from pathlib import Path
 
