@@ -620,8 +620,8 @@ def _profile_stages(prof, store, out, platemap, external_metadata, external_join
 @_LOG
 @_JSON
 @_friendly
-def score(profiles, replicates_by, match_by, renames, tags, per, plate_metadata, match_sep, across, null_kind, tail, modalities, n_replicates,
-          reference, null_size, n_samples, seed, out, log_file, as_json):
+def score(profiles, replicates_by, match_by, renames, tags, per, plate_metadata, match_sep, across, null_kind, tail,
+          modalities, n_replicates, reference, null_size, n_samples, seed, out, log_file, as_json):
     """Percent Replicating, Percent Matching and mAP of profile tables (several: concatenated).
 
     The same numbers as the Python functions called with the same arguments

@@ -308,7 +308,8 @@ def test_overlay_without_store_draws_the_runs_outlines(bundled_plate_dir, bundle
 
 def test_score_help_says_when_matching_is_written():
     result = run("score", "--help")
-    assert "with --match-by, percent_matching.csv" in " ".join(result.output.split())
+    text = " ".join(result.output.split())
+    assert "with --match-by percent_matching.csv" in text and "with --per summary.csv" in text
 
 
 def test_report_prints_no_numpy_warnings(bundled_run, bundled_plate_dir, tmp_path):

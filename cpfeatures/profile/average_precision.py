@@ -242,7 +242,8 @@ def average_precision(profiles, pos_sameby, pos_diffby=(), neg_sameby=(), neg_di
     the compound and gene B, so label A ranks its positive first and label B second.
 
     >>> import pandas as pd
-    >>> frame = pd.DataFrame({"Metadata_target": ["A|B", "A", "B", "C"], "Metadata_kind": ["cpd", "gene", "gene", "gene"],
+    >>> frame = pd.DataFrame({"Metadata_target": ["A|B", "A", "B", "C"],
+    ...                       "Metadata_kind": ["cpd", "gene", "gene", "gene"],
     ...                       "Cells_a": [1.0, 1.0, 0.0, 1.0], "Cells_b": [0.0, 0.1, 1.0, -0.2]})
     >>> ap = average_precision(frame, ["Metadata_target"], ["Metadata_kind"], [], ["Metadata_target", "Metadata_kind"],
     ...                        multilabel="Metadata_target")

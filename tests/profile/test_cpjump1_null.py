@@ -163,7 +163,8 @@ def test_cli_renames_target_lists_to_match_genes(lincs, tmp_path):
     from cpfeatures.profile import mean_average_precision
 
     frame = lincs[lincs["Metadata_target"].notna() & (lincs["Metadata_broad_sample"] != "DMSO")].copy()
-    compounds = frame.iloc[::2].assign(Metadata_target_list=lambda f: f["Metadata_target"], Metadata_gene="not-a-target")
+    compounds = frame.iloc[::2].assign(Metadata_target_list=lambda f: f["Metadata_target"],
+                                       Metadata_gene="not-a-target")
     genes = frame.iloc[1::2].assign(Metadata_broad_sample=lambda f: "orf-" + f["Metadata_broad_sample"],
                                     Metadata_gene=lambda f: f["Metadata_target"].str.split("|").str[0])
     compounds.to_csv(tmp_path / "compound.csv", index=False)
