@@ -70,6 +70,22 @@ def _matches(ci, cj, same, diff):
     return True
 
 
+@numba.njit(cache=True, inline="always")
+def _ap_of(pos_key, p, neg_sorted):
+    """AP of the first ``p`` positive keys (1 - similarity) among sorted negative keys; NaN without positives."""
+    if p == 0:
+        return np.nan
+    pk = np.sort(pos_key[:p])
+    q = len(neg_sorted)
+    total = 0.0
+    above = 0  # negatives ranked before the current positive (ties: positives first)
+    for t in range(p):
+        while above < q and neg_sorted[above] < pk[t]:
+            above += 1
+        total += (t + 1) / (t + 1 + above)
+    return total / p
+
+
 @numba.njit(cache=True)
 def _ap_block(sim, start, pos_same, pos_diff, neg_same, neg_diff, ap, n_pos, n_total):
     """AP of rows ``start .. start + len(sim)`` from their similarity rows (float32)."""
@@ -93,18 +109,7 @@ def _ap_block(sim, start, pos_same, pos_diff, neg_same, neg_diff, ap, n_pos, n_t
                 q += 1
         n_pos[i] = p
         n_total[i] = p + q
-        if p == 0:
-            ap[i] = np.nan
-            continue
-        pk = np.sort(pos_key[:p])
-        nk = np.sort(neg_key[:q])
-        total = 0.0
-        above = 0  # negatives ranked before the current positive (ties: positives first)
-        for t in range(p):
-            while above < q and nk[above] < pk[t]:
-                above += 1
-            total += (t + 1) / (t + 1 + above)
-        ap[i] = total / p
+        ap[i] = _ap_of(pos_key, p, np.sort(neg_key[:q]))
 
 
 @numba.njit(cache=True, inline="always")
@@ -156,17 +161,7 @@ def _ap_block_multilabel(sim, start, pos_same, pos_diff, neg_same, neg_diff, row
                     p += 1
             n_pos[e] = p
             n_total[e] = p + q
-            if p == 0:
-                ap[e] = np.nan
-                continue
-            pk = np.sort(pos_key[:p])
-            total = 0.0
-            above = 0
-            for t in range(p):
-                while above < q and nk[above] < pk[t]:
-                    above += 1
-                total += (t + 1) / (t + 1 + above)
-            ap[e] = total / p
+            ap[e] = _ap_of(pos_key, p, nk)
 
 
 def _label_index(values: pd.Series, sep: str):
