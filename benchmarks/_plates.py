@@ -6,6 +6,8 @@ import json
 import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 from cpfeatures.io import read_plate, well_name
@@ -95,8 +97,6 @@ def real_run(root: Path, plate: str | os.PathLike, store: str | os.PathLike | No
     """``store`` if given, else a run of ``plate`` into ``root/run.zarr`` (once: an existing one is reused)."""
     if store is not None:
         return Path(store)
-    from bench_plate_scale import measure
-
     run = Path(root) / "run.zarr"
     if not run.exists():
         print(f"running {plate} -> {run}", flush=True)
@@ -104,3 +104,51 @@ def real_run(root: Path, plate: str | os.PathLike, store: str | os.PathLike | No
                        + (["--save-labels"] if save_labels else []))
         assert done["code"] == 0, done
     return run
+
+
+# -- one command in a process of its own, timed, with its peak memory --------------------------------------
+
+def hwm(pid="self") -> float:
+    """Peak resident memory of a process in MB: VmHWM (ru_maxrss would carry a forked parent's over exec)."""
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
+    except (OSError, StopIteration):
+        return 0.0
+
+
+#: The first lines of a child script that measures its own peak memory with :func:`hwm`.
+IMPORT_HWM = f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom _plates import hwm\n"
+
+# Runs one cpfeatures command in this child process and prints its time and memory as JSON
+# (its worker processes' peak is sampled twice a second).
+RUNNER = IMPORT_HWM + """
+import json, sys, threading, time
+import psutil
+from cpfeatures.cli import main
+peaks = {}
+def watch():
+    while True:
+        for child in psutil.Process().children(recursive=True):
+            peaks[child.pid] = max(peaks.get(child.pid, 0.0), hwm(child.pid))
+        time.sleep(0.5)
+threading.Thread(target=watch, daemon=True).start()
+t0 = time.perf_counter()
+code = 0
+try:
+    main.main(args=sys.argv[1:], standalone_mode=False)
+except SystemExit as exc:
+    code = exc.code or 0
+print(json.dumps({"seconds": time.perf_counter() - t0, "code": code, "peak_mb": hwm(),
+                  "children_peak_mb": max(peaks.values(), default=0.0)}), file=sys.stderr)
+"""
+
+
+def measure(args: list[str], script: str = RUNNER, timeout: float = 7200) -> dict:
+    """Run a cpfeatures command (or ``script``) in a new process: its seconds, exit code and peak MB."""
+    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout)
+    lines = [ln for ln in done.stderr.strip().splitlines() if ln.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"{args[0]} failed:\n{done.stderr[-3000:]}")
+    return json.loads(lines[-1])

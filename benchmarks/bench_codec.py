@@ -28,15 +28,14 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _plates import grow_store, real_run, wells_of  # noqa: E402
-from bench_plate_scale import _IMPORT_HWM, measure  # noqa: E402
+from _plates import IMPORT_HWM, grow_store, measure, real_run, wells_of  # noqa: E402
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "example_plate"
 #: The 7 real full-size CPJUMP1 sites (1080 x 1080), when ../shared is there; else the bundled 540-px crops.
 FULL = Path(__file__).resolve().parents[2] / "shared" / "data" / "cpjump1_example_plate"
 
 # One lazy reduction over every cell of a store, in its own process: seconds and peak memory.
-_VIEW = _IMPORT_HWM + """
+_VIEW = IMPORT_HWM + """
 import json, sys, time
 import dask
 from cpfeatures.store import open_plate

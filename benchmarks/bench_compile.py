@@ -7,7 +7,7 @@ Each measurement uses a new, empty ``NUMBA_CACHE_DIR``, as a fresh install has:
    progress lines, and the whole run too;
 2. the peer, the way the first run used to compile: every kernel in one process
    (``compile_kernels()``), then the same run with a warm cache;
-3. the compile time of each stage in one process (what ``cpfeatures._warmup.COMPILE_SECONDS``
+3. the compile time of each stage in one process (what ``cpfeatures.run.warmup.COMPILE_SECONDS``
    balances the parts with).
 
     python benchmarks/bench_compile.py [--workers 2] [--stages]
@@ -47,7 +47,7 @@ def first_run(cache: Path, out: Path, workers: int) -> tuple[float, float]:
 
 def one_process(cache: Path, stages: list[str] | None = None) -> float:
     """Seconds to compile ``stages`` (default: every kernel) in one process from ``cache``."""
-    code = ("import time\nimport cpfeatures.pipeline\nfrom cpfeatures._warmup import compile_kernels\n"
+    code = ("import time\nimport cpfeatures.pipeline\nfrom cpfeatures.run.warmup import compile_kernels\n"
             f"t0 = time.perf_counter()\ncompile_kernels(stages={stages!r})\nprint(time.perf_counter() - t0)\n")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
@@ -71,7 +71,7 @@ def main() -> None:
         print(f"ratio (one-process compile / ours): {sequential / compiling:.2f}x; whole first run "
               f"{(sequential + warm) / total:.2f}x")
         if args.stages:
-            from cpfeatures._warmup import COMPILE_SECONDS
+            from cpfeatures.run.warmup import COMPILE_SECONDS
 
             print(f"\n{'stage':>15}{'seconds':>9}{'table':>7}")
             for stage in COMPILE_SECONDS:

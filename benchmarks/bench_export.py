@@ -18,8 +18,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _plates import grow_store, real_run, wells_of  # noqa: E402
-from bench_plate_scale import measure  # noqa: E402
+from _plates import grow_store, measure, real_run, wells_of  # noqa: E402
 
 BUNDLED = Path(__file__).resolve().parents[1] / "data" / "example_plate"
 

@@ -23,7 +23,6 @@ of its worker processes):
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -37,46 +36,12 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _plates import grow_store, symlink_plate, wells_of  # noqa: E402
+from _plates import IMPORT_HWM, grow_store, hwm, measure, symlink_plate, wells_of  # noqa: E402
 
 SHARED = Path(os.environ.get("CPFEATURES_SHARED", Path(__file__).resolve().parents[2] / "shared"))
 
-def hwm(pid="self") -> float:
-    """Peak resident memory of a process in MB: VmHWM (ru_maxrss would carry a forked parent's over exec)."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM")) / 1024
-    except (OSError, StopIteration):
-        return 0.0
-
-
-_IMPORT_HWM = f"import sys\nsys.path.insert(0, {str(Path(__file__).parent)!r})\nfrom bench_plate_scale import hwm\n"
-
-# Runs one cpfeatures command in this child process and prints its time and memory as JSON
-# (its worker processes' peak is sampled twice a second).
-_RUNNER = _IMPORT_HWM + """
-import json, sys, threading, time
-import psutil
-from cpfeatures.cli import main
-peaks = {}
-def watch():
-    while True:
-        for child in psutil.Process().children(recursive=True):
-            peaks[child.pid] = max(peaks.get(child.pid, 0.0), hwm(child.pid))
-        time.sleep(0.5)
-threading.Thread(target=watch, daemon=True).start()
-t0 = time.perf_counter()
-code = 0
-try:
-    main.main(args=sys.argv[1:], standalone_mode=False)
-except SystemExit as exc:
-    code = exc.code or 0
-print(json.dumps({"seconds": time.perf_counter() - t0, "code": code, "peak_mb": hwm(),
-                  "children_peak_mb": max(peaks.values(), default=0.0)}), file=sys.stderr)
-"""
-
 # The peer for export: what export did before (each table read whole with pandas, then written).
-_WHOLE_TABLES = _IMPORT_HWM + """
+_WHOLE_TABLES = IMPORT_HWM + """
 import json, os, sys, time
 from cpfeatures.store import Store
 t0 = time.perf_counter()
@@ -88,16 +53,6 @@ st.single_cells().to_parquet(os.path.join(sys.argv[2], "SingleCells.parquet"), i
 print(json.dumps({"seconds": time.perf_counter() - t0, "code": 0, "peak_mb": hwm(), "children_peak_mb": 0}),
       file=sys.stderr)
 """
-
-
-def measure(args: list[str], script: str = _RUNNER, timeout: float = 7200) -> dict:
-    """Run a cpfeatures command (or ``script``) in a new process: its seconds, exit code and peak MB."""
-    done = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
-                          timeout=timeout)
-    lines = [ln for ln in done.stderr.strip().splitlines() if ln.startswith("{")]
-    if not lines:
-        raise RuntimeError(f"{args[0]} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1])
 
 
 def illumination_phase(plate_dir: Path, store: Path, workers: int) -> dict:

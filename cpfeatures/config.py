@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, InputError
-from .measure._defaults import SETTINGS as _FAMILY_SETTINGS
-from .measure._defaults import resolve as _resolve_family
-from .measure._defaults import toml_section
+from .measure import SETTINGS as _FAMILY_SETTINGS
+from .measure import resolve_settings as _resolve_family
+from .measure import toml_section
 
 __all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "dump_config", "channel_roles", "ROLES",
            "validate"]

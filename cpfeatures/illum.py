@@ -29,7 +29,7 @@ import skimage.transform
 from .errors import InputError
 
 __all__ = ["downsample", "upsample", "finalize", "calculate", "apply", "background", "to_float", "strel_disk",
-           "disk_median"]
+           "disk_median", "kernel_probes"]
 
 #: CellProfiler's robust minimum: the value at this fraction of the sorted positive pixels.
 ROBUST_FACTOR = 0.02
@@ -373,3 +373,8 @@ def background(image: np.ndarray, block_size: int = 30, smoothing_filter_size: f
 def _smoothed_indicators(block_of: np.ndarray, n_blocks: int, sigma: float) -> np.ndarray:
     indicators = (block_of[:, None] == np.arange(n_blocks)[None, :]).astype(np.float64)
     return ndi.gaussian_filter1d(indicators, sigma, axis=0, mode="constant", cval=0)
+
+
+def kernel_probes() -> list:
+    """The numba kernel whose on-disk cache says whether the illumination functions were compiled here."""
+    return [_sliding_median]

@@ -2,11 +2,12 @@
 
 :func:`process_site` is a plain function of arrays (no dask, no store), usable
 on its own from Python; the plate run (:mod:`cpfeatures.run`) calls it once per
-site and writes its result.
+site and hands its :class:`SiteTables` to the store.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,32 @@ import pandas as pd
 
 from .config import load_config
 from .errors import InputError
-from .store import OBJECT_TABLES, SiteTables
 
-__all__ = ["process_site", "correct_images", "site_tables"]
+__all__ = ["process_site", "correct_images", "site_tables", "SiteTables", "OBJECT_TABLES"]
+
+#: The per-object tables of a site, in the order they are segmented.
+OBJECT_TABLES = ("Nuclei", "Cells", "Cytoplasm")
+
+
+@dataclass
+class SiteTables:
+    """What one site contributes to the store.
+
+    Attributes
+    ----------
+    tables : dict of str to DataFrame
+        ``Image`` (one row) and ``Nuclei``/``Cells``/``Cytoplasm`` (one row per
+        object), numeric columns only, column names with their compartment
+        prefix (``Cells_AreaShape_Area``) and ``ObjectNumber`` first.
+    image_metadata : dict
+        Non-numeric Image-table values (file names, ...).
+    labels : dict of str to ndarray, optional
+        Label images to keep.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    image_metadata: dict
+    labels: dict[str, np.ndarray] | None = None
 
 
 def correct_images(images: dict[str, np.ndarray], illum: dict[str, np.ndarray] | None) -> dict[str, np.ndarray]:

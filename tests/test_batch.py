@@ -9,7 +9,7 @@ import sys
 
 import pandas as pd
 
-from cpfeatures.batch import batch_plates, run_plates
+from cpfeatures.run import batch_plates, run_plates
 from cpfeatures.io import read_plate
 from cpfeatures.store import Store, read_table
 

@@ -10,7 +10,9 @@ import pytest
 
 import cpfeatures
 
-MODULES = sorted(m.name for m in pkgutil.walk_packages(cpfeatures.__path__, "cpfeatures."))
+# a ``__main__`` module runs its program when imported (``python -m``): it holds no examples
+MODULES = sorted(m.name for m in pkgutil.walk_packages(cpfeatures.__path__, "cpfeatures.")
+                 if not m.name.endswith(".__main__"))
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -8,7 +8,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from cpfeatures.export import export
+from cpfeatures.store import export
 from cpfeatures.store import SiteTables, Store, read_table
 
 
@@ -33,7 +33,7 @@ def _grow(url, n_wells: int, n_fields: int, n_cells: int = 5, n_features: int = 
 
 
 def test_parquet_row_groups_of_whole_wells_equal_to_the_tables(tmp_path, monkeypatch):
-    import cpfeatures.export as ex
+    import cpfeatures.store._export as ex
 
     monkeypatch.setattr(ex, "ROW_GROUP_BYTES", 1)  # one row group per well
     st = _grow(tmp_path / "s.zarr", n_wells=3, n_fields=2)
@@ -64,7 +64,7 @@ def test_csv_equals_parquet(tmp_path):
 
 def test_no_partial_file_left_behind(tmp_path, monkeypatch):
     st = _grow(tmp_path / "s.zarr", n_wells=2, n_fields=1)
-    import cpfeatures.export as ex
+    import cpfeatures.store._export as ex
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")
@@ -92,8 +92,8 @@ def test_memory_does_not_grow_with_the_plate(grown_stores, tmp_path, monkeypatch
     shows the process's RSS on stores of 384 to 3,456 real sites.)"""
     import tracemalloc
 
-    import cpfeatures.export as ex
-    import cpfeatures.store as store
+    import cpfeatures.store._export as ex
+    import cpfeatures.store._store as store
 
     monkeypatch.setattr(ex, "ROW_GROUP_BYTES", 4 * 2**20)  # row groups far smaller than the data, as on a plate
     monkeypatch.setattr(store, "READ_BATCH", 4)  # read batches far smaller than the plate, too

@@ -20,7 +20,7 @@ import pandas as pd
 import pytest
 import zarr
 
-from cpfeatures._anndata import export_anndata, parse_features
+from cpfeatures.store._anndata import export_anndata, parse_features
 from cpfeatures.store import Store
 
 SPEC = {"anndata": "0.1.0", "array": "0.2.0", "dataframe": "0.2.0", "categorical": "0.2.0",
@@ -190,8 +190,8 @@ def test_memory_is_one_chunk_not_the_plate(tmp_path, monkeypatch):
     3,456-site store)."""
     import tracemalloc
 
-    import cpfeatures._anndata as ad
-    import cpfeatures.store as store
+    import cpfeatures.store._anndata as ad
+    import cpfeatures.store._store as store
 
     monkeypatch.setattr(ad, "CHUNK_BYTES", 2**18)
     monkeypatch.setattr(store, "READ_BATCH", 4)
@@ -229,7 +229,7 @@ def test_bad_output_paths(bundled_run, tmp_path):
 
 
 def test_no_partial_file_left_behind(bundled_run, tmp_path, monkeypatch):
-    import cpfeatures.export as ex
+    import cpfeatures.store._export as ex
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk on fire")

@@ -19,8 +19,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from cpfeatures._names import cytotable_name
-from cpfeatures.export import export
+from cpfeatures.store._names import cytotable_name
+from cpfeatures.store import export
 
 FIXTURE = Path(__file__).parent / "data" / "cytotable_cellprofiler_csv_columns.json.gz"
 TABLES = ("Image", "Nuclei", "Cells", "Cytoplasm")

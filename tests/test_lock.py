@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from cpfeatures._lock import LOCK_PATH, StoreLock, StoreLockedError, _boot_id, _process_start
+from cpfeatures.store._lock import LOCK_PATH, StoreLock, StoreLockedError, _boot_id, _process_start
 
 
 def _holder(store, **info) -> None:

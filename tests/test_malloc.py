@@ -12,7 +12,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="gl
 _SCRIPT = textwrap.dedent("""
     import resource, sys
     import numpy as np
-    from cpfeatures._malloc import keep_freed_memory
+    from cpfeatures.run.malloc import keep_freed_memory
     if sys.argv[1] == "on":
         assert keep_freed_memory()
     def faults():

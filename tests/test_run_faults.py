@@ -169,7 +169,7 @@ def _close_worker_for_good(images, **kwargs):
 
 
 def test_workers_gone_for_good_fail_the_run_instead_of_hanging(bundled_plate_dir, tmp_path, monkeypatch):
-    import cpfeatures.run as run_module
+    import cpfeatures.run._cluster as run_module
 
     monkeypatch.setattr(run_module, "_WAIT_POLL_S", 0.5)
     monkeypatch.setattr(run_module, "_NO_WORKERS_S", 3.0)
@@ -216,7 +216,7 @@ def test_disk_full_leaves_sites_uncommitted_and_resumes(bundled_plate_dir, bundl
 # -- 4. one writer per store ----------------------------------------------------------------------
 
 def test_second_run_on_a_store_is_refused_at_once(bundled_plate_dir, tmp_path):
-    from cpfeatures._lock import StoreLock
+    from cpfeatures.store._lock import StoreLock
 
     out = tmp_path / "locked.zarr"
     first = Store(out, mode="a")

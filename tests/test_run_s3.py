@@ -14,7 +14,7 @@ import time
 import pandas as pd
 import pytest
 
-from cpfeatures.io import _fs
+from cpfeatures.io import fs as _fs
 from cpfeatures.run import run_plate
 from cpfeatures.store import Store, read_table
 

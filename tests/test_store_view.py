@@ -123,7 +123,7 @@ class _Recording(zarr.storage.WrapperStore):
 
 
 def test_open_plate_reads_nothing_until_computed_then_one_site(tmp_path, monkeypatch):
-    import cpfeatures._plate_view as view
+    import cpfeatures.store._view as view
 
     st = Store(tmp_path / "s.zarr", mode="a")
     st.initialize("P", "")

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from cpfeatures._warmup import compile_kernels, kernels_cached
+from cpfeatures.run.warmup import compile_kernels, kernels_cached
 
 # A fresh interpreter, like a dask worker: run a synthetic site (the illumination reduction
 # and every stage) and report which cpfeatures kernels numba had to compile instead of
@@ -14,7 +14,7 @@ from cpfeatures._warmup import compile_kernels, kernels_cached
 _WORKER = r"""
 import json, sys
 import numba
-from cpfeatures._warmup import compile_kernels
+from cpfeatures.run.warmup import compile_kernels
 compile_kernels(json.loads(sys.argv[1]) if len(sys.argv) > 1 else None)
 compiled = []
 for name, module in list(sys.modules.items()):
@@ -36,7 +36,7 @@ def test_compile_once_then_workers_load_from_the_cache():
 
 
 def test_parts_cover_every_stage_once_and_balance():
-    from cpfeatures._warmup import COMPILE_SECONDS, _stages, plan_parts
+    from cpfeatures.run.warmup import COMPILE_SECONDS, _stages, plan_parts
     from cpfeatures.config import load_config
 
     cfg = load_config()
@@ -52,7 +52,7 @@ def test_parts_cover_every_stage_once_and_balance():
 
 _PART = r"""
 import json, sys
-from cpfeatures._warmup import compile_kernels
+from cpfeatures.run.warmup import compile_kernels
 compile_kernels(json.loads(sys.argv[2]), stages=sys.argv[1].split(","))
 """
 
@@ -62,7 +62,7 @@ def test_two_parts_compiled_in_parallel_leave_nothing_to_compile(tmp_path):
     (a worker) then runs a whole site and compiles nothing."""
     import os
 
-    from cpfeatures._warmup import plan_parts
+    from cpfeatures.run.warmup import plan_parts
     from cpfeatures.config import load_config
 
     # four of the stages (segmentation and three families) keep the cold compile to ~20 CPU-s: the

@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import CpfeaturesError
-from ..store import Store, StoreWriteError, site_key
+from ..io import parse_site_key, site_key
+from ..store import Store, StoreWriteError
 from ._write import CropSettings, CropStore, default_path
 
 __all__ = ["crops_from_store", "crop_store_site", "CropSummary"]
@@ -48,15 +49,6 @@ class CropSummary:
     seconds: float = 0.0
 
 
-def _store_config(store: Store) -> dict:
-    import tomllib
-
-    from ..config import load_config
-
-    text = store.info.get("config")
-    return load_config(overrides=tomllib.loads(text), strict=False) if text else load_config()
-
-
 def crop_store_site(store_url: str, crops_url: str, plate_id: str, well: str, fieldno: int, paths: dict[str, str],
                     shape, dtype: str, config: dict, settings: CropSettings, illum_version: str = "") -> dict:
     """Crop one committed site of a feature store (runs on a worker; never raises for a bad site).
@@ -74,7 +66,7 @@ def crop_store_site(store_url: str, crops_url: str, plate_id: str, well: str, fi
     """
     from ..io.tiff import read_image
     from ..pipeline import correct_images
-    from ..run import _store_illum
+    from ..run import cached_illum
     from ._site import site_crops
 
     key = site_key(well, fieldno)
@@ -91,7 +83,7 @@ def crop_store_site(store_url: str, crops_url: str, plate_id: str, well: str, fi
         if missing:
             raise CpfeaturesError(f"site {key} has no image for channel(s) {', '.join(sorted(missing))}")
         images = {r: read_image(paths[r], shape, dtype) for r in sorted(need)}
-        illum = _store_illum(store_url, illum_version) if config.get("illum", {}).get("enabled", True) else None
+        illum = cached_illum(store_url, illum_version) if config.get("illum", {}).get("enabled", True) else None
         corrected = correct_images(images, illum)
         if not labels:
             from ..segment import segment_site
@@ -155,15 +147,15 @@ def crops_from_store(store: str | os.PathLike, plate: str | os.PathLike, out: st
     --------
     >>> crops_from_store("example.zarr", "data/example_plate", "crops.zarr", workers=0)  # doctest: +SKIP
     """
-    from .._progress import progress as _progress
+    from ..run import progress as _progress
     from ..io import read_plate
-    from ..run import _client, _plan, _Window
+    from ..run import TaskWindow, cluster_client
 
     t0 = time.perf_counter()
     settings = settings or CropSettings()
     st = Store(store)
     meta = st.info
-    cfg = _store_config(st)
+    cfg = st.config()
     p = read_plate(plate, config=cfg, strict=False)
     if p.plate_id != meta.get("plate_id"):
         raise CpfeaturesError(f"plate {p.plate_id!r} is not the store's plate {meta.get('plate_id')!r}", plate)
@@ -178,7 +170,7 @@ def crops_from_store(store: str | os.PathLike, plate: str | os.PathLike, out: st
     if sites:
         keys = [k for k in keys if k in set(sites)]
     if wells:
-        keys = [k for k in keys if k.rsplit("_f", 1)[0] in set(wells)]
+        keys = [k for k in keys if parse_site_key(k).well in set(wells)]
     summary = CropSummary(crop_store.url)
     have = set(crop_store.completed_sites())
     summary.skipped = [k for k in keys if k in have]
@@ -187,10 +179,9 @@ def crops_from_store(store: str | os.PathLike, plate: str | os.PathLike, out: st
     for k in keys:
         if k not in by_key:
             summary.failed[k] = "site not on the plate"
-    paths, problems = _plan(p, todo, p.roles)
+    paths, problems = p.site_paths(todo, p.roles)
     summary.failed.update({k: str(e) for k, e in problems.items()})
-    illum_version = ",".join(str(a.get("crc32")) for a in st.root["illum"].attrs.get("arrays", {}).values()) \
-        if "illum" in st.root else ""
+    illum_version = st.illum_version()
     runnable = [s for s in todo if site_key(*s) in paths]
     args = [(st.url, crop_store.url, p.plate_id, s.well, s.field, paths[site_key(*s)], p.image_shape,
              str(p.dtype), cfg, settings, illum_version) for s in runnable]
@@ -212,8 +203,8 @@ def crops_from_store(store: str | os.PathLike, plate: str | os.PathLike, out: st
                 if res.get("storage_error"):
                     break
         elif args:
-            with _client(scheduler, workers, 1) as client:
-                window = _Window(client, crop_store_site, args, None, "crops")
+            with cluster_client(scheduler, workers, 1) as client:
+                window = TaskWindow(client, crop_store_site, args, None, "crops")
                 for i, res in window:
                     if isinstance(res, BaseException):
                         res = {"site": site_key(*runnable[i]), "ok": False, "n_crops": 0,

@@ -24,12 +24,19 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..errors import InputError
 
-__all__ = ["crop_boxes", "extract_crops", "quantise", "SCALE", "MODES", "BORDERS"]
+__all__ = ["crop_boxes", "extract_crops", "quantise", "SCALE", "MODES", "BORDERS", "INDEX_COLUMNS", "FLUORESCENT", "MASKS"]
 
 #: uint16 value of intensity 1.0.
 SCALE = 65535
 MODES = ("centre", "bbox")
 BORDERS = ("pad", "skip")
+#: Columns of a site's ``index`` array (see :func:`cpfeatures.crops.read_index` for their meaning).
+INDEX_COLUMNS = ["ObjectNumber", "Center_X", "Center_Y", "Box_MinX", "Box_MinY", "Box_MaxX", "Box_MaxY",
+                 "Clipped"]
+#: The five Cell Painting channels cropped by default, in this order.
+FLUORESCENT = ("DNA", "ER", "RNA", "AGP", "Mito")
+#: The objects whose masks are cropped with ``masks=True``.
+MASKS = ("Nuclei", "Cells")
 # cells gathered at once in bbox mode: four float32 corner blocks of this many crops per channel
 _BLOCK = 128
 

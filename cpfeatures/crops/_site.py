@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from ..errors import CpfeaturesError
-from ._extract import crop_boxes, extract_crops, inside
-from ._write import INDEX_COLUMNS, MASKS, CropSettings
+from ._extract import INDEX_COLUMNS, MASKS, crop_boxes, extract_crops, inside
+
+if TYPE_CHECKING:  # the settings come from _write, which imports this module
+    from ._write import CropSettings
 
 __all__ = ["site_crops"]
 
@@ -21,7 +25,7 @@ def _numbers(frame: pd.DataFrame) -> np.ndarray:
 
 
 def site_crops(corrected: dict[str, np.ndarray], labels: dict[str, np.ndarray] | None, nuclei: pd.DataFrame,
-               cells: pd.DataFrame, settings: CropSettings) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+               cells: pd.DataFrame, settings: "CropSettings") -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
     """Crops of every cell of a site.
 
     Parameters

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -29,19 +30,15 @@ import zarr
 
 from .. import __version__
 from ..errors import CpfeaturesError
-from ..store import StoreWriteError, _site_sort_key, _write_failure, checksum, completed_attrs, site_key
-from ._extract import BORDERS, MODES, SCALE
+from ..io import site_key
+from ..store import commit_site, completed_attrs, site_fetcher, site_order
+from ..store import write_failure as _write_failure
+from ._extract import BORDERS, FLUORESCENT, INDEX_COLUMNS, MASKS, MODES, SCALE
+from ._site import site_crops
 
 __all__ = ["CropSettings", "CropStore", "CropError", "INDEX_COLUMNS", "FLUORESCENT", "MASKS"]
 
 LAYOUT_VERSION = 1
-#: Columns of a site's ``index`` array (see :func:`cpfeatures.crops.read_index` for their meaning).
-INDEX_COLUMNS = ["ObjectNumber", "Center_X", "Center_Y", "Box_MinX", "Box_MinY", "Box_MaxX", "Box_MaxY",
-                 "Clipped"]
-#: The five Cell Painting channels cropped by default, in this order.
-FLUORESCENT = ("DNA", "ER", "RNA", "AGP", "Mito")
-#: The objects whose masks are cropped with ``masks=True``.
-MASKS = ("Nuclei", "Cells")
 _ATTR = "cpfeatures_crops"
 
 
@@ -93,6 +90,21 @@ class CropSettings:
         self.channels = tuple(self.channels)
         if not self.channels:
             raise InputError("no channel to crop")
+
+    # -- the run's per-site hook (cpfeatures.run.SiteHook): `run --save-crops` --------------------------
+    @property
+    def needs_labels(self) -> bool:
+        """Masks are cut from the site's final label images."""
+        return bool(self.masks)
+
+    def prepare(self, store, plate_id: str, roles: list[str], done_before: set[str],
+                wanted: list[str]) -> "CropSettings":
+        """Before a run's sites: these settings with the crops path resolved, the crops store initialised."""
+        return prepare_run(self, store, plate_id, roles, done_before, wanted)
+
+    def write_site(self, plate_id: str, well: str, fieldno: int, images: dict, illum, result) -> None:
+        """On the worker, before the site commits: write its crops (see :func:`write_run_site`)."""
+        write_run_site(self, plate_id, well, fieldno, images, illum, result)
 
     def describe(self) -> dict:
         """The settings a store records (and a resumed run must repeat)."""
@@ -167,7 +179,7 @@ class CropStore:
     def completed_sites(self) -> list[str]:
         """Keys of the completely written sites, in plate order."""
         self._attrs = completed_attrs(self.root)
-        return sorted(self._attrs, key=_site_sort_key)
+        return sorted(self._attrs, key=site_order)
 
     def site_attrs(self, key: str) -> dict:
         """A site's attributes (plate, well, site, count, arrays, complete)."""
@@ -191,20 +203,11 @@ class CropStore:
         if masks is not None:
             arrays["masks"] = np.ascontiguousarray(masks, np.uint8)
         try:
-            sites = self.root.require_group("sites")
-            if key in sites:
-                del sites[key]
-            group = sites.create_group(key)
-            recorded = {}
-            for name, data in arrays.items():
-                # one chunk per site: neighbouring cells' crops overlap, and one zstd frame over the
-                # whole site stores the shared pixels about once (~half the bytes of per-cell chunks)
-                chunks = (max(data.shape[0], 1),) + data.shape[1:]
-                group.create_array(name, data=data, chunks=chunks, compressors=[ZstdCodec(level=3)])
-                recorded[name] = {"shape": list(data.shape), "dtype": str(data.dtype), "crc32": checksum(data)}
-            group.attrs.update({"plate": plate_id, "well": well, "site": int(fieldno), "count": int(len(index)),
-                                "arrays": recorded})
-            group.attrs["complete"] = True  # last: the commit point
+            # one chunk per site: neighbouring cells' crops overlap, and one zstd frame over the
+            # whole site stores the shared pixels about once (~half the bytes of per-cell chunks)
+            commit_site(self.root, key, arrays,
+                        {"plate": plate_id, "well": well, "site": int(fieldno), "count": int(len(index))},
+                        [ZstdCodec(level=3)], chunks=lambda name, data: (max(data.shape[0], 1),) + data.shape[1:])
         except OSError as exc:
             raise _write_failure(self.url, f"the crops of site {key}", exc) from None
         self._attrs.pop(key, None)
@@ -216,9 +219,7 @@ class CropStore:
 
     def read_sites(self, keys: list[str], names=("images", "index")) -> list[dict[str, np.ndarray]]:
         """Several completed sites' arrays, read concurrently (their file reads and decoding overlap)."""
-        from ..store import _async_fetcher
-
-        fetch = _async_fetcher(self)  # the same layout as the feature store's sites: sites/<key>/<array>
+        fetch = site_fetcher(self.root)  # the same layout as the feature store's sites: sites/<key>/<array>
         if fetch is None or len(keys) < 2:  # pragma: no cover - a zarr without the asynchronous API
             return [self.read_site(k, names) for k in keys]
         return [arrays for _, arrays, _ in fetch(list(keys), [list(names)] * len(keys), False)]
@@ -246,3 +247,46 @@ def index_frame(attrs: dict, values: np.ndarray, columns: list[str]) -> pd.DataF
         frame[f"Crop_{name}"] = col.astype(np.int64) if name.startswith("Box_") else \
             col.astype(bool) if name == "Clipped" else col
     return frame
+
+
+# -- what `cpfeatures run --save-crops` adds to a plate run (through the hook above) ---------------
+
+def prepare_run(crops: "CropSettings | bool | dict", store, plate_id: str, roles: list[str],
+                done_before: set[str], wanted: list[str]) -> CropSettings:
+    """Settings with the crops path resolved; the crops store initialised (client side, before any task).
+
+    Sites the feature store already holds without crops are named in a warning: a resumed
+    run skips them, ``cpfeatures crops`` writes their crops.
+    """
+    settings = crops if isinstance(crops, CropSettings) else CropSettings(**(crops if isinstance(crops, dict) else {}))
+    if settings.path is None:
+        settings.path = default_path(store.url)
+    missing = [r for r in settings.channels if r not in roles]
+    if missing:
+        raise CpfeaturesError(f"--save-crops: channel(s) {', '.join(missing)} are not run (channels: "
+                              f"{', '.join(roles)})")
+    crop_store = CropStore(settings.path, mode="a")
+    crop_store.initialize(plate_id, settings, source=store.url)
+    have = set(crop_store.completed_sites())
+    lacking = [k for k in wanted if k in done_before and k not in have]
+    if lacking:
+        warnings.warn(f"{len(lacking)} site(s) already in the store have no crops (e.g. {lacking[0]}); this run "
+                      f"skips them: `cpfeatures crops {store.url} PLATE -o {settings.path}` writes them",
+                      RuntimeWarning, stacklevel=3)
+    return settings
+
+
+def write_run_site(settings: CropSettings, plate_id: str, well: str, fieldno: int, images: dict, illum, result):
+    """Write one site's crops from the run's own images, correction and labels (before the site commits).
+
+    The corrected images are recomputed with the run's function (:func:`cpfeatures.pipeline.
+    correct_images`, the same numbers the site was measured on); the labels are the result's.
+    """
+    from ..pipeline import correct_images
+
+    corrected = correct_images({r: images[r] for r in settings.channels if r in images}, illum)
+    tables = result.tables
+    if "Cells" not in tables or "Nuclei" not in tables:
+        raise CpfeaturesError(f"site {site_key(well, fieldno)}: crops need the Nuclei and Cells tables")
+    crops, masks, index = site_crops(corrected, result.labels, tables["Nuclei"], tables["Cells"], settings)
+    CropStore(settings.path, mode="a").write_site(plate_id, well, fieldno, crops, index, masks)

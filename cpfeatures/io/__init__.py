@@ -8,9 +8,10 @@
 from .filenames import parse_filename
 from .harmony import HarmonyIndex, parse_index
 from .loaddata import load_data_plates, read_illum_files, read_load_data
-from .plate import Plate, PlateWarning, Site, read_plate, well_name
+from .plate import Plate, PlateWarning, Site, parse_site_key, site_key, well_name
+from .read import read_plate
 from .tiff import read_header, read_image
 
-__all__ = ["Plate", "PlateWarning", "Site", "read_plate", "well_name", "parse_index", "HarmonyIndex",
-           "parse_filename", "read_image", "read_header", "read_load_data", "load_data_plates",
+__all__ = ["Plate", "PlateWarning", "Site", "site_key", "parse_site_key", "read_plate", "well_name", "parse_index",
+           "HarmonyIndex", "parse_filename", "read_image", "read_header", "read_load_data", "load_data_plates",
            "read_illum_files"]

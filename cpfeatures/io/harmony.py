@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import PlateError
-from . import _fs
+from . import fs as _fs
 
 __all__ = ["HarmonyIndex", "parse_index", "INDEX_NAMES"]
 

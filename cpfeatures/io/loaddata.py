@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, ImageError, PlateError
-from . import _fs
+from . import fs as _fs
 from .plate import Plate, well_name
 from .tiff import read_header
 

@@ -10,7 +10,7 @@ import numpy as np
 import tifffile
 
 from ..errors import ImageError
-from . import _fs
+from . import fs as _fs
 
 __all__ = ["read_image", "read_header"]
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PlateError
+from .plate import PlateWarning
 
 __all__ = ["MLF_NAME", "MRF_NAME", "scan_yokogawa"]
 
@@ -143,6 +144,4 @@ def _channel_names(mes: Path) -> dict[int, str]:
 
 
 def _warning():
-    from .plate import PlateWarning
-
     return PlateWarning

@@ -45,13 +45,15 @@ _WHERE = {
     "measure_objects": "_core", "measure_image": "_core", "FAMILIES": "_core", "IMAGE_FAMILIES": "_core",
     "Family": "_core", "available_families": "_core", "identity_columns": "_identity",
     "object_counts": "_identity", "Objects": "_objects", "as_objects": "_objects", "as_image": "_objects",
-    "DEFAULTS": "_defaults",
+    "DEFAULTS": "_defaults", "SETTINGS": "_defaults", "resolve_settings": "_defaults", "toml_section": "_defaults",
+    "kernel_probes": "_probes",
 }
 
 __all__ = ["intensity", "texture", "granularity", "sizeshape", "radial", "colocalization", "neighbors",
            "texture_image", "granularity_image", "image_quality", "measure_objects", "measure_image",
            "identity_columns", "object_counts", "Objects", "as_objects", "as_image", "FAMILIES", "IMAGE_FAMILIES",
-           "Family", "DEFAULTS", "available_families"]
+           "Family", "DEFAULTS", "SETTINGS", "resolve_settings", "toml_section", "available_families",
+           "kernel_probes"]
 
 
 def __getattr__(name: str):

@@ -16,7 +16,7 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["Setting", "SETTINGS", "DEFAULTS", "MODULES", "resolve", "checked", "toml_section"]
+__all__ = ["Setting", "SETTINGS", "DEFAULTS", "MODULES", "resolve", "resolve_settings", "checked", "toml_section"]
 
 
 @dataclass(frozen=True)
@@ -180,3 +180,7 @@ def checked(family: str):
         return inner
 
     return wrap
+
+
+#: The public name of :func:`resolve` (a family's settings checked and completed with its defaults).
+resolve_settings = resolve

@@ -15,7 +15,8 @@ also a run's store).
 - :func:`average_precision`, :func:`mean_average_precision` copairs' mAP with p-values and FDR
 """
 
-from ._frames import check_profiles_path, infer_features, load_profiles, metadata_columns, write_profiles
+from ._frames import check_profiles_path, infer_features, load_profiles, metadata_columns, select_rows, write_profiles
+from ._score_tables import score_tables
 from .aggregate import aggregate
 from .annotate import annotate, canonical_well, read_platemap
 from .batch import PlateProfiles, profile_plates, read_jump_platemaps
@@ -27,7 +28,9 @@ from .normalize import normalize
 from .replicating import MatchingResult, ReplicatingResult, percent_matching, percent_replicating
 from .spherize import spherize
 
-__all__ = ["profile_plates", "read_jump_platemaps", "PlateProfiles", "aggregate", "annotate", "normalize", "spherize", "feature_select", "consensus", "percent_replicating",
+__all__ = ["profile_plates", "read_jump_platemaps", "PlateProfiles", "aggregate", "annotate", "normalize", "spherize",
+           "feature_select", "consensus", "percent_replicating",
            "percent_matching", "average_precision", "mean_average_precision", "fdr_bh", "default_blocklist",
            "canonical_well", "read_platemap", "infer_features", "load_profiles", "metadata_columns", "write_profiles",
-           "check_profiles_path", "OPERATIONS", "CPJUMP1_OPERATIONS", "ReplicatingResult", "MatchingResult"]
+           "check_profiles_path", "OPERATIONS", "CPJUMP1_OPERATIONS", "ReplicatingResult", "MatchingResult",
+           "select_rows", "score_tables"]

@@ -49,7 +49,7 @@ def load_profiles(data: "pd.DataFrame | str | os.PathLike", what: str = "profile
         raise InputError(f"{what} file not found", path)
     kind = _suffixes(path)
     if kind.endswith((".h5ad", ".zarr")):
-        from .._anndata import read_frame
+        from ..store import read_frame
 
         frame = read_frame(path)  # InputError naming the file when it is not AnnData
         frame.attrs["source"] = str(path)
@@ -82,12 +82,12 @@ def check_profiles_path(path: "str | os.PathLike") -> Path:
 def write_profiles(frame: pd.DataFrame, path: "str | os.PathLike") -> Path:
     """Write a table as Parquet (``.parquet``), CSV (``.csv``, ``.csv.gz``), tab-separated text
     (``.tsv``, ``.txt``, gzipped too) or AnnData (``.h5ad``, ``.zarr``: ``Metadata_`` columns as
-    ``obs``, features as ``X``, see :func:`cpfeatures._anndata.write_frame`); another suffix is an
+    ``obs``, features as ``X``, see :func:`cpfeatures.store._anndata.write_frame`); another suffix is an
     :class:`InputError`."""
     path = check_profiles_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if str(path).lower().rstrip("/").endswith((".h5ad", ".zarr")):
-        from .._anndata import write_frame
+        from ..store import write_frame
 
         return write_frame(frame, path)
     if _suffixes(path).endswith(".parquet"):

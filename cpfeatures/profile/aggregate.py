@@ -22,20 +22,16 @@ _OPERATIONS = ("median", "mean")
 
 
 def _is_store(data) -> bool:
-    from ..store import Store
+    from ..store import Store, local_zarr_kind
 
     if isinstance(data, Store):
         return True
     if isinstance(data, (str, os.PathLike)):
         path = os.fspath(data)
-        root = os.path.join(path, "zarr.json")
-        if os.path.isfile(root):  # a local Zarr group: a run's store, or AnnData profiles written as .zarr
-            import json
-
-            with open(root, encoding="utf-8") as fh:
-                attributes = json.load(fh).get("attributes", {})
+        kind = local_zarr_kind(path)
+        if kind is not None:  # a local Zarr group: a run's store, or AnnData profiles written as .zarr
             # AnnData profiles are a table; any other group is a store (its reader says if it is not one)
-            return attributes.get("encoding-type") != "anndata"
+            return kind != "anndata"
         return path.rstrip("/").endswith(".zarr")  # remote or missing: the store's reader says what is wrong
     return False
 
@@ -57,7 +53,7 @@ def _group(frame: pd.DataFrame, strata: list[str], features: list[str], operatio
 def _is_id(column: str) -> bool:
     """A store column that is an object id, not a measurement: ``Cells_Parent_Nuclei``,
     ``Nuclei_Number_Object_Number``, ``Nuclei_Children_Cells_Count``."""
-    from .._names import is_identifying
+    from ..store import is_identifying
 
     return "_" in column and is_identifying(column.split("_", 1)[1])
 

@@ -116,12 +116,14 @@ def _external_for(name: str, where) -> pd.DataFrame | None:
 
 
 def _sources(sources) -> list:
+    from ..store import local_zarr_kind
+
     if isinstance(sources, (str, os.PathLike)) or isinstance(sources, pd.DataFrame):
         sources = [sources]
     out = []
     for s in sources:
-        if isinstance(s, (str, os.PathLike)) and Path(s).is_dir() and not (Path(s) / "zarr.json").is_file():
-            stores = sorted(p for p in Path(s).iterdir() if (p / "zarr.json").is_file())
+        if isinstance(s, (str, os.PathLike)) and Path(s).is_dir() and local_zarr_kind(s) is None:
+            stores = sorted(p for p in Path(s).iterdir() if local_zarr_kind(p) is not None)
             if not stores:
                 raise InputError("a folder of stores with no store in it", s)
             out += stores

@@ -64,7 +64,7 @@ def object_columns(store: Store, keys: list[str] | None = None) -> dict[str, lis
     keys = store.completed_sites() if keys is None else keys
     if not keys:
         return {}
-    attrs = store.root["sites"][keys[0]].attrs.asdict()
+    attrs = store.site_attrs(keys[0])
     return {t: store.columns(d) for t, d in attrs.get("columns", {}).items()}
 
 
@@ -307,20 +307,12 @@ def run_phases(store, info: dict, image: pd.DataFrame) -> dict:
         (illumination written, else the first site, to the last site),
         ``sites_from`` (which start was used), ``recorded`` (the run's own times).
     """
-    import os
-    from datetime import datetime, timezone
-
     out: dict = {"recorded": info.get("phase_seconds")}
     fmt = "%Y-%m-%dT%H:%M:%S%z"
     stamps = pd.to_datetime(pd.Series([v for v in image.get("written", []) if isinstance(v, str) and v],
                                       dtype=object), format=fmt, errors="coerce", utc=True).dropna()
     created = pd.to_datetime(info.get("created"), format=fmt, errors="coerce", utc=True)
-    illum = None
-    url = str(getattr(store, "url", ""))
-    if "://" not in url or url.startswith("file://"):
-        path = os.path.join(url.removeprefix("file://"), "illum", "zarr.json")
-        if os.path.exists(path) and store.root["illum"].attrs.get("complete"):
-            illum = pd.Timestamp(datetime.fromtimestamp(os.path.getmtime(path), timezone.utc))
+    illum = store.illum_written()
     # Site stamps are whole seconds: a site written in the same second as the functions is not after them.
     if illum is not None and len(stamps) and illum > stamps.min() + pd.Timedelta(seconds=1):
         illum = None  # rewritten after the sites (e.g. a resumed run): not the end of the set-up

@@ -53,7 +53,8 @@ import pandas as pd
 
 from ..errors import CpfeaturesError, InputError, PlateError
 from ..io import well_name
-from ..store import OBJECT_TABLES, open_store, site_key
+from ..io import site_key
+from ..store import OBJECT_TABLES, open_store
 from . import data as rd
 from . import figures as rf
 from . import qc

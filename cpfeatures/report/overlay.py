@@ -274,12 +274,11 @@ class RecordedPlate:
         return sorted(found)
 
     def _files(self, key: str) -> dict[str, str]:
-        meta = self.store.root["sites"][key].attrs.get("image_metadata") or {}
+        meta = self.store.site_attrs(key).get("image_metadata") or {}
         return {k[len("FileName_Orig"):]: v for k, v in meta.items() if k.startswith("FileName_Orig")}
 
     def load_site(self, well: str, field: int, roles=None) -> dict[str, np.ndarray]:
-        from ..io import read_image
-        from ..store import site_key
+        from ..io import read_image, site_key
 
         try:
             files = self._files(site_key(well, field))
@@ -331,8 +330,8 @@ def site_overlay(plate, well: str, field: int, labels: dict | None = None, store
     config : dict, optional
         Settings (default: the store's, else the defaults).
     """
-    from ..io import well_name
-    from ..store import open_store, site_key
+    from ..io import site_key, well_name
+    from ..store import open_store
     from .layout import parse_well
 
     well = well_name(*parse_well(well))  # "d8" -> "D08", as the plate names wells
@@ -403,8 +402,8 @@ def overlay(plate, well: str, field: int, out_png: str | os.PathLike, labels: di
     StoreError
         ``store`` is not a cpfeatures store.
     """
-    from ..io import well_name
-    from ..store import open_store, site_key
+    from ..io import site_key, well_name
+    from ..store import open_store
     from .figures import array_png
     from .layout import parse_well
 
@@ -412,10 +411,7 @@ def overlay(plate, well: str, field: int, out_png: str | os.PathLike, labels: di
         # A site the run completed is found by its recorded file names: no index to parse.
         st = open_store(store)
         key = site_key(well_name(*parse_well(well)), field)
-        try:
-            done = bool(st.root["sites"][key].attrs.get("complete"))
-        except KeyError:
-            done = False
+        done = st.is_complete(key)
         if done and plate is not None and os.path.exists(plate):
             try:
                 plate = RecordedPlate(plate, st, [key])

@@ -64,7 +64,7 @@ def _text(frame: pd.DataFrame, name: str) -> pd.Series:
 
 
 def _roles(frame: pd.DataFrame, negcon: str | None, poscon: str | None) -> pd.Series:
-    from ..profile._frames import select_rows
+    from ..profile import select_rows
 
     role = pd.Series("", index=frame.index, dtype=object)
     ctype, ptype = _text(frame, "Metadata_control_type"), _text(frame, "Metadata_pert_type")
@@ -84,7 +84,7 @@ def _roles(frame: pd.DataFrame, negcon: str | None, poscon: str | None) -> pd.Se
 
 def _from_platemap(platemap, plate_id: str | None, external_metadata, join_on: str | None) -> pd.DataFrame:
     from ..profile import annotate, read_jump_platemaps, read_platemap
-    from ..profile._frames import load_profiles
+    from ..profile import load_profiles
 
     if isinstance(platemap, (str, os.PathLike)) and Path(platemap).is_dir():
         maps = read_jump_platemaps(platemap, external_metadata)

@@ -12,4 +12,12 @@ from .nuclei import NUCLEI_DEFAULTS, declump_shape, identify_nuclei, subtract_ba
 from .site import DEFAULT_SETTINGS, segment_site
 
 __all__ = ["segment_site", "identify_nuclei", "identify_cells", "identify_cytoplasm", "declump_shape",
-           "subtract_background", "threshold", "DEFAULT_SETTINGS", "NUCLEI_DEFAULTS", "CELLS_DEFAULTS"]
+           "subtract_background", "threshold", "DEFAULT_SETTINGS", "NUCLEI_DEFAULTS", "CELLS_DEFAULTS",
+           "kernel_probes"]
+
+
+def kernel_probes() -> list:
+    """The numba kernel whose on-disk cache says whether segmentation was compiled on this machine."""
+    from .watershed import _flood
+
+    return [_flood]

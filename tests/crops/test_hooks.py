@@ -40,7 +40,7 @@ def test_run_writes_crops_equal_to_the_corrected_images_and_labels(crops_run, bu
 
 def test_resumed_run_with_other_crop_settings_is_refused_and_done_sites_without_crops_are_named(
         crops_run, tmp_path):
-    from cpfeatures.crops._hooks import prepare_run
+    from cpfeatures.crops._write import prepare_run
 
     store = Store(crops_run[0])
     done = set(store.completed_sites())
@@ -61,13 +61,13 @@ def test_resumed_run_with_other_crop_settings_is_refused_and_done_sites_without_
 def _run_site_args(store_path, plate_dir, key, crops):
     from cpfeatures.config import load_config
     from cpfeatures.io import read_plate
-    from cpfeatures.run import _plan
+    from cpfeatures.run import SiteTask
 
     plate = read_plate(plate_dir)
     site = next(s for s in plate.sites if f"{s.well}_f{s.field}" == key)
-    paths, _ = _plan(plate, [site], plate.roles)
-    return (str(store_path), plate.plate_id, site.well, site.field, paths[key], plate.roles, plate.image_shape,
-            str(plate.dtype), load_config()), dict(save_labels=False, crops=crops)
+    paths, _ = plate.site_paths([site], plate.roles)
+    return SiteTask(str(store_path), plate.plate_id, site.well, site.field, paths[key], plate.roles,
+                    plate.image_shape, str(plate.dtype), load_config(), save_labels=False, hooks=(crops,))
 
 
 def test_site_task_writes_masks_without_keeping_labels_and_commits_crops_before_the_site(bundled_run,
@@ -82,8 +82,8 @@ def test_site_task_writes_masks_without_keeping_labels_and_commits_crops_before_
     Store(out, mode="a").uncommit("L09_f5")
     settings = CropSettings(masks=True, path=str(tmp_path / "s.crops.zarr"))
     CropStore(settings.path, mode="a").initialize("CPJUMP1_EXAMPLE", settings)
-    args, kwargs = _run_site_args(out, bundled_plate_dir, "L09_f5", settings)
-    result = run_site(*args, **kwargs)
+    task = _run_site_args(out, bundled_plate_dir, "L09_f5", settings)
+    result = run_site(task)
     assert result["ok"], result
     assert not Store(out).site_labels("L09_f5")  # labels were needed for the masks only
     arrays = CropStore(settings.path).read_site("L09_f5", ("images", "masks", "index"))
@@ -93,5 +93,5 @@ def test_site_task_writes_masks_without_keeping_labels_and_commits_crops_before_
     sites = os.path.join(settings.path, "sites")
     shutil.rmtree(sites)
     open(sites, "w").close()  # a file where the sites folder should be
-    result = run_site(*args, **kwargs)
+    result = run_site(task)
     assert result.get("storage_error") and "L09_f5" not in Store(out).completed_sites()

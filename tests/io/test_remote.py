@@ -13,7 +13,8 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 
 from cpfeatures.errors import ImageError, PlateError
-from cpfeatures.io import _fs, read_illum_files, read_image, read_load_data, read_plate
+from cpfeatures.io import fs as _fs
+from cpfeatures.io import read_illum_files, read_image, read_load_data, read_plate
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +174,7 @@ def test_transient_errors_are_retried_with_backoff(flaky, monkeypatch):
 
 def test_failure_past_the_retries_costs_the_site_only(flaky, tmp_path):
     """After ATTEMPTS tries the image fails like a bad file: run_site records it in the store's error table."""
-    from cpfeatures.run import run_site
+    from cpfeatures.run import SiteTask, run_site
     from cpfeatures.store import Store
 
     cls, _ = flaky
@@ -183,8 +184,8 @@ def test_failure_past_the_retries_costs_the_site_only(flaky, tmp_path):
         read_image("flaky:///img/dna.tiff")
     assert cls.calls["/img/dna.tiff"] == _fs.ATTEMPTS
     Store(tmp_path / "s.zarr", mode="a").initialize("P", "")
-    result = run_site(str(tmp_path / "s.zarr"), "P", "D08", 5, {"DNA": "flaky:///img/dna.tiff"}, ["DNA"],
-                      (540, 540), "uint16", {})
+    result = run_site(SiteTask(str(tmp_path / "s.zarr"), "P", "D08", 5, {"DNA": "flaky:///img/dna.tiff"}, ["DNA"],
+                               (540, 540), "uint16", {}))
     assert not result["ok"] and f"failed {_fs.ATTEMPTS} times" in result["error"]
     errors = Store(tmp_path / "s.zarr").errors()
     assert list(errors["site"]) == ["D08_f5"] and errors["file"].iloc[0] == "flaky:///img/dna.tiff"

@@ -109,9 +109,8 @@ def test_without_mes_channels_are_numbers_and_z_stacks_cost_their_site(harmony, 
     plate = read_plate(folder)
     assert plate.roles == [f"ch{i}" for i in range(1, 9)]
     assert plate.planes == [1, 2]
-    from cpfeatures.run import _plan  # how a run sorts sites into runnable and failed before any work
 
-    paths, problems = _plan(plate, plate.sites, plate.roles)
+    paths, problems = plate.site_paths(plate.sites, plate.roles)  # how a run sorts sites before any work
     assert sorted(problems) == ["D08_f5"] and "2 planes" in str(problems["D08_f5"])
     assert sorted(paths) == ["D14_f5", "G21_f5", "L09_f5"]
     mapped = read_plate(folder, config={"channels": {}, "channel_ids": {5: "DNA", 3: "RNA"}})

@@ -19,7 +19,7 @@ from cpfeatures.errors import CpfeaturesError, InputError
 from cpfeatures.io import read_plate
 from cpfeatures.profile import percent_replicating
 from cpfeatures.report import SECTIONS, build_report
-from cpfeatures.report.cli import report as report_command
+from cpfeatures.cli.report import report as report_command
 from cpfeatures.store import StoreError, read_table
 
 IDS = [sid for sid, _ in SECTIONS]

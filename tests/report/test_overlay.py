@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from cpfeatures.errors import CpfeaturesError
 from cpfeatures.io import read_plate
 from cpfeatures.report import overlay
-from cpfeatures.report.cli import overlay as overlay_command
+from cpfeatures.cli.report import overlay as overlay_command
 from cpfeatures.report.overlay import OUTLINE_COLORS
 
 CYAN = np.array([round(255 * c) for c in OUTLINE_COLORS["Nuclei"]])

@@ -14,7 +14,7 @@ from copairs.map import mean_average_precision as copairs_map
 
 from cpfeatures.errors import InputError
 from cpfeatures.report import build_report
-from cpfeatures.report.cli import report as report_command
+from cpfeatures.cli.report import report as report_command
 from cpfeatures.report.qc import first_component
 from cpfeatures.report.sections import control_map_scores
 from cpfeatures.report.wellmap import NEGATIVE, POSITIVE, well_annotations

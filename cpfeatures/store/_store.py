@@ -1,190 +1,44 @@
-"""The single-cell Zarr store: one per run, written one site at a time.
+"""The :class:`Store`: a run's single-cell Zarr store, written one site at a time and read by every reader.
 
-Layout (Zarr v3; readable with plain ``zarr`` + ``pandas``, see the README)::
-
-    OUT.zarr/
-      zarr.json                      root attributes under "cpfeatures": layout version,
-                                     plate id, package version, the run's config (TOML
-                                     text), the tables' names
-      <Table>_feature                the tables' column names as 1-D string arrays (xarray
-                                     coordinates; written by :meth:`Store.consolidate` when
-                                     every site of the store has the same columns)
-      illum/<Role>                   float32 (H, W) illumination function per channel
-      columns/<digest>               group whose attribute "columns" lists a table's
-                                     column names (shared by every site with that list)
-      sites/<Well>_f<Field>/         one group per site, written atomically:
-        Image                        float64 (1, F) the site's Image-table row
-        Nuclei, Cells, Cytoplasm     float64 (n_objects, F) per-object tables
-        labels/<Objects>             int32 (H, W) label images (only with --save-labels)
-        attributes: plate, well, site (field), columns {table: digest}, counts,
-                    arrays {name: shape, dtype, crc32}, image metadata (file names),
-                    "complete": true  <- written last
-      errors/<Well>_f<Field>         group whose attributes describe why a site failed
-      lock/                          present while a run writes the store (see cpfeatures._lock)
-
-Atomicity: a site's arrays are written first, the ``complete`` attribute last.
-Readers and resumed runs only see sites whose group says ``complete``; an
-incomplete group (a worker killed mid-write) is deleted and written again, so
-a site is never half-present or duplicated. Workers never write the same key:
-each site owns its group, and ``columns/<digest>`` content is identical
-whoever writes it.
-
-Dimension names (Zarr v3 ``dimension_names``, what xarray needs): a table
-``T`` is ``("T_object", "T_feature")`` (Image: ``("Image_row", "Image_feature")``),
-labels and illumination functions ``("y", "x")``. Arrays are compressed with
-the run's ``[store] codec`` (zstd, gzip or none; recorded in each ``zarr.json``).
-
-Consolidated metadata: :meth:`Store.consolidate` (the end of every run) writes
-the committed hierarchy into the root ``zarr.json`` for other tools (xarray opens
-the store in one read). cpfeatures itself never trusts it: a later run (a resume)
-adds sites, so every read here lists the store itself, and a run drops the
-consolidated copy when it starts writing.
-
-Integrity: every committed site records the shape, dtype and CRC-32 of each of
-its arrays, so :meth:`Store.verify` finds a site whose chunk was deleted (Zarr
-would silently read the fill value) or corrupted.
+The layout (``docs/store.md``) is known here and in the modules of this package only.
+Atomicity: a site's arrays are written first, its ``complete`` attribute last
+(:func:`cpfeatures.store._sites.commit_site`); readers and resumed runs see only
+committed sites. Integrity: every committed site records the shape, dtype and CRC-32
+of each of its arrays, so :meth:`Store.verify` finds a site whose chunk was deleted
+(Zarr would silently read the fill value) or corrupted. Consolidated metadata is
+written for other tools only: cpfeatures lists the store itself on every read.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
 import traceback
-import zlib
-from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import zarr
 
-from . import __version__
-from .errors import CpfeaturesError
+from .. import __version__
+from ..io import parse_site_key, site_key
+from ..pipeline import OBJECT_TABLES, SiteTables
+from ._layout import (_NOT_CONSOLIDATED, LAYOUT_VERSION, META, SINGLE_CELL_ORDER, StoreError,
+                      checksum, compressors, digest, dimension_names, jsonable, site_order, store_settings,
+                      table_name)
+from ._layout import write_failure as _write_failure
+from ._sites import commit_site, completed_attrs, fetch_sync, site_fetcher
 
-__all__ = ["Store", "open_store", "open_plate", "read_table", "read_table_dask", "export", "site_key", "OBJECT_TABLES",
-           "CODECS", "compressors", "dimension_names",
-           "StoreError", "StoreWriteError"]
+__all__ = ["Store", "open_store", "read_table"]
 
-LAYOUT_VERSION = 1
-OBJECT_TABLES = ("Nuclei", "Cells", "Cytoplasm")
-#: The compartments of a single-cell row, in column order (pycytominer's merge order).
-SINGLE_CELL_ORDER = ("Cells", "Cytoplasm", "Nuclei")
-_TABLE_ALIASES = {t.lower(): t for t in (*OBJECT_TABLES, "Image")}
-META = ["Metadata_Plate", "Metadata_Well", "Metadata_Site"]
 #: Sites whose arrays are read concurrently by :meth:`Store.read_sites` (their I/O overlaps).
 READ_BATCH = 32
-#: ``[store] codec`` values: zarr's default (zstd), gzip (read by more tools), or no compression.
-CODECS = ("zstd", "gzip", "none")
-#: Nodes left out of the consolidated metadata: the run's lock (removed when the run ends).
-_NOT_CONSOLIDATED = ("lock",)
 
 
-def dimension_names(name: str) -> tuple[str, str]:
-    """Zarr ``dimension_names`` of a stored array: ``"Cells"`` -> ``("Cells_object", "Cells_feature")``.
-
-    Image rows are ``("Image_row", "Image_feature")``; label images and illumination
-    functions (``"labels/Nuclei"``, ``"illum"``) are ``("y", "x")``.
-    """
-    if name == "Image":
-        return "Image_row", "Image_feature"
-    if name in OBJECT_TABLES:
-        return f"{name}_object", f"{name}_feature"
-    return "y", "x"
-
-
-def compressors(codec: str = "zstd", level: int | None = None) -> list:
-    """The zarr compressors of a ``[store] codec`` (``level`` None: the codec's default).
-
-    Examples
-    --------
-    >>> compressors("gzip", 6)
-    [GzipCodec(level=6)]
-    >>> compressors("none")
-    []
-    """
-    from zarr.codecs import GzipCodec, ZstdCodec
-
-    if codec == "zstd":  # level 0 is zstd's own default (3): what zarr writes without being asked
-        return [ZstdCodec(level=0 if level is None else int(level))]
-    if codec == "gzip":
-        return [GzipCodec() if level is None else GzipCodec(level=int(level))]
-    if codec == "none":
-        return []
-    raise StoreError(f"unknown codec {codec!r}; codecs are {', '.join(CODECS)}")
-
-
-class StoreError(CpfeaturesError):
-    """A store is missing, of another layout, or asked for a table it does not have."""
-
-
-class StoreWriteError(StoreError):
-    """Writing to the store failed (disk full, permissions, network): the site stays uncommitted.
-
-    The message names the store and the cause; a rerun resumes once the cause is fixed.
-    """
-
-
-def _write_failure(url: str, what: str, exc: BaseException) -> StoreWriteError:
-    cause = f"{exc.strerror} (errno {exc.errno})" if isinstance(exc, OSError) and exc.strerror else \
-        (" ".join(str(exc).split()) or type(exc).__name__)
-    return StoreWriteError(f"cannot write {what}: {cause}", url)
-
-
-def checksum(values: np.ndarray) -> str:
-    """CRC-32 of an array's bytes in C order, as recorded in a site's ``arrays`` attribute."""
-    return f"{zlib.crc32(np.ascontiguousarray(values).view(np.uint8).reshape(-1)):08x}"
-
-
-def _site_sort_key(key: str) -> tuple[str, int]:
-    well, _, fieldno = key.rpartition("_f")
-    return well, int(fieldno) if fieldno.isdigit() else 0
-
-
-def completed_attrs(root) -> dict[str, dict]:
-    """``{site key: attributes}`` of the groups under ``root/sites`` marked ``complete``."""
-    out = {}
-    if "sites" not in root:
-        return out
-    for key, group in root["sites"].groups():
-        try:
-            attrs = group.attrs.asdict()
-        except Exception:  # unreadable metadata from a killed writer: not complete
-            continue
-        if attrs.get("complete"):
-            out[key] = attrs
-    return out
-
-
-def site_key(well: str, field: int) -> str:
-    """Group name of a site: ``"D08_f5"``."""
-    return f"{well}_f{int(field)}"
-
-
-def _digest(columns: list[str]) -> str:
-    return hashlib.sha1("\x1f".join(columns).encode()).hexdigest()[:16]
-
-
-@dataclass
-class SiteTables:
-    """What one site contributes to the store.
-
-    Attributes
-    ----------
-    tables : dict of str to DataFrame
-        ``Image`` (one row) and ``Nuclei``/``Cells``/``Cytoplasm`` (one row per
-        object), numeric columns only, column names with their compartment
-        prefix (``Cells_AreaShape_Area``) and ``ObjectNumber`` first.
-    image_metadata : dict
-        Non-numeric Image-table values (file names, ...).
-    labels : dict of str to ndarray, optional
-        Label images to keep.
-    """
-
-    tables: dict[str, pd.DataFrame]
-    image_metadata: dict
-    labels: dict[str, np.ndarray] | None = None
+def _table_chunks(name: str, data: np.ndarray):
+    """A site's table is one chunk (rows are read whole); label images take zarr's chunks."""
+    return (max(data.shape[0], 1), max(data.shape[1], 1)) if not name.startswith("labels/") else "auto"
 
 
 class Store:
@@ -211,7 +65,7 @@ class Store:
         url = os.fspath(url)
         # Local paths are made absolute: workers of a cluster may run in another directory.
         self.url = url if "://" in url else os.path.abspath(url)
-        from .io._fs import store_options as default_options
+        from ..io.fs import store_options as default_options
 
         # anonymous reads of a public bucket when there are no credentials (as for the images)
         self.storage_options = default_options(self.url, storage_options) if "://" in self.url \
@@ -259,7 +113,25 @@ class Store:
         The ``[store]`` table of the run's recorded settings; stores without one (written
         before the setting existed) are zstd at zarr's default level, as they were written.
         """
-        return _store_settings(self.info.get("config") or "")
+        return store_settings(self.info.get("config") or "")
+
+    def config(self) -> dict:
+        """The settings this store was written with: the defaults merged with its recorded TOML.
+
+        A store without recorded settings (or with unreadable ones, e.g. written by hand)
+        gives the defaults.
+        """
+        import tomllib
+
+        from ..config import load_config
+
+        text = self.info.get("config")
+        if not text:
+            return load_config()
+        try:
+            return load_config(overrides=tomllib.loads(text), strict=False)  # what the run used, as recorded
+        except tomllib.TOMLDecodeError:
+            return load_config()
 
     def _array_compressors(self) -> list:
         if self._compressors is None:
@@ -310,15 +182,18 @@ class Store:
         latest run.
         """
         meta = self.info
-        meta.update({k: _jsonable(v) for k, v in values.items()})
+        meta.update({k: jsonable(v) for k, v in values.items()})
         try:
             self.root.attrs["cpfeatures"] = meta
         except OSError as exc:
             raise _write_failure(self.url, "the store's metadata", exc) from None
 
     # -- illumination -----------------------------------------------------------------
-    def write_illum(self, functions: dict[str, np.ndarray]) -> None:
-        """Store illumination functions; the group is marked complete after all are written."""
+    def write_illum(self, functions: dict[str, np.ndarray], source: str | None = None) -> None:
+        """Store illumination functions; the group is marked complete after all are written.
+
+        ``source`` (e.g. ``"precomputed"``) records where they came from.
+        """
         try:
             group = self.root.require_group("illum")
             sums = {}
@@ -327,9 +202,41 @@ class Store:
                 group.create_array(role, data=data, overwrite=True, compressors=self._array_compressors(),
                                    dimension_names=dimension_names("illum"))
                 sums[role] = {"shape": list(data.shape), "dtype": "float32", "crc32": checksum(data)}
-            group.attrs.update({"arrays": sums, "complete": sorted(functions)})
+            extra = {"source": source} if source else {}
+            group.attrs.update({"arrays": sums, "complete": sorted(functions), **extra,
+                                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         except OSError as exc:
             raise _write_failure(self.url, "the illumination functions", exc) from None
+
+    def drop_illum(self) -> None:
+        """Mark the illumination functions incomplete, so that the next run computes them again."""
+        if "illum" in self.root:
+            self.root["illum"].attrs["complete"] = []
+
+    def illum_version(self) -> str:
+        """A token that changes whenever the stored illumination functions do (their checksums).
+
+        Workers cache the functions they read per store URL and this token.
+        """
+        if "illum" not in self.root:
+            return ""
+        return ",".join(str(a.get("crc32")) for a in self.root["illum"].attrs.get("arrays", {}).values())
+
+    def illum_written(self):
+        """When the complete illumination functions were written (a UTC ``pandas.Timestamp``), or None.
+
+        Stores written before the time was recorded give the modification time of the
+        functions' metadata file, where the store is a local folder.
+        """
+        if "illum" not in self.root or not self.root["illum"].attrs.get("complete"):
+            return None
+        stamp = self.root["illum"].attrs.get("written")
+        if stamp:
+            return pd.to_datetime(stamp, format="%Y-%m-%dT%H:%M:%S%z", utc=True)
+        if "://" in self.url and not self.url.startswith("file://"):
+            return None
+        path = os.path.join(self.url.removeprefix("file://"), "illum", "zarr.json")
+        return pd.Timestamp(os.path.getmtime(path), unit="s", tz="UTC") if os.path.exists(path) else None
 
     def read_illum(self) -> dict[str, np.ndarray] | None:
         """The stored illumination functions, or None if they were not all written."""
@@ -349,7 +256,14 @@ class Store:
         no second metadata read.
         """
         self._attrs = completed_attrs(self.root)
-        return sorted(self._attrs, key=_site_sort_key)
+        return sorted(self._attrs, key=site_order)
+
+    def is_complete(self, key: str) -> bool:
+        """The site ``key`` is committed (read from the store now, not from a listing)."""
+        try:
+            return bool(self.root["sites"][key].attrs.get("complete"))
+        except (KeyError, FileNotFoundError):
+            return False
 
     def site_attrs(self, key: str) -> dict:
         """A completed site's attributes (plate, well, site, columns, counts, arrays, ...)."""
@@ -368,36 +282,21 @@ class Store:
             A write failed (disk full, ...); the site is left uncommitted.
         """
         key = site_key(well, field)
+        arrays, digests, counts = {}, {}, {}
+        for name, frame in site.tables.items():
+            columns = [str(c) for c in frame.columns]
+            digests[name] = digest(columns)
+            counts[name] = len(frame)
+            arrays[name] = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+        for name, image in (site.labels or {}).items():
+            arrays[f"labels/{name}"] = np.asarray(image, dtype=np.int32)
         try:
-            sites = self.root.require_group("sites")
-            if key in sites:
-                del sites[key]
-            group = sites.create_group(key)
-            digests, counts, arrays = {}, {}, {}
             for name, frame in site.tables.items():
-                columns = [str(c) for c in frame.columns]
-                digest = _digest(columns)
-                self._ensure_columns(digest, columns)
-                values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
-                rows = max(values.shape[0], 1)
-                group.create_array(name, data=values, chunks=(rows, max(values.shape[1], 1)),
-                                   compressors=self._array_compressors(), dimension_names=dimension_names(name))
-                digests[name] = digest
-                counts[name] = int(values.shape[0])
-                arrays[name] = {"shape": list(values.shape), "dtype": "float64", "crc32": checksum(values)}
-            if site.labels:
-                lab = group.create_group("labels")
-                for name, array in site.labels.items():
-                    data = np.asarray(array, dtype=np.int32)
-                    lab.create_array(name, data=data, compressors=self._array_compressors(),
-                                     dimension_names=dimension_names(f"labels/{name}"))
-                    arrays[f"labels/{name}"] = {"shape": list(data.shape), "dtype": "int32", "crc32": checksum(data)}
-            group.attrs.update({
+                self._ensure_columns(digests[name], [str(c) for c in frame.columns])
+            commit_site(self.root, key, arrays, {
                 "plate": plate_id, "well": well, "site": int(field), "columns": digests, "counts": counts,
-                "arrays": arrays, "image_metadata": _jsonable(site.image_metadata),
-                "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            })
-            group.attrs["complete"] = True  # last: the commit point of the site
+                "image_metadata": site.image_metadata, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }, self._array_compressors(), chunks=_table_chunks, dimension_names=dimension_names)
         except OSError as exc:
             raise _write_failure(self.url, f"site {key}", exc) from None
         self._attrs.pop(key, None)
@@ -433,7 +332,7 @@ class Store:
 
         Sites of one run share their columns, so this reads metadata only.
         """
-        table = _table_name(name, self.url)
+        table = table_name(name, self.url)
         keys = self.completed_sites() if keys is None else keys
         seen: dict[str, None] = {}
         digests: dict[str, None] = {}
@@ -485,7 +384,7 @@ class Store:
         rows = [dict(g.attrs) for _, g in self.root["errors"].groups()]
         frame = pd.DataFrame(rows, columns=cols + ["traceback"])
         frame["phase"] = frame["phase"].fillna("site")
-        return frame.sort_values("site", key=lambda s: s.map(_site_sort_key)).reset_index(drop=True)
+        return frame.sort_values("site", key=lambda s: s.map(site_order)).reset_index(drop=True)
 
     # -- reading -----------------------------------------------------------------------------
     def read_sites(self, keys: list[str], names: list[str] | None = None, batch: int | None = None,
@@ -508,7 +407,7 @@ class Store:
         ------
         (key, attrs, {name: array}, {name: problem})
         """
-        fetch = _async_fetcher(self)
+        fetch = site_fetcher(self.root)
         batch = batch or READ_BATCH
         for start in range(0, len(keys), batch):
             chunk = keys[start:start + batch]
@@ -519,7 +418,7 @@ class Store:
             if fetch is not None:
                 results = fetch(chunk, wanted, tolerant)
             else:  # pragma: no cover - a zarr without the asynchronous API
-                results = [_fetch_sync(self, k, w, tolerant) for k, w in zip(chunk, wanted)]
+                results = [fetch_sync(self.root, k, w, tolerant) for k, w in zip(chunk, wanted)]
             results.reverse()
             for key in chunk:  # hand each site over and drop it: one batch in memory, not two
                 attrs, arrays, problems = results.pop()
@@ -552,7 +451,7 @@ class Store:
 
     def site_table(self, key: str, name: str) -> pd.DataFrame:
         """One completed site's table with its ``Metadata_`` columns."""
-        table = _table_name(name, self.url)
+        table = table_name(name, self.url)
         attrs = self.site_attrs(key)
         return self._frame(key, attrs, table, self.root["sites"][key][table][:])
 
@@ -570,7 +469,7 @@ class Store:
         Memory is one batch of sites, whatever the plate size. ``columns`` keeps only those
         feature columns (metadata columns are always there).
         """
-        table = _table_name(name, self.url)
+        table = table_name(name, self.url)
         for key, attrs, arrays, _ in self.read_sites(self._select(sites, wells), [table]):
             yield self._frame(key, attrs, table, arrays[table], columns)
 
@@ -585,7 +484,7 @@ class Store:
         is ~3 GB). For whole plates read only the ``columns`` needed, or go site by site
         with :meth:`iter_tables` or :func:`read_table_dask`.
         """
-        table = _table_name(name, self.url)
+        table = table_name(name, self.url)
         frames = list(self.iter_tables(table, sites, wells, columns))
         if not frames:
             return pd.DataFrame(columns=META + ([] if table == "Image" else ["Metadata_ObjectNumber"]))
@@ -595,14 +494,14 @@ class Store:
         if sites is not None and wells is None:
             sites = list(dict.fromkeys(sites))
             if all(k in self._attrs for k in sites):  # known complete: no second pass over the plate per call
-                return sorted(sites, key=_site_sort_key)
+                return sorted(sites, key=site_order)
         keys = self.completed_sites()
         if sites is not None:
             wanted = set(sites)
             keys = [k for k in keys if k in wanted]
         if wells is not None:
             wanted = set(wells)
-            keys = [k for k in keys if k.rsplit("_f", 1)[0] in wanted]
+            keys = [k for k in keys if parse_site_key(k).well in wanted]
         return keys
 
     def iter_single_cells(self, sites: Iterable[str] | None = None) -> Iterator[pd.DataFrame]:
@@ -622,7 +521,7 @@ class Store:
         """Per-well single-cell frames (all compartments merged), one well in memory at a time."""
         by_well: dict[str, list[str]] = {}
         for key in self.completed_sites():
-            by_well.setdefault(key.rsplit("_f", 1)[0], []).append(key)
+            by_well.setdefault(parse_site_key(key).well, []).append(key)
         for well in sorted(by_well):
             yield pd.concat(list(self.iter_single_cells(by_well[well])), ignore_index=True)
 
@@ -842,18 +741,6 @@ def _left_out(node: str, committed: set[str]) -> bool:
     return parts[0] == "sites" and len(parts) > 1 and parts[1] not in committed
 
 
-def _store_settings(config_toml: str) -> dict:
-    """The ``[store]`` settings of a recorded config: ``{"codec": ..., "level": ...}``."""
-    import tomllib
-
-    try:
-        table = tomllib.loads(config_toml).get("store", {})
-    except tomllib.TOMLDecodeError:
-        table = {}
-    table = table if isinstance(table, dict) else {}
-    return {"codec": str(table.get("codec", "zstd")), "level": table.get("level")}
-
-
 def _same_settings(stored: str, given: str) -> bool:
     """Settings recorded before ``[store]`` existed equal the same settings with the default ``[store]``.
 
@@ -866,7 +753,7 @@ def _same_settings(stored: str, given: str) -> bool:
         old, new = tomllib.loads(stored), tomllib.loads(given)
     except tomllib.TOMLDecodeError:
         return False
-    if "store" in old or _store_settings(given) != _store_settings(""):
+    if "store" in old or store_settings(given) != store_settings(""):
         return False
     return {k: v for k, v in new.items() if k != "store"} == old
 
@@ -883,88 +770,6 @@ def _refuse_foreign_folder(url: str) -> None:
             raise StoreError("is a Zarr v2 store, not a cpfeatures store; choose a new output path", path)
         if any(True for _ in os.scandir(path)):
             raise StoreError("folder exists and is not a cpfeatures store; choose a new output path", path)
-
-
-def _fetch_sync(store: Store, key: str, names: list[str], tolerant: bool = False):
-    group = store.root["sites"][key]
-    attrs = group.attrs.asdict()
-    arrays, problems = {}, {}
-    for name in names:
-        try:
-            arrays[name] = group[name][:]
-        except Exception as exc:
-            if not tolerant:
-                raise
-            problems[name] = f"unreadable ({type(exc).__name__}: {exc})"
-    return attrs, arrays, problems
-
-
-def _async_fetcher(store: Store | None, zstore=None, base: str = ""):
-    """A function ``(keys, names per key, tolerant) -> [(attrs, {name: array}, {name: problem})]``.
-
-    Reads the sites of ``store``, or of the zarr store ``zstore`` whose root group is at
-    ``base`` (the lazy plate view's tasks read so, without opening the store's root).
-
-    zarr runs every read on its own event loop; asking for a batch of sites with
-    ``asyncio.gather`` overlaps their file reads and decompression instead of
-    paying one loop round trip per array (about 2.5x faster than a thread pool
-    over the synchronous API, whose calls the single loop serializes anyway).
-    Returns None when this zarr has no asynchronous API; the caller then reads
-    site by site.
-    """
-    try:
-        import asyncio
-
-        from zarr.api.asynchronous import open_array, open_group
-        from zarr.core.sync import sync
-    except ImportError:  # pragma: no cover - other zarr versions
-        return None
-    if store is not None:
-        zstore, base = store.root.store, (store.root.path or "").strip("/")
-
-    async def array(path: str, tolerant: bool):
-        try:
-            arr = await open_array(store=zstore, path=path, mode="r", zarr_format=3)
-            return await arr.getitem(slice(None)), None
-        except Exception as exc:
-            if not tolerant:
-                raise
-            return None, f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
-
-    async def one(key: str, names: list[str], tolerant: bool):
-        path = f"{base}/sites/{key}" if base else f"sites/{key}"
-        # The store's layout is Zarr v3 without consolidated metadata: saying so skips the probes for
-        # v2 / consolidated files (a third of the time of a site's Image row).
-        try:
-            group = await open_group(store=zstore, path=path, mode="r", zarr_format=3, use_consolidated=False)
-            attrs = dict(group.attrs)
-        except Exception as exc:
-            if not tolerant:
-                raise
-            return None, {}, {"metadata": f"unreadable ({type(exc).__name__}: {exc})"}
-        results = await asyncio.gather(*(array(f"{path}/{n}", tolerant) for n in names))
-        arrays = {n: v for n, (v, p) in zip(names, results) if p is None}
-        problems = {n: p for n, (v, p) in zip(names, results) if p is not None}
-        return attrs, arrays, problems
-
-    async def many(keys, names, tolerant):
-        return await asyncio.gather(*(one(k, n, tolerant) for k, n in zip(keys, names)))
-
-    def fetch(keys: list[str], names: list[list[str]], tolerant: bool = False):
-        return sync(many(keys, names, tolerant))
-
-    return fetch
-
-
-def _table_name(name: str, url: str) -> str:
-    table = _TABLE_ALIASES.get(str(name).lower())
-    if table is None:
-        raise StoreError(f"unknown table {name!r}; tables are image, nuclei, cells, cytoplasm", url)
-    return table
-
-
-def _jsonable(value):
-    return json.loads(json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
 
 
 def open_store(store: "str | os.PathLike | Store", mode: str = "r") -> Store:
@@ -985,22 +790,3 @@ def read_table(store: "str | os.PathLike | Store", name: str, sites=None, wells=
     :func:`read_table_dask`.
     """
     return open_store(store).read_table(name, sites=sites, wells=wells, columns=columns)
-
-
-def read_table_dask(store: "str | os.PathLike | Store", name: str):
-    """The same table as a lazy ``dask.dataframe`` with one partition per site (for large plates).
-
-    ``open_plate(store, name, as_frame=True)`` (see :func:`open_plate`).
-    """
-    return open_plate(store, name, as_frame=True)
-
-
-def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: str = "parquet",
-           single_cells: bool = True, tables: list[str] | None = None, names: str = "cytotable") -> list[str]:
-    """Write the store's tables as Parquet or CSV files, one well at a time (see :func:`cpfeatures.export.export`)."""
-    from .export import export as _export
-
-    return _export(store, out_dir, fmt=fmt, single_cells=single_cells, tables=tables, names=names)
-
-
-from ._plate_view import open_plate  # noqa: E402  (the view is built on the store's readers)

@@ -22,7 +22,7 @@ import threading
 import time
 import uuid
 
-from .store import StoreError
+from ._layout import StoreError
 
 __all__ = ["StoreLock", "StoreLockedError", "LOCK_PATH"]
 
@@ -82,7 +82,7 @@ class StoreLock:
         import fsspec
 
         self.url = url
-        from .io._fs import store_options as default_options
+        from ..io.fs import store_options as default_options
 
         self.fs, root = fsspec.core.url_to_fs(url, **default_options(url, storage_options))
         self.path = f"{root.rstrip('/')}/{LOCK_PATH}"

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from .errors import CpfeaturesError
+from ..errors import CpfeaturesError
 
 
 def friendly(func):
@@ -15,7 +15,7 @@ def friendly(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from .store import StoreWriteError
+        from ..store import StoreWriteError
 
         try:
             return func(*args, **kwargs)

@@ -12,9 +12,9 @@ import warnings
 
 import click
 
-from . import __version__
-from ._click import friendly
-from .errors import CpfeaturesError
+from .. import __version__
+from ._friendly import friendly
+from ..errors import CpfeaturesError
 
 
 _friendly = friendly
@@ -50,8 +50,8 @@ def inspect(plate, plate_name, as_json, config, quick):
     Exits non-zero with a one-line message if the plate cannot be read or files are
     missing or unreadable.
     """
-    from .config import load_config
-    from .io import read_plate
+    from ..config import load_config
+    from ..io import read_plate
 
     cfg = load_config(config)
     p = read_plate(plate, config=cfg, strict=False, plate=plate_name)
@@ -152,7 +152,7 @@ def _crop_options(fn):
 
 
 def _crop_settings(size, mode, border, masks, channels, path):
-    from .crops import FLUORESCENT, CropSettings
+    from ..crops import FLUORESCENT, CropSettings
 
     return CropSettings(size=size, mode=mode, border=border, masks=masks,
                         channels=_split(channels) or FLUORESCENT, path=path)
@@ -224,8 +224,7 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
     """
     import signal
 
-    from .batch import batch_plates
-    from .run import run_plate
+    from ..run import batch_plates, run_plate
 
     signal.signal(signal.SIGTERM, _as_interrupt)
     crops = _crop_settings(crop_size, crop_mode, crop_border, crop_masks, crop_channels, crops_output) \
@@ -276,7 +275,7 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
 def _run_batch(plates, out, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
                save_labels, verify_first, progress, log_file, as_json, illum):
     """`cpfeatures run` of several plates: one cluster, one store per plate under OUT."""
-    from .batch import run_plates
+    from ..run import run_plates
 
     def said(item):
         if isinstance(item, tuple):
@@ -329,7 +328,7 @@ def crops(store, plate, crops_output, crop_size, crop_mode, crop_border, crop_ma
     uint16 (corrected intensity x 65535), with an index joining the single-cell tables on
     Metadata_Plate, Metadata_Well, Metadata_Site, Metadata_ObjectNumber. Exit 1 if a site failed.
     """
-    from .crops import crops_from_store
+    from ..crops import crops_from_store
 
     settings = _crop_settings(crop_size, crop_mode, crop_border, crop_masks, crop_channels, None)
     summary = crops_from_store(store, plate, crops_output, settings=settings, workers=workers, scheduler=scheduler,
@@ -353,7 +352,7 @@ def verify(store, as_json):
     Names each damaged site (a missing or corrupt chunk, a wrong size) and exits 1 if
     any is found; `cpfeatures run --verify` writes damaged sites again.
     """
-    from .store import open_store
+    from ..store import open_store
 
     st = open_store(store)
     n = len(st.completed_sites())
@@ -399,13 +398,13 @@ def export(store, fmt, out, names, obs_names, log_file, as_json):
 
     t0 = time.perf_counter()
     if fmt == "anndata":
-        from ._anndata import ANNDATA_SUFFIXES, anndata_kind, export_anndata
+        from ..store import ANNDATA_SUFFIXES, anndata_kind, export_anndata
 
         if anndata_kind(out) is None:
             raise click.UsageError(f"--format anndata writes {' or '.join(ANNDATA_SUFFIXES)}; got -o {out}")
         paths = [export_anndata(store, out, names=names, obs_names=obs_names)]
     else:
-        from .export import export as export_tables
+        from ..store import export as export_tables
 
         if os.path.isfile(out):
             raise click.UsageError(f"-o {out} is a file; --format {fmt} writes a folder of tables")
@@ -439,13 +438,13 @@ def config(show_default, store, cppipe, illum_cppipe, allow_unsupported, out):
     without writing settings, unless --allow-unsupported is given. Disabled modules
     are skipped. The summary goes to stderr, the TOML to stdout (or -o).
     """
-    from .config import DEFAULT_CONFIG_TOML
-    from .store import open_store
+    from ..config import DEFAULT_CONFIG_TOML
+    from ..store import open_store
 
     if illum_cppipe and not cppipe:
         raise click.UsageError("--illum needs --from-cppipe")
     if cppipe:
-        from .cppipe import import_cppipe
+        from ..cppipe import import_cppipe
 
         result = import_cppipe(cppipe, illum_cppipe)
         counts = (f"{len(result.translated)} translated, {len(result.not_needed)} not needed, "
@@ -525,7 +524,7 @@ def profile(stores, out, platemap, external_metadata, external_join_on, operatio
     import time
     from pathlib import Path
 
-    from . import profile as prof
+    from .. import profile as prof
 
     t0 = time.perf_counter()
     out = Path(prof.check_profiles_path(out))
@@ -636,8 +635,8 @@ def score(profiles, replicates_by, match_by, renames, tags, per, plate_metadata,
     from rich.console import Console
     from rich.table import Table
 
-    from . import profile as prof
-    from .errors import InputError
+    from .. import profile as prof
+    from ..errors import InputError
 
     import pandas as pd
 
@@ -675,7 +674,7 @@ def score(profiles, replicates_by, match_by, renames, tags, per, plate_metadata,
         frame = frame.drop(columns=incomplete)
     outdir = Path(out)
     outdir.mkdir(parents=True, exist_ok=True)
-    from .profile._score_tables import score_tables
+    from ..profile import score_tables
 
     rows, tables = score_tables(frame, by, per=_split(per), match_by=match_by, across=across,
                                 match_sep=match_sep or None, null=null_kind, tail=tail,
@@ -708,8 +707,8 @@ def _join_plate_metadata(frame, path):
     """Per-plate columns (JUMP's experiment-metadata.tsv) joined onto the profiles by their plate."""
     import numpy as np
 
-    from . import profile as prof
-    from .errors import InputError
+    from .. import profile as prof
+    from ..errors import InputError
 
     plates = prof.load_profiles(path, "plate metadata")
     plates = plates.rename(columns={c: c if str(c).startswith("Metadata_") else f"Metadata_{c}" for c in plates})
@@ -774,14 +773,10 @@ def _print_inspect(s: dict) -> None:
 
 
 def _register_report_commands() -> None:
-    from .report.cli import overlay, report
+    from .report import overlay, report
 
     main.add_command(report)
     main.add_command(overlay)
 
 
 _register_report_commands()
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()

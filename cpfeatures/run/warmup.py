@@ -27,14 +27,9 @@ COMPILE_SECONDS = {"segment": 6.5, "sizeshape": 19.8, "texture": 13.0, "granular
 
 def _representatives() -> list:
     """One heavy kernel of each stage: if these are cached, the first run's compilation happened."""
-    from .illum import _sliding_median
-    from .measure._granularity_kernels import granular_steps
-    from .measure._radial import _geodesic_from_centres
-    from .measure._zernike import shape_zernike
-    from .measure._texture import _haralick_objects
-    from .segment.watershed import _flood
+    from .. import illum, measure, segment
 
-    return [_sliding_median, granular_steps, _geodesic_from_centres, shape_zernike, _haralick_objects, _flood]
+    return [*illum.kernel_probes(), *measure.kernel_probes(), *segment.kernel_probes()]
 
 
 def kernels_cached() -> bool:
@@ -51,7 +46,7 @@ def kernels_cached() -> bool:
 
 def _stages(config: dict) -> list[str]:
     """The stages a run with ``config`` compiles: segmentation and each measured family."""
-    from .measure._core import FAMILIES, IMAGE_FAMILIES
+    from ..measure import FAMILIES, IMAGE_FAMILIES
 
     measure = config.get("measure", {})
     families = measure.get("families", "all")
@@ -114,9 +109,9 @@ def compile_kernels(config: dict | None = None, roles=None, stages: list[str] | 
         ``"segment"`` (illumination and segmentation) and family names; default: every
         stage the configuration runs.
     """
-    from .config import load_config
-    from .illum import apply, calculate
-    from .pipeline import process_site, site_tables
+    from ..config import load_config
+    from ..illum import apply, calculate
+    from ..pipeline import process_site, site_tables
 
     cfg = config or load_config()
     roles = list(roles or ["DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF"])

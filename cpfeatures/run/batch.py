@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .errors import CpfeaturesError
+from ..errors import CpfeaturesError
 
 __all__ = ["run_plates", "batch_plates", "BatchSummary"]
 
@@ -50,8 +50,8 @@ def batch_plates(sources) -> list[tuple[str, str | None]]:
     >>> batch_plates(["data/example_plate"])
     [('data/example_plate', None)]
     """
-    from .io import _fs
-    from .io.loaddata import load_data_plates
+    from ..io import fs as _fs
+    from ..io import load_data_plates
 
     out = []
     for source in sources:
@@ -67,7 +67,7 @@ def batch_plates(sources) -> list[tuple[str, str | None]]:
 def _plate_id(source: str, plate: str | None, config) -> str:
     if plate is not None:
         return str(plate)
-    from .io import read_plate
+    from ..io import read_plate
 
     return read_plate(source, config=config, strict=False).plate_id
 
@@ -100,11 +100,12 @@ def run_plates(sources, out_dir, config=None, *, workers: int | None = None, thr
     -------
     BatchSummary
     """
-    from ._progress import Labelled
-    from ._progress import progress as open_progress
-    from .config import load_config
-    from .io import _fs
-    from .run import _client, run_plate
+    from ..config import load_config
+    from ..io import fs as _fs
+    from ._cluster import cluster_client
+    from .plate import run_plate
+    from .progress import Labelled
+    from .progress import progress as open_progress
 
     t0 = time.perf_counter()
     cfg = config if isinstance(config, dict) else load_config(config)
@@ -126,7 +127,8 @@ def run_plates(sources, out_dir, config=None, *, workers: int | None = None, thr
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     retries = int(cfg.get("run", {}).get("worker_retries", 2))
     log_file = kwargs.pop("log_file", None)
-    with _client(scheduler, workers, threads_per_worker, worker_retries=retries, timeout=scheduler_timeout) as client, \
+    with cluster_client(scheduler, workers, threads_per_worker, worker_retries=retries,
+                        timeout=scheduler_timeout) as client, \
             open_progress(progress, log_file) as view:
         address = client.scheduler.address
         plates_task = view.add("plates", len(named))

@@ -1,11 +1,11 @@
-"""Export a store's tables to Parquet or CSV, a well at a time (AnnData: :mod:`cpfeatures._anndata`).
+"""Export a store's tables to Parquet or CSV, a well at a time (AnnData: :mod:`cpfeatures.store._anndata`).
 
 Memory is bounded by one row group whatever the plate size: each table is
 written incrementally with one schema for the whole plate, fixed from the
 sites' metadata before any row is read. Tables are those pycytominer, DuckDB
 and polars read: ``Image``, ``Nuclei``, ``Cells``, ``Cytoplasm``, ``SingleCells``
 (the three compartments joined per cell) and ``Errors`` when sites failed.
-Columns are named as CytoTable names CellProfiler's (:mod:`cpfeatures._names`), or
+Columns are named as CytoTable names CellProfiler's (:mod:`cpfeatures.store._names`), or
 as the store names them (``names="cpfeatures"``).
 """
 
@@ -18,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ._names import NAMINGS, export_name
-from .store import META, OBJECT_TABLES, SINGLE_CELL_ORDER, Store, StoreError, open_store
+from ..pipeline import OBJECT_TABLES
+from ._layout import META, SINGLE_CELL_ORDER, StoreError
+from ._store import Store, open_store
 
 __all__ = ["export", "FORMATS", "NAMINGS"]
 

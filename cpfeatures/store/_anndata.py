@@ -30,7 +30,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
 
 __all__ = ["ANNDATA_SUFFIXES", "AnnDataWriter", "anndata_kind", "parse_features", "write_frame", "read_frame",
            "export_anndata"]
@@ -464,7 +464,7 @@ def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", o
     path : path-like
         ``cells.h5ad`` or ``cells.zarr``.
     names : {"cytotable", "cpfeatures"}
-        Column naming as for the Parquet export (:func:`cpfeatures.export.export`).
+        Column naming as for the Parquet export (:func:`cpfeatures.store.export`).
     obs_names : {"number", "id"}
         ``"number"``: ``"0"``, ``"1"``, ... (row numbers, as pycytominer's and CytoTable's AnnData
         writers name rows: pycytominer's ``load_profiles`` reads only such names); ``"id"``: the
@@ -485,8 +485,8 @@ def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", o
     names are categoricals whose categories come from the sites' metadata before any row is
     read, so rows can be written as they come.
     """
-    from .export import check_names, plan_table, site_rows
-    from .store import open_store
+    from ._export import check_names, plan_table, site_rows
+    from ._store import open_store
 
     check_names(names)
     if obs_names not in OBS_NAMES:
@@ -494,7 +494,7 @@ def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", o
     st = open_store(store)
     keys = st.completed_sites()
     if not keys:
-        from .store import StoreError
+        from ._layout import StoreError
 
         raise StoreError("the store holds no completed site to export", st.url)
     plan = plan_table(st, keys, "SingleCells", names)

@@ -1,7 +1,7 @@
 """``cpfeatures report`` and ``cpfeatures overlay``.
 
 Registered on the main command group with ``main.add_command(report)`` and
-``main.add_command(overlay)`` (``from cpfeatures.report.cli import report, overlay``).
+``main.add_command(overlay)`` (``from cpfeatures.cli.report import report, overlay``).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from .._click import friendly
+from ._friendly import friendly
 
 __all__ = ["report", "overlay"]
 
@@ -66,7 +66,7 @@ def report(store, out, plate, scores, profiles, sites, feature, n_overlays, feat
     given. One file, no external request. Works on a run with failures or
     without scores.
     """
-    from .html import build_report
+    from ..report import build_report
 
     score_paths = _split(scores) or None
     path = build_report(store, out, plate=plate, scores=score_paths, profiles=profiles, sites=sites,
@@ -94,7 +94,7 @@ def overlay(plate, well, field, out, store):
     illumination functions are computed first, over all its sites, as a run does
     (plates of up to 96 sites; bigger ones need --store), so the outlines are the run's.
     """
-    from .overlay import overlay as draw
+    from ..report import overlay as draw
 
     path = draw(plate, well, field, out, store=store)
     click.echo(f"overlay written to {path}")

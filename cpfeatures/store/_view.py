@@ -14,8 +14,9 @@ import os
 import numpy as np
 import pandas as pd
 
-from .store import (META, SINGLE_CELL_ORDER, Store, StoreError, _async_fetcher, _site_block, _table_name,
-                    open_store)
+from ._layout import META, SINGLE_CELL_ORDER, StoreError, table_name
+from ._sites import site_fetcher
+from ._store import Store, _site_block, open_store
 
 __all__ = ["open_plate"]
 
@@ -79,7 +80,7 @@ def open_plate(store: "str | os.PathLike | Store", table: str = SINGLE_CELLS, *,
     st = store if isinstance(store, Store) else (Store(store, storage_options=storage_options)
                                                  if storage_options else open_store(store))
     merged = str(table).lower() == SINGLE_CELLS
-    tables = list(SINGLE_CELL_ORDER) if merged else [_table_name(table, st.url)]
+    tables = list(SINGLE_CELL_ORDER) if merged else [table_name(table, st.url)]
     keys = st.completed_sites()
     plan = _Plan(st, keys, tables)
     if as_frame:
@@ -193,7 +194,7 @@ class _SiteReader:
     def _fetch(self):
         fetch = getattr(self, "_fetcher", None)
         if fetch is None:
-            fetch = self._fetcher = _async_fetcher(None, _zarr_store(self.url, self.storage_options))
+            fetch = self._fetcher = site_fetcher(zstore=_zarr_store(self.url, self.storage_options))
         return fetch
 
     def block(self, key: str, attrs: dict, rows: int) -> tuple[pd.DataFrame, np.ndarray]:
@@ -285,3 +286,11 @@ def _zarr_store(url: str, storage_options: dict | None):
             _STORES[key] = LocalStore(url[len("file://"):] if url.startswith("file://") else url, read_only=True)
     return _STORES[key]
 
+
+
+def read_table_dask(store: "str | os.PathLike | Store", name: str):
+    """A table as a lazy ``dask.dataframe`` with one partition per site (for large plates).
+
+    The same as ``open_plate(store, name, as_frame=True)`` (see :func:`open_plate`).
+    """
+    return open_plate(store, name, as_frame=True)

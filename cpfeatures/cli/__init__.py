@@ -1,0 +1,5 @@
+"""The ``cpfeatures`` command: each command parses its options and calls one library function."""
+
+from .commands import main
+
+__all__ = ["main"]

@@ -1,0 +1,5 @@
+"""``python -m cpfeatures.cli``: the same as the ``cpfeatures`` command."""
+
+from . import main
+
+main()

@@ -1,0 +1,158 @@
+"""Sites as Zarr groups: the one commit protocol and the one concurrent reader of every store that holds sites.
+
+A site is a group ``sites/<WELL>_f<FIELD>`` whose arrays are written first and whose
+``complete`` attribute is written last: readers and resumed runs see only committed
+sites, and an earlier attempt of the same site is removed before it is written again.
+The feature store (:class:`cpfeatures.store.Store`) and the crops store
+(:class:`cpfeatures.crops.CropStore`) both write and read their sites here.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from ._layout import checksum, jsonable
+
+__all__ = ["commit_site", "completed_attrs", "site_fetcher", "fetch_sync"]
+
+
+def commit_site(root, key: str, arrays: dict[str, np.ndarray], attrs: dict, compressors: list,
+                chunks: Callable[[str, np.ndarray], tuple] | None = None,
+                dimension_names: Callable[[str], tuple] | None = None) -> dict[str, dict]:
+    """Write one site group atomically: its arrays, their checksums, its attributes, then ``complete``.
+
+    Parameters
+    ----------
+    root : zarr.Group
+        The store's root; the site goes to ``root/sites/<key>`` (an earlier, uncommitted or
+        damaged attempt there is removed first).
+    key : str
+        The site's key (:func:`cpfeatures.io.site_key`).
+    arrays : dict of str to ndarray
+        Arrays by name; a name with a ``/`` (``"labels/Nuclei"``) goes to a subgroup.
+    attrs : dict
+        The site's attributes; ``arrays`` (shape, dtype and CRC-32 of each array) and
+        ``complete`` are added.
+    compressors : list
+        Zarr compressors of every array.
+    chunks, dimension_names : callable, optional
+        Per array name (and data): its chunk shape (default: zarr's) and its Zarr
+        ``dimension_names`` (default: none).
+
+    Returns
+    -------
+    dict
+        What was recorded per array (``{"shape", "dtype", "crc32"}``).
+
+    Raises
+    ------
+    OSError
+        A write failed; the site is left uncommitted (the caller names the store).
+    """
+    sites = root.require_group("sites")
+    if key in sites:
+        del sites[key]
+    group = sites.create_group(key)
+    recorded = {}
+    for name, data in arrays.items():
+        parent, _, leaf = name.rpartition("/")
+        node = group.require_group(parent) if parent else group
+        kwargs = {"dimension_names": dimension_names(name)} if dimension_names else {}
+        if chunks is not None:
+            kwargs["chunks"] = chunks(name, data)
+        node.create_array(leaf, data=data, compressors=compressors, **kwargs)
+        recorded[name] = {"shape": list(data.shape), "dtype": str(data.dtype), "crc32": checksum(data)}
+    group.attrs.update({**jsonable(attrs), "arrays": recorded})
+    group.attrs["complete"] = True  # last: the commit point of the site
+    return recorded
+
+
+def completed_attrs(root) -> dict[str, dict]:
+    """``{site key: attributes}`` of the groups under ``root/sites`` marked ``complete``."""
+    out = {}
+    if "sites" not in root:
+        return out
+    for key, group in root["sites"].groups():
+        try:
+            attrs = group.attrs.asdict()
+        except Exception:  # unreadable metadata from a killed writer: not complete
+            continue
+        if attrs.get("complete"):
+            out[key] = attrs
+    return out
+
+
+def fetch_sync(root, key: str, names: list[str], tolerant: bool = False):
+    """One site's ``(attrs, {name: array}, {name: problem})`` through zarr's synchronous API."""
+    group = root["sites"][key]
+    attrs = group.attrs.asdict()
+    arrays, problems = {}, {}
+    for name in names:
+        try:
+            arrays[name] = group[name][:]
+        except Exception as exc:
+            if not tolerant:
+                raise
+            problems[name] = f"unreadable ({type(exc).__name__}: {exc})"
+    return attrs, arrays, problems
+
+
+def site_fetcher(root=None, zstore=None, base: str = ""):
+    """A function ``(keys, names per key, tolerant) -> [(attrs, {name: array}, {name: problem})]``.
+
+    Reads the sites under the zarr group ``root`` (a feature or crops store's root), or of the
+    zarr store ``zstore`` whose root group is at ``base`` (the lazy plate view's tasks read so,
+    without opening the store's root).
+
+    zarr runs every read on its own event loop; asking for a batch of sites with
+    ``asyncio.gather`` overlaps their file reads and decompression instead of
+    paying one loop round trip per array (about 2.5x faster than a thread pool
+    over the synchronous API, whose calls the single loop serializes anyway).
+    Returns None when this zarr has no asynchronous API; the caller then reads
+    site by site.
+    """
+    try:
+        import asyncio
+
+        from zarr.api.asynchronous import open_array, open_group
+        from zarr.core.sync import sync
+    except ImportError:  # pragma: no cover - other zarr versions
+        return None
+    if root is not None:
+        zstore, base = root.store, (root.path or "").strip("/")
+
+    async def array(path: str, tolerant: bool):
+        try:
+            arr = await open_array(store=zstore, path=path, mode="r", zarr_format=3)
+            return await arr.getitem(slice(None)), None
+        except Exception as exc:
+            if not tolerant:
+                raise
+            return None, f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+
+    async def one(key: str, names: list[str], tolerant: bool):
+        path = f"{base}/sites/{key}" if base else f"sites/{key}"
+        # The store's layout is Zarr v3 without consolidated metadata: saying so skips the probes for
+        # v2 / consolidated files (a third of the time of a site's Image row).
+        try:
+            group = await open_group(store=zstore, path=path, mode="r", zarr_format=3, use_consolidated=False)
+            attrs = dict(group.attrs)
+        except Exception as exc:
+            if not tolerant:
+                raise
+            return None, {}, {"metadata": f"unreadable ({type(exc).__name__}: {exc})"}
+        results = await asyncio.gather(*(array(f"{path}/{n}", tolerant) for n in names))
+        arrays = {n: v for n, (v, p) in zip(names, results) if p is None}
+        problems = {n: p for n, (v, p) in zip(names, results) if p is not None}
+        return attrs, arrays, problems
+
+    async def many(keys, names, tolerant):
+        return await asyncio.gather(*(one(k, n, tolerant) for k, n in zip(keys, names)))
+
+    def fetch(keys: list[str], names: list[list[str]], tolerant: bool = False):
+        return sync(many(keys, names, tolerant))
+
+    return fetch
+
