@@ -19,6 +19,7 @@ from .errors import ConfigError, InputError
 from .measure import SETTINGS as _FAMILY_SETTINGS
 from .measure import resolve_settings as _resolve_family
 from .measure import toml_section
+from .settings import LAST_TABLES, TABLES, check, toml_table
 
 __all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "dump_config", "channel_roles", "ROLES",
            "validate"]
@@ -26,103 +27,17 @@ __all__ = ["DEFAULT_CONFIG_TOML", "default_config", "load_config", "merge", "dum
 #: The stain roles of Cell Painting (JUMP naming): feature columns use these.
 ROLES = ("DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF")
 
-# The [measure.<family>] tables come from the families' own defaults (cpfeatures.measure._defaults).
+#: The measurement families whose tables the settings file shows, in file order.
+_FAMILY_TABLES = ("texture", "granularity", "colocalization", "sizeshape", "radial", "imagequality")
+
+#: The default settings file: every table of :mod:`cpfeatures.settings`, then the families' own
+#: (:data:`cpfeatures.measure.SETTINGS`), each setting with its help.
 DEFAULT_CONFIG_TOML = """\
 # cpfeatures settings. Defaults reproduce the CPJUMP1 CellProfiler pipelines
 # (CPJUMP1_illum.cppipe and CPJUMP1_analysis.cppipe).
 
-# Harmony channel name -> stain role. Roles name the feature columns
-# (Cells_Intensity_MeanIntensity_DNA). Channels not listed keep their own name.
-[channels]
-"HOECHST 33342" = "DNA"
-"Alexa 488" = "ER"
-"488 long" = "RNA"
-"Alexa 568" = "AGP"
-"Alexa 647" = "Mito"
-"Brightfield" = "Brightfield"
-"Brightfield H" = "HighZBF"
-"Brightfield L" = "LowZBF"
-
-# Channel number -> role, used only when the plate has no index file (names
-# then come from file names, which carry channel numbers only). Empty by default:
-# uncomment the CPJUMP1 Phenix numbering if your export lost its index.
-[channel_ids]
-# 1 = "Mito"
-# 2 = "AGP"
-# 3 = "RNA"
-# 4 = "ER"
-# 5 = "DNA"
-# 6 = "HighZBF"
-# 7 = "LowZBF"
-# 8 = "Brightfield"
-
-[run]
-# Channels (roles) loaded and measured; all channels of the plate when absent.
-# channels = ["DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF"]
-empty_sites = "fail"        # a site where no nucleus is found: "fail" (recorded in errors/, retried on
-                            # resume) or "keep" (stored with Count_Nuclei = 0, e.g. for toxic compounds)
-worker_retries = 2          # a site whose worker process dies (killed, out of memory) is tried again on
-                            # another worker this many times, then recorded as failed (local clusters;
-                            # on --scheduler the cluster's distributed.scheduler.allowed-failures applies)
-
-# The single-cell store (Zarr v3). The codec is recorded in every array's zarr.json; a store is
-# resumed with the codec it was started with.
-[store]
-codec = "zstd"              # array compression: "zstd" (zarr's default), "gzip" (also read by
-                            # DuckDB's zarr extension) or "none"
-# level = 3                 # compression level (default: the codec's own; zstd 1-22, gzip 0-9)
-
-# Plate-level illumination functions (CPJUMP1_illum.cppipe).
-[illum]
-enabled = true
-downsample = 0.2            # Resize x0.2, bilinear
-median_filter_size = 20     # CorrectIlluminationCalculate "Median Filter"
-rescale = true              # divide by the robust minimum (2nd percentile)
-
-# Segmentation (CPJUMP1_analysis.cppipe modules 14-18).
-[segment]
-nuclei_image = "DNA"
-cells_image = "RNA"
-shrink_nuclei = true        # IdentifyTertiaryObjects "shrink smaller object"
-
-[segment.nuclei]
-background_block_size = 30
-background_smoothing = 50.0
-threshold_method = "minimum_cross_entropy"
-threshold_smoothing_scale = 3.0
-threshold_correction = 1.25
-threshold_bounds = [0.014, 1.0]
-diameter_range = [10, 75]
-discard_outside_diameter = true
-discard_border = true
-maxima_suppression_distance = 8.0
-low_resolution_maxima = true
-
-[segment.cells]
-method = "watershed_image"  # or "propagation", "distance_n"
-distance = 10               # distance_n: expansion in pixels
-regularization = 0.05       # propagation: weight of distance vs intensity
-threshold_method = "minimum_cross_entropy"
-threshold_smoothing_scale = 0.0
-threshold_correction = 1.0
-threshold_bounds = [0.005, 0.014]
-fill_holes = true
-
-# Measurements: families x compartments x images (modules 19-27).
-[measure]
-compartments = ["Nuclei", "Cells", "Cytoplasm"]
-families = "all"            # or a list of: intensity, texture, granularity, colocalization,
-                            # sizeshape, radial, neighbors
-# images = ["AGP", "Brightfield", "DNA", "ER", "HighZBF", "LowZBF", "Mito", "RNA"]  # default: all
-image_families = ["texture", "granularity"]  # Image-table features; add "imagequality" for
-                            # MeasureImageQuality (focus, saturation...; CPJUMP1 disables it, ~0.7 CPU-s/site)
-
-""" + "\n".join(toml_section(f) for f in ("texture", "granularity", "colocalization", "sizeshape", "radial",
-                                             "imagequality")) + """
-[measure.neighbors]         # MeasureObjectNeighbors (modules 22-24): per object set, distances in
-Nuclei = [1]                # pixels or "adjacent"; objects discarded at the border count
-Cells = [5, "adjacent"]
-"""
+""" + "\n".join(toml_table(t) for t in TABLES) + "\n" + "\n".join(toml_section(f) for f in _FAMILY_TABLES) + "\n" \
+    + "\n".join(toml_table(t) for t in LAST_TABLES)
 
 
 def default_config() -> dict[str, Any]:
@@ -170,65 +85,58 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     return config
 
 
-#: Tables whose keys are the user's own (channel names, channel numbers, object sets).
-_OPEN_TABLES = {("channels",), ("channel_ids",), ("measure", "neighbors")}
-#: Settings absent from the defaults (commented out there), with the types they take.
-_OPTIONAL = {("run", "channels"): (list,), ("measure", "images"): (list,), ("measure", "families"): (str, list),
-             ("store", "level"): (int,)}
 #: ``[store] codec`` values, and the levels each takes.
 _CODEC_LEVELS = {"zstd": range(-7, 23), "gzip": range(0, 10), "none": range(0)}
-
-
-def _types(value) -> tuple[type, ...]:
-    if isinstance(value, bool):
-        return (bool,)
-    if isinstance(value, (int, float)):
-        return (int, float)
-    return (type(value),)
+_TABLES = {t.path: t for t in (*TABLES, *LAST_TABLES)}
 
 
 def validate(config: dict[str, Any], path: str | os.PathLike | None = None) -> None:
-    """Check settings against the defaults: every key known, every value of the default's type.
+    """Check settings against the tables of :mod:`cpfeatures.settings` and the families' own.
+
+    Every key must be a setting (or a table) of its table and every value of the setting's
+    types and choices; tables whose keys are the user's own (``[channels]``) take any key.
 
     Raises
     ------
     ConfigError
         Names the key (as ``[table] key``) and the valid keys, or the expected type.
     """
-    def walk(user: dict, default: dict, where: tuple[str, ...]) -> None:
-        table = f"[{'.'.join(where)}]" if where else "top level"
-        if where in _OPEN_TABLES:
-            return
+    def walk(user: dict, where: tuple[str, ...]) -> None:
+        name = f"[{'.'.join(where)}]" if where else "top level"
+        tab = _TABLES.get(where)
+        if tab is not None and tab.entries is not None:
+            return  # the user's own keys (channel names, channel numbers, object sets)
         if len(where) == 2 and where[0] == "measure" and where[1] in _FAMILY_SETTINGS:
-            try:  # a family's settings: checked by the family's own table (python-only ones refused)
-                _resolve_family(where[1], {k: v for k, v in user.items()
-                                           if k in _FAMILY_SETTINGS[where[1]] and _FAMILY_SETTINGS[where[1]][k].toml})
-                unknown = [k for k in user if k not in _FAMILY_SETTINGS[where[1]] or
-                           not _FAMILY_SETTINGS[where[1]][k].toml]
-                if unknown:
-                    _resolve_family(where[1], {unknown[0]: None})
-                    raise InputError(f"setting {unknown[0]!r} of {table} is not a file setting")
-            except InputError as exc:
-                raise ConfigError(f"{table}: {exc}", path) from None
+            _check_family(where[1], user, name)
             return
+        subtables = {p[len(where)] for p in _TABLES if len(p) > len(where) and p[:len(where)] == where}
+        if where == ("measure",):
+            subtables |= set(_FAMILY_SETTINGS)
         for key, value in user.items():
-            here = (*where, key)
-            optional = _OPTIONAL.get(here)
-            if key not in default and optional is None:
-                valid = sorted(set(default) | {k[-1] for k in _OPTIONAL if k[:-1] == where})
-                close = difflib.get_close_matches(key, valid, n=1)
-                hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise ConfigError(f"unknown setting {key!r} in {table}{hint}; valid: {', '.join(valid)}", path)
-            expected = optional or _types(default[key])
-            if isinstance(value, bool) and bool not in expected or not isinstance(value, expected):
-                names = " or ".join("table" if t is dict else t.__name__ for t in expected)
-                raise ConfigError(f"setting {key!r} in {table} must be {names}, got {value!r}", path)
-            if isinstance(value, dict):
-                walk(value, default.get(key, {}), here)
+            if key in subtables:
+                if not isinstance(value, dict):
+                    raise ConfigError(f"setting {key!r} in {name} must be table, got {value!r}", path)
+                walk(value, (*where, key))
+                continue
+            try:
+                check(name, tab.settings if tab is not None else {}, key, value, tuple(subtables))
+            except InputError as exc:
+                raise ConfigError(str(exc), path) from None
+
+    def _check_family(family: str, user: dict, name: str) -> None:
+        table = _FAMILY_SETTINGS[family]
+        try:  # a family's settings: checked by the family's own table (python-only ones refused)
+            _resolve_family(family, {k: v for k, v in user.items() if k in table and table[k].toml})
+            unknown = [k for k in user if k not in table or not table[k].toml]
+            if unknown:
+                _resolve_family(family, {unknown[0]: None})
+                raise InputError(f"setting {unknown[0]!r} of {name} is not a file setting")
+        except InputError as exc:
+            raise ConfigError(f"{name}: {exc}", path) from None
 
     if not isinstance(config, dict):
         raise ConfigError("settings must be a table", path)
-    walk(config, default_config(), ())
+    walk(config, ())
     _check_store(config.get("store", {}), path)
 
 

@@ -27,9 +27,14 @@ import scipy.ndimage as ndi
 import skimage.transform
 
 from .errors import InputError
+from .settings import defaults, table
 
 __all__ = ["downsample", "upsample", "finalize", "calculate", "apply", "background", "to_float", "strel_disk",
-           "disk_median", "kernel_probes"]
+           "disk_median", "kernel_probes", "DEFAULTS"]
+
+#: Settings of the illumination functions (``[illum]``, declared in :mod:`cpfeatures.settings`):
+#: CPJUMP1_illum.cppipe.
+DEFAULTS = defaults(table("illum"))
 
 #: CellProfiler's robust minimum: the value at this fraction of the sorted positive pixels.
 ROBUST_FACTOR = 0.02
@@ -268,9 +273,9 @@ def finalize(mean_small: np.ndarray, full_shape: tuple[int, int], settings: dict
     ndarray of float32
         The illumination function (>= 1 where rescaled), ``full_shape``.
     """
-    settings = settings or {}
-    smoothed = _median_smooth(np.asarray(mean_small, dtype=np.float64), float(settings.get("median_filter_size", 20)))
-    if settings.get("rescale", True):
+    settings = {**DEFAULTS, **(settings or {})}
+    smoothed = _median_smooth(np.asarray(mean_small, dtype=np.float64), float(settings["median_filter_size"]))
+    if settings["rescale"]:
         smoothed = _rescale_robust_minimum(smoothed)
     return upsample(smoothed, full_shape).astype(np.float32)
 
@@ -295,8 +300,8 @@ def calculate(images: Iterable[np.ndarray], settings: dict | None = None) -> np.
     InputError
         No images, or images of different shapes.
     """
-    settings = settings or {}
-    factor = float(settings.get("downsample", 0.2))
+    settings = {**DEFAULTS, **(settings or {})}
+    factor = float(settings["downsample"])
     total, shape, count = None, None, 0
     for image in images:
         image = np.asarray(image)

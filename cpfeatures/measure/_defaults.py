@@ -11,27 +11,15 @@ This module imports nothing heavy: the configuration reads it without loading th
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from ..settings import NUMBER, Setting, Table, toml_table
 
 __all__ = ["Setting", "SETTINGS", "DEFAULTS", "MODULES", "resolve", "resolve_settings", "checked", "toml_section"]
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One setting of a family: its default, the Python types it takes, what it does."""
-
-    default: Any
-    types: tuple
-    help: str
-    toml: bool = True
-    choices: tuple | None = None
-    example: Any = None  # shown, commented out, in the TOML when the default is None
-
-
-_NUM = (int, float)
+_NUM = NUMBER
 
 #: family -> setting -> Setting.
 SETTINGS: dict[str, dict[str, Setting]] = {
@@ -132,30 +120,9 @@ def resolve(family: str, settings: dict | None) -> dict[str, Any]:
     return out
 
 
-def _toml_value(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
-    if isinstance(value, str):
-        return f'"{value}"'
-    return repr(value)
-
-
 def toml_section(family: str) -> str:
     """The ``[measure.<family>]`` table of the default settings file, with a comment per setting."""
-    def line(text: str, comment: str) -> str:
-        return f"{text.ljust(26)}  # {comment}"
-
-    lines = [line(f"[measure.{family}]", MODULES[family])]
-    for key, s in SETTINGS[family].items():
-        if not s.toml:
-            continue
-        if s.default is None:
-            lines.append(line(f"# {key} = {_toml_value(s.example)}", s.help))
-        else:
-            lines.append(line(f"{key} = {_toml_value(s.default)}", s.help))
-    return "\n".join(lines) + "\n"
+    return toml_table(Table(f"measure.{family}", SETTINGS[family], note=MODULES[family]))
 
 
 def checked(family: str):

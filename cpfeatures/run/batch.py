@@ -17,6 +17,10 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import CpfeaturesError
+from ..settings import defaults, table
+
+#: ``[run]`` defaults, for settings given as a partial dict.
+RUN_DEFAULTS = defaults(table("run"))
 
 __all__ = ["run_plates", "batch_plates", "BatchSummary"]
 
@@ -125,7 +129,7 @@ def run_plates(sources, out_dir, config=None, *, workers: int | None = None, thr
         raise CpfeaturesError(f"plate {twice[0]!r} is listed twice in the batch (one store per plate)")
     if not _fs.is_url(out_dir):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
-    retries = int(cfg.get("run", {}).get("worker_retries", 2))
+    retries = int(cfg.get("run", {}).get("worker_retries", RUN_DEFAULTS["worker_retries"]))
     log_file = kwargs.pop("log_file", None)
     with cluster_client(scheduler, workers, threads_per_worker, worker_retries=retries,
                         timeout=scheduler_timeout) as client, \

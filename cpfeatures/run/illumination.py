@@ -14,6 +14,7 @@ import pandas as pd
 
 from ..config import load_config
 from ..errors import CpfeaturesError
+from ..illum import DEFAULTS as ILLUM_DEFAULTS
 from ..io import Site, read_image, site_key
 from ._cluster import TaskWindow, worker_death_message
 
@@ -130,7 +131,7 @@ def compute_illumination(plate, sites: list[Site] | None = None, roles: list[str
     roles = plate.roles if roles is None else roles
     config = load_config() if config is None else config
     settings = config.get("illum", {})
-    factor = float(settings.get("downsample", 0.2))
+    factor = float(settings.get("downsample", ILLUM_DEFAULTS["downsample"]))
     paths = paths if paths is not None else plate.site_paths(sites, roles)[0]
     todo = [s for s in sites if site_key(*s) in paths]
     args = [({r: p for r, p in paths[site_key(*s)].items() if r in roles}, plate.image_shape, str(plate.dtype),

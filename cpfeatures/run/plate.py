@@ -33,6 +33,7 @@ import pandas as pd
 
 from ..config import dump_config, load_config
 from ..errors import CpfeaturesError, InputError
+from ..settings import defaults, table
 from ..io import Site, parse_site_key, read_illum_files, read_plate, site_key
 from ..store import Store, StoreLock, StoreWriteError, checksum
 from ._cluster import TaskWindow, cluster_client, compile_in_workers, worker_death_message
@@ -41,6 +42,9 @@ from .progress import progress as open_progress
 from .site import SiteTask, run_site
 
 __all__ = ["run_plate", "RunOptions", "RunSummary", "run_versions"]
+
+#: ``[run]`` defaults, for settings given as a partial dict.
+RUN_DEFAULTS = defaults(table("run"))
 
 
 @dataclass
@@ -251,7 +255,7 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
         _use_given_illum(store, illum, given_illum)
         illum = given_illum
     need_illum = use_illum and (illum is None or set(illum) != set(roles))
-    retries = int(cfg.get("run", {}).get("worker_retries", 2))
+    retries = int(cfg.get("run", {}).get("worker_retries", RUN_DEFAULTS["worker_retries"]))
     with cluster_client(opts.scheduler, opts.workers, opts.threads_per_worker, worker_retries=retries,
                         timeout=opts.scheduler_timeout) as client:
         phases: dict[str, float] = {}

@@ -15,10 +15,14 @@ from typing import Callable, Protocol
 import numpy as np
 
 from ..errors import CpfeaturesError
+from ..settings import defaults, table
 from ..io import read_image, site_key
 from ..store import Store, StoreWriteError
 
 __all__ = ["SiteTask", "SiteHook", "run_site", "cached_illum"]
+
+#: ``[run]`` defaults, for settings given as a partial dict.
+RUN_DEFAULTS = defaults(table("run"))
 
 
 class SiteHook(Protocol):
@@ -133,7 +137,7 @@ def run_site(task: SiteTask) -> dict:
         result = process(images, illum=illum, config=config, save_labels=keep_labels, image_metadata=image_metadata)
         n = int(len(result.tables.get("Cells", [])))
         if n == 0 and len(result.tables.get("Nuclei", [])) == 0 and \
-                config.get("run", {}).get("empty_sites", "fail") != "keep":
+                config.get("run", {}).get("empty_sites", RUN_DEFAULTS["empty_sites"]) != "keep":
             dna = paths.get("DNA", next(iter(paths.values())))
             raise CpfeaturesError("no nucleus segmented in this site (empty well, out of focus or wrong exposure?); "
                                   "set [run] empty_sites = \"keep\" to store empty sites", dna)

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from ..errors import ConfigError
+from ..settings import defaults, table
 from .morphology import fill_labeled_holes, touching_border
 from .propagate import propagate
 from .threshold import threshold_image
@@ -14,16 +15,9 @@ from .watershed import watershed
 __all__ = ["identify_cells", "CELLS_DEFAULTS", "METHODS"]
 
 #: IdentifySecondaryObjects settings of CPJUMP1_analysis.cppipe module 17.
-CELLS_DEFAULTS = {
-    "method": "watershed_image",          # "watershed_image" | "propagation" | "distance_n"
-    "distance": 10,                       # pixels, for "distance_n"
-    "regularization": 0.05,               # for "propagation"
-    "threshold_method": "minimum_cross_entropy",
-    "threshold_smoothing_scale": 0.0,
-    "threshold_correction": 1.0,
-    "threshold_bounds": (0.005, 0.014),
-    "fill_holes": True,
-}
+#: Settings of :func:`identify_cells` (``[segment.cells]``, declared in :mod:`cpfeatures.settings`):
+#: CPJUMP1_analysis.cppipe module 16.
+CELLS_DEFAULTS = defaults(table("segment.cells"))
 METHODS = ("watershed_image", "propagation", "distance_n")
 
 

@@ -6,6 +6,7 @@ import numpy as np
 import scipy.ndimage as ndi
 
 from ..illum import background
+from ..settings import defaults, table
 from .morphology import fill_labeled_holes, is_local_maximum, relabel, strel_disk, touching_border
 from .threshold import threshold_image
 from .watershed import watershed
@@ -13,19 +14,9 @@ from .watershed import watershed
 __all__ = ["identify_nuclei", "subtract_background", "declump_shape", "NUCLEI_DEFAULTS"]
 
 #: IdentifyPrimaryObjects settings of CPJUMP1_analysis.cppipe module 16 (and 14-15 background).
-NUCLEI_DEFAULTS = {
-    "background_block_size": 30,          # module 14: "Background", block size 30
-    "background_smoothing": 50.0,         # module 14: Gaussian filter, size 50 (0 disables the step)
-    "threshold_method": "minimum_cross_entropy",
-    "threshold_smoothing_scale": 3.0,
-    "threshold_correction": 1.25,
-    "threshold_bounds": (0.014, 1.0),
-    "diameter_range": (10, 75),           # typical diameter, px; objects outside are discarded
-    "discard_outside_diameter": True,
-    "discard_border": True,
-    "maxima_suppression_distance": 8.0,
-    "low_resolution_maxima": True,        # only used when the minimum diameter exceeds 10 px
-}
+#: Settings of :func:`identify_nuclei` (``[segment.nuclei]``, declared in :mod:`cpfeatures.settings`):
+#: CPJUMP1_analysis.cppipe modules 14-15.
+NUCLEI_DEFAULTS = defaults(table("segment.nuclei"))
 
 _EIGHT = np.ones((3, 3), bool)
 

@@ -6,20 +6,16 @@ import numpy as np
 
 from ..errors import InputError
 from ..illum import apply as apply_illum
+from ..settings import defaults, table
 from .cells import CELLS_DEFAULTS, identify_cells
 from .cytoplasm import identify_cytoplasm
 from .nuclei import NUCLEI_DEFAULTS, identify_nuclei
 
 __all__ = ["segment_site", "DEFAULT_SETTINGS"]
 
-#: Settings of :func:`segment_site`; defaults = CPJUMP1_analysis.cppipe modules 14-18.
-DEFAULT_SETTINGS = {
-    "nuclei_image": "DNA",
-    "cells_image": "RNA",
-    "nuclei": NUCLEI_DEFAULTS,
-    "cells": CELLS_DEFAULTS,
-    "shrink_nuclei": True,
-}
+#: Settings of :func:`segment_site` (``[segment]``, declared in :mod:`cpfeatures.settings`);
+#: defaults = CPJUMP1_analysis.cppipe modules 14-18.
+DEFAULT_SETTINGS = {**defaults(table("segment")), "nuclei": NUCLEI_DEFAULTS, "cells": CELLS_DEFAULTS}
 
 
 def segment_site(images: dict[str, np.ndarray], illum: dict[str, np.ndarray] | None = None,
