@@ -16,7 +16,7 @@ import pandas as pd
 from .config import load_config
 from .errors import InputError
 
-__all__ = ["process_site", "correct_images", "site_tables", "SiteTables", "OBJECT_TABLES"]
+__all__ = ["process_site", "correct_images", "segment_images", "site_tables", "SiteTables", "OBJECT_TABLES"]
 
 #: The per-object tables of a site, in the order they are segmented.
 OBJECT_TABLES = ("Nuclei", "Cells", "Cytoplasm")
@@ -85,17 +85,47 @@ def process_site(images: dict[str, np.ndarray], illum: dict[str, np.ndarray] | N
     cfg = config or load_config()
     if not images:
         raise InputError("no images given for the site")
-    corrected = correct_images(images, illum)
-    labels, details = _segment(corrected, cfg)
+    corrected, labels, details = segment_images(images, illum, cfg, return_details=True)
     tables = site_tables(labels, corrected, cfg, details)
     return SiteTables(tables, dict(image_metadata or {}), labels=labels if save_labels else None)
 
 
-def _segment(corrected: dict[str, np.ndarray], cfg: dict) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def segment_images(images: dict[str, np.ndarray], illum: dict[str, np.ndarray] | None = None,
+                   config: dict | None = None, return_details: bool = False):
+    """Correct and segment one site's raw images with the run's settings.
+
+    The one way from a site's images to what it is measured on: :func:`process_site`
+    measures its result, and the per-site products drawn after a run (crops, overlays)
+    segment again with it, so their objects are the run's.
+
+    Parameters
+    ----------
+    images : dict of str to ndarray
+        Raw images by role (uint16 as stored); at least the segmentation's (``[segment]
+        nuclei_image`` and ``cells_image``).
+    illum : dict of str to ndarray, optional
+        Illumination functions by role.
+    config : dict, optional
+        Settings (:func:`cpfeatures.config.load_config`); defaults = CPJUMP1.
+    return_details : bool
+        Also return the Image-table values and intermediate label images of the
+        segmentation (:func:`cpfeatures.segment.segment_site`).
+
+    Returns
+    -------
+    corrected : dict of str to ndarray
+        Every image corrected (float in [0, 1]).
+    labels : dict of str to ndarray
+        ``Nuclei``, ``Cells``, ``Cytoplasm`` label images.
+    details : dict
+        With ``return_details``.
+    """
     from .segment import segment_site
 
+    cfg = config or load_config()
+    corrected = correct_images(images, illum)
     labels, details = segment_site(corrected, illum=None, settings=cfg.get("segment"), return_details=True)
-    return labels, details
+    return (corrected, labels, details) if return_details else (corrected, labels)
 
 
 def site_tables(labels: dict[str, np.ndarray], corrected: dict[str, np.ndarray], cfg: dict,

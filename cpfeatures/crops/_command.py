@@ -64,8 +64,8 @@ def crop_store_site(store_url: str, crops_url: str, plate_id: str, well: str, fi
         ``{"site", "ok", "n_crops", "error"}`` (plus ``"storage_error"`` when the crops store
         could not be written).
     """
-    from ..io.tiff import read_image
-    from ..pipeline import correct_images
+    from ..io import read_image
+    from ..pipeline import correct_images, segment_images
     from ..run import cached_illum
     from ._site import site_crops
 
@@ -84,11 +84,10 @@ def crop_store_site(store_url: str, crops_url: str, plate_id: str, well: str, fi
             raise CpfeaturesError(f"site {key} has no image for channel(s) {', '.join(sorted(missing))}")
         images = {r: read_image(paths[r], shape, dtype) for r in sorted(need)}
         illum = cached_illum(store_url, illum_version) if config.get("illum", {}).get("enabled", True) else None
-        corrected = correct_images(images, illum)
-        if not labels:
-            from ..segment import segment_site
-
-            labels = segment_site(corrected, illum=None, settings=seg)
+        if labels:
+            corrected = correct_images(images, illum)
+        else:  # segmented again as the run did, and checked against the run's cells
+            corrected, labels = segment_images(images, illum, config)
             _check_labels(labels["Cells"], tables["Cells"], key)
         crops, masks, index = site_crops(corrected, labels, tables["Nuclei"], tables["Cells"], settings)
         CropStore(crops_url, mode="a").write_site(plate_id, well, fieldno, crops, index, masks)
