@@ -63,7 +63,7 @@ def per_cell_peer(stack: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray
 
 def real_sites(store_path: Path, plate_path: Path):
     """Per site: (key, corrected images, labels, nuclei table, cells table)."""
-    from cpfeatures.io import read_plate
+    from cpfeatures.io import parse_site_key, read_plate
     from cpfeatures.pipeline import correct_images
     from cpfeatures.store import Store
 
@@ -72,8 +72,8 @@ def real_sites(store_path: Path, plate_path: Path):
     plate = read_plate(plate_path)
     out = []
     for key in st.completed_sites():
-        well, fieldno = key.rsplit("_f", 1)
-        images = plate.load_site(well, int(fieldno), roles=["DNA", "ER", "RNA", "AGP", "Mito"])
+        well, fieldno = parse_site_key(key)
+        images = plate.load_site(well, fieldno, roles=["DNA", "ER", "RNA", "AGP", "Mito"])
         out.append((key, correct_images(images, illum), st.site_labels(key), st.site_table(key, "nuclei"),
                     st.site_table(key, "cells")))
     return out
@@ -104,6 +104,7 @@ def bench_extract(sites, size: int, mode: str, repeat: int = 3) -> dict:
 
 def write_store(sites, path: Path, masks: bool) -> dict:
     from cpfeatures.crops import CropSettings, CropStore, site_crops
+    from cpfeatures.io import parse_site_key
 
     settings = CropSettings(masks=masks)
     st = CropStore(path, mode="a")
@@ -111,9 +112,9 @@ def write_store(sites, path: Path, masks: bool) -> dict:
     seconds, n = 0.0, 0
     for key, corrected, labels, nuclei, cells in sites:
         crops, mks, index = site_crops(corrected, labels, nuclei, cells, settings)
-        well, fieldno = key.rsplit("_f", 1)
+        well, fieldno = parse_site_key(key)
         t0 = time.perf_counter()
-        st.write_site("BENCH", well, int(fieldno), crops, index, mks)
+        st.write_site("BENCH", well, fieldno, crops, index, mks)
         seconds += time.perf_counter() - t0
         n += len(crops)
     sizes = {name: sum(p.stat().st_size for p in path.glob(f"sites/*/{name}/**/*") if p.is_file())
