@@ -12,11 +12,11 @@ from ..pipeline import OBJECT_TABLES, SiteTables
 from ._anndata import (ANNDATA_SUFFIXES, OBS_NAMES, AnnDataWriter, anndata_kind, export_anndata, parse_features,
                        read_frame, write_frame)
 from ._export import FORMATS, NAMINGS, export
-from ._layout import (CODECS, LAYOUT_VERSION, META, SINGLE_CELL_ORDER, StoreError, StoreWriteError, checksum,
-                      compressors, dimension_names, local_zarr_kind, site_order, write_failure)
+from ._layout import (CODECS, LAYOUT_VERSION, META, SINGLE_CELL_ORDER, DamagedStoreError, StoreError, StoreWriteError,
+                      checksum, compressors, dimension_names, local_zarr_kind, site_order, write_failure)
 from ._lock import StoreLock, StoreLockedError
 from ._names import IDENTIFYING, cytotable_name, export_name, is_identifying
-from ._sites import commit_site, completed_attrs, site_fetcher
+from ._sites import commit_site, completed_attrs, remove_site, site_fetcher
 from ._store import Store, open_store, read_table
 from ._view import SINGLE_CELLS, open_plate, read_table_dask
 
@@ -31,7 +31,7 @@ __all__ = [
     # layout, codecs, integrity
     "LAYOUT_VERSION", "CODECS", "compressors", "dimension_names", "checksum", "site_order", "local_zarr_kind",
     # sites as Zarr groups (shared with the crops store)
-    "commit_site", "completed_attrs", "site_fetcher",
+    "commit_site", "completed_attrs", "remove_site", "site_fetcher",
     # errors and the writer's lock
-    "StoreError", "StoreWriteError", "write_failure", "StoreLock", "StoreLockedError",
+    "StoreError", "StoreWriteError", "DamagedStoreError", "write_failure", "StoreLock", "StoreLockedError",
 ]

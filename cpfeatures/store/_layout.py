@@ -53,7 +53,8 @@ def compressors(codec: str = "zstd", level: int | None = None) -> list:
     from zarr.codecs import GzipCodec, ZstdCodec
 
     if codec == "zstd":  # level 0 is zstd's own default (3): what zarr writes without being asked
-        return [ZstdCodec(level=0 if level is None else int(level))]
+        # each frame carries its own checksum: a corrupted chunk fails to decode, naming itself
+        return [ZstdCodec(level=0 if level is None else int(level), checksum=True)]
     if codec == "gzip":
         return [GzipCodec() if level is None else GzipCodec(level=int(level))]
     if codec == "none":
@@ -63,6 +64,39 @@ def compressors(codec: str = "zstd", level: int | None = None) -> list:
 
 class StoreError(CpfeaturesError):
     """A store is missing, of another layout, or asked for a table it does not have."""
+
+
+class DamagedStoreError(StoreError):
+    """A committed site (or the illumination functions) differs from what was written.
+
+    Raised by every reader instead of reading the damage as if it were data: a deleted chunk
+    (Zarr would give its fill value), a corrupted one, a truncated metadata file. The message
+    names the site and the array; ``cpfeatures verify`` lists every damaged site, ``cpfeatures
+    run --verify`` writes them again, and readers given ``skip_damaged`` leave them out.
+    """
+
+    #: The exit status of a command that stops on it: the store is there, part of it is not.
+    exit_code = 1
+
+
+def damaged(url: str, key: str, problem: str) -> DamagedStoreError:
+    """The error of a damaged site ``key`` (``"illum"``: the illumination functions)."""
+    if key == "illum":
+        return DamagedStoreError(f"the illumination functions are damaged ({problem}): `cpfeatures run --verify` "
+                                 "computes them again", url)
+    return DamagedStoreError(f"site {key} is damaged ({problem}): `cpfeatures verify` lists the damage, `cpfeatures "
+                             "run --verify` writes it again, or read without it (--skip-damaged)", url)
+
+
+def array_problem(values: np.ndarray, recorded: dict | None) -> str | None:
+    """Why an array read back is not the one written (its recorded shape and CRC-32), or None."""
+    if not recorded:
+        return None
+    if list(values.shape) != list(recorded["shape"]):
+        return f"shape {list(values.shape)} but {recorded['shape']} was written"
+    if checksum(values.astype(recorded.get("dtype", values.dtype), copy=False)) != recorded["crc32"]:
+        return "content differs from its checksum (a chunk is missing or corrupt)"
+    return None
 
 
 class StoreWriteError(StoreError):

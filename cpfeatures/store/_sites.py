@@ -13,9 +13,9 @@ from typing import Callable
 
 import numpy as np
 
-from ._layout import checksum, jsonable
+from ._layout import array_problem, checksum, damaged, jsonable
 
-__all__ = ["commit_site", "completed_attrs", "site_fetcher", "fetch_sync"]
+__all__ = ["commit_site", "completed_attrs", "remove_site", "site_fetcher", "fetch_sync"]
 
 
 def commit_site(root, key: str, arrays: dict[str, np.ndarray], attrs: dict, compressors: list,
@@ -52,8 +52,7 @@ def commit_site(root, key: str, arrays: dict[str, np.ndarray], attrs: dict, comp
         A write failed; the site is left uncommitted (the caller names the store).
     """
     sites = root.require_group("sites")
-    if key in sites:
-        del sites[key]
+    remove_site(root, key)  # an earlier attempt, whatever state its metadata is in
     group = sites.create_group(key)
     recorded = {}
     for name, data in arrays.items():
@@ -69,37 +68,82 @@ def commit_site(root, key: str, arrays: dict[str, np.ndarray], attrs: dict, comp
     return recorded
 
 
-def completed_attrs(root) -> dict[str, dict]:
-    """``{site key: attributes}`` of the groups under ``root/sites`` marked ``complete``."""
-    out = {}
-    if "sites" not in root:
-        return out
-    for key, group in root["sites"].groups():
+def remove_site(root, key: str) -> None:
+    """Delete the group ``sites/<key>`` and everything in it, from the storage itself (its metadata
+    may be unreadable: a damaged site is removed without being opened)."""
+    from zarr.core.sync import sync
+
+    prefix = f"{root.path}/sites/{key}" if root.path else f"sites/{key}"
+    sync(root.store.delete_dir(prefix))
+
+
+def completed_attrs(root, unreadable: list | None = None) -> dict[str, dict]:
+    """``{site key: attributes}`` of the groups under ``root/sites`` marked ``complete``.
+
+    The groups are found from the storage's listing and their metadata read concurrently,
+    each on its own: a site whose metadata cannot be read (truncated, not JSON) is not
+    complete, and its key is appended to ``unreadable`` (a writer rewrites it; a reader
+    refuses it by name); it never hides the others.
+    """
+    import asyncio
+
+    from zarr.api.asynchronous import open_group
+    from zarr.core.sync import sync
+
+    prefix = f"{root.path}/sites" if root.path else "sites"
+
+    async def attrs_of(key: str):
         try:
-            attrs = group.attrs.asdict()
-        except Exception:  # unreadable metadata from a killed writer: not complete
-            continue
-        if attrs.get("complete"):
+            group = await open_group(store=root.store, path=f"{prefix}/{key}", mode="r", zarr_format=3,
+                                     use_consolidated=False)
+            return dict(group.attrs)
+        except Exception:  # unreadable metadata (a killed writer, a damaged file): not complete
+            return None
+
+    async def listing():
+        keys = sorted({k.split("/")[0] async for k in root.store.list_dir(prefix)} - {"zarr.json"})
+        return keys, await asyncio.gather(*(attrs_of(k) for k in keys))
+
+    keys, found = sync(listing())
+    out = {}
+    for key, attrs in zip(keys, found):
+        if attrs is None:
+            if unreadable is not None:
+                unreadable.append(key)
+        elif attrs.get("complete"):
             out[key] = attrs
     return out
 
 
-def fetch_sync(root, key: str, names: list[str], tolerant: bool = False):
-    """One site's ``(attrs, {name: array}, {name: problem})`` through zarr's synchronous API."""
-    group = root["sites"][key]
-    attrs = group.attrs.asdict()
+def fetch_sync(root, key: str, names: list[str], tolerant: bool = False, url: str = ""):
+    """One site's ``(attrs, {name: array}, {name: problem})`` through zarr's synchronous API (checked
+    as :func:`site_fetcher` checks)."""
+    try:
+        group = root["sites"][key]
+        attrs = group.attrs.asdict()
+    except Exception as exc:
+        problem = f"its metadata is unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        if not tolerant:
+            raise damaged(url, key, problem) from None
+        return None, {}, {"metadata": problem}
+    recorded = attrs.get("arrays") or {}
     arrays, problems = {}, {}
     for name in names:
         try:
-            arrays[name] = group[name][:]
+            values = group[name][:]
+            problem = array_problem(values, recorded.get(name))
         except Exception as exc:
-            if not tolerant:
-                raise
-            problems[name] = f"unreadable ({type(exc).__name__}: {exc})"
+            values, problem = None, f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+        if problem is None:
+            arrays[name] = values
+        elif not tolerant:
+            raise damaged(url, key, f"{name}: {problem}")
+        else:
+            problems[name] = problem
     return attrs, arrays, problems
 
 
-def site_fetcher(root=None, zstore=None, base: str = ""):
+def site_fetcher(root=None, zstore=None, base: str = "", url: str | None = None):
     """A function ``(keys, names per key, tolerant) -> [(attrs, {name: array}, {name: problem})]``.
 
     Reads the sites under the zarr group ``root`` (a feature or crops store's root), or of the
@@ -110,6 +154,10 @@ def site_fetcher(root=None, zstore=None, base: str = ""):
     ``asyncio.gather`` overlaps their file reads and decompression instead of
     paying one loop round trip per array (about 2.5x faster than a thread pool
     over the synchronous API, whose calls the single loop serializes anyway).
+    Every array is checked against the shape and CRC-32 its site recorded. A damaged site
+    (an array unreadable, missing or different) raises :class:`DamagedStoreError` naming it
+    and the store (``url``), or with ``tolerant`` is reported in the third item.
+
     Returns None when this zarr has no asynchronous API; the caller then reads
     site by site.
     """
@@ -122,6 +170,7 @@ def site_fetcher(root=None, zstore=None, base: str = ""):
         return None
     if root is not None:
         zstore, base = root.store, (root.path or "").strip("/")
+    where = url or str(getattr(zstore, "root", None) or zstore)
 
     async def array(path: str, tolerant: bool):
         try:
@@ -140,12 +189,23 @@ def site_fetcher(root=None, zstore=None, base: str = ""):
             group = await open_group(store=zstore, path=path, mode="r", zarr_format=3, use_consolidated=False)
             attrs = dict(group.attrs)
         except Exception as exc:
+            problem = f"its metadata is unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
             if not tolerant:
-                raise
-            return None, {}, {"metadata": f"unreadable ({type(exc).__name__}: {exc})"}
-        results = await asyncio.gather(*(array(f"{path}/{n}", tolerant) for n in names))
-        arrays = {n: v for n, (v, p) in zip(names, results) if p is None}
-        problems = {n: p for n, (v, p) in zip(names, results) if p is not None}
+                raise damaged(where, key, problem) from None
+            return None, {}, {"metadata": problem}
+        results = await asyncio.gather(*(array(f"{path}/{n}", True) for n in names))
+        recorded = attrs.get("arrays") or {}
+        arrays, problems = {}, {}
+        for n, (v, p) in zip(names, results):
+            # every array is checked against the size and CRC-32 its site recorded: a deleted chunk
+            # reads as zarr's fill value, a flipped byte as a number, and neither may pass as data
+            p = p or array_problem(v, recorded.get(n))
+            if p is None:
+                arrays[n] = v
+            elif not tolerant:
+                raise damaged(where, key, f"{n}: {p}")
+            else:
+                problems[n] = p
         return attrs, arrays, problems
 
     async def many(keys, names, tolerant):

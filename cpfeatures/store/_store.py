@@ -15,6 +15,7 @@ import json
 import os
 import time
 import traceback
+import warnings
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -24,11 +25,11 @@ import zarr
 from .. import __version__
 from ..io import parse_site_key, site_key
 from ..pipeline import OBJECT_TABLES, SiteTables
-from ._layout import (_NOT_CONSOLIDATED, LAYOUT_VERSION, META, SINGLE_CELL_ORDER, StoreError,
-                      checksum, compressors, digest, dimension_names, jsonable, site_order, store_settings,
-                      table_name)
+from ._layout import (_NOT_CONSOLIDATED, LAYOUT_VERSION, META, SINGLE_CELL_ORDER, DamagedStoreError, StoreError,
+                      array_problem, checksum, compressors, damaged, digest, dimension_names, jsonable, site_order,
+                      store_settings, table_name)
 from ._layout import write_failure as _write_failure
-from ._sites import commit_site, completed_attrs, fetch_sync, site_fetcher
+from ._sites import commit_site, completed_attrs, fetch_sync, remove_site, site_fetcher
 
 __all__ = ["Store", "open_store", "read_table"]
 
@@ -52,6 +53,9 @@ class Store:
         Read only, or read/write (created if absent).
     storage_options : dict, optional
         Passed to fsspec for remote URLs.
+    skip_damaged : bool
+        Readers leave damaged sites out, with a warning naming each (:attr:`skipped_damaged`),
+        instead of raising :class:`DamagedStoreError` at the first.
 
     Raises
     ------
@@ -61,8 +65,12 @@ class Store:
         of a newer layout), which is never written into.
     """
 
-    def __init__(self, url: str | os.PathLike, mode: str = "r", storage_options: dict | None = None):
+    def __init__(self, url: str | os.PathLike, mode: str = "r", storage_options: dict | None = None,
+                 skip_damaged: bool = False):
         url = os.fspath(url)
+        self.mode, self.skip_damaged = mode, bool(skip_damaged)
+        #: Damaged sites left out by readers (``skip_damaged``), in the order met.
+        self.skipped_damaged: list[str] = []
         # Local paths are made absolute: workers of a cluster may run in another directory.
         self.url = url if "://" in url else os.path.abspath(url)
         from ..io.fs import store_options as default_options
@@ -239,14 +247,31 @@ class Store:
         return pd.Timestamp(os.path.getmtime(path), unit="s", tz="UTC") if os.path.exists(path) else None
 
     def read_illum(self) -> dict[str, np.ndarray] | None:
-        """The stored illumination functions, or None if they were not all written."""
+        """The stored illumination functions, or None if they were not all written.
+
+        Raises
+        ------
+        DamagedStoreError
+            A function differs from the size and checksum it was written with (every site
+            corrected with it would be wrong): ``run --verify`` computes them again.
+        """
         if "illum" not in self.root:
             return None
         group = self.root["illum"]
         roles = group.attrs.get("complete")
         if not roles:
             return None
-        return {role: group[role][:] for role in roles}
+        recorded = group.attrs.get("arrays", {})
+        out = {}
+        for role in roles:
+            try:
+                out[role] = group[role][:]
+                problem = array_problem(out[role], recorded.get(role))
+            except Exception as exc:
+                problem = f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            if problem:
+                raise damaged(self.url, "illum", f"{role}: {problem}")
+        return out
 
     # -- sites -----------------------------------------------------------------------------
     def completed_sites(self) -> list[str]:
@@ -255,8 +280,22 @@ class Store:
         Their attributes are kept (:meth:`site_attrs`), so readers that follow pay
         no second metadata read.
         """
-        self._attrs = completed_attrs(self.root)
+        unreadable: list[str] = []
+        self._attrs = completed_attrs(self.root, unreadable)
+        self._unreadable = unreadable
+        if unreadable and self.mode == "r":  # a reader never passes over a site it cannot read
+            for key in unreadable:
+                self._damaged(key, "its metadata is unreadable")
         return sorted(self._attrs, key=site_order)
+
+    def _damaged(self, key: str, problem: str) -> None:
+        """Leave a damaged site out with a warning (``skip_damaged``), or refuse it."""
+        if not self.skip_damaged:
+            raise damaged(self.url, key, problem)
+        if key not in self.skipped_damaged:
+            self.skipped_damaged.append(key)
+            warnings.warn(f"{self.url}: site {key} is damaged ({problem}) and left out", RuntimeWarning,
+                          stacklevel=3)
 
     def is_complete(self, key: str) -> bool:
         """The site ``key`` is committed (read from the store now, not from a listing)."""
@@ -304,8 +343,7 @@ class Store:
 
     def uncommit(self, key: str) -> None:
         """Remove a site (e.g. a damaged one) so that the next run writes it again."""
-        if "sites" in self.root and key in self.root["sites"]:
-            del self.root["sites"][key]
+        remove_site(self.root, key)
         self._attrs.pop(key, None)
 
     def _ensure_columns(self, digest: str, columns: list[str]) -> None:
@@ -324,7 +362,11 @@ class Store:
     def columns(self, digest: str) -> list[str]:
         """The column names a ``columns/<digest>`` group lists."""
         if digest not in self._columns:
-            self._columns[digest] = list(self.root["columns"][digest].attrs["columns"])
+            try:
+                self._columns[digest] = list(self.root["columns"][digest].attrs["columns"])
+            except Exception as exc:
+                raise DamagedStoreError(f"the column list columns/{digest} of its tables is missing or unreadable "
+                                        f"({type(exc).__name__}); the store cannot be read", self.url) from None
         return self._columns[digest]
 
     def table_columns(self, name: str, keys: list[str] | None = None) -> list[str]:
@@ -407,7 +449,7 @@ class Store:
         ------
         (key, attrs, {name: array}, {name: problem})
         """
-        fetch = site_fetcher(self.root)
+        fetch = site_fetcher(self.root, url=self.url)
         batch = batch or READ_BATCH
         for start in range(0, len(keys), batch):
             chunk = keys[start:start + batch]
@@ -415,13 +457,18 @@ class Store:
                 wanted = [list(self.site_attrs(k).get("columns", {})) for k in chunk]
             else:
                 wanted = [list(names(k) if callable(names) else names) for k in chunk]
+            # problems are collected for the whole batch, then refused (or skipped) site by site
             if fetch is not None:
-                results = fetch(chunk, wanted, tolerant)
+                results = fetch(chunk, wanted, True)
             else:  # pragma: no cover - a zarr without the asynchronous API
-                results = [fetch_sync(self.root, k, w, tolerant) for k, w in zip(chunk, wanted)]
+                results = [fetch_sync(self.root, k, w, True, self.url) for k, w in zip(chunk, wanted)]
             results.reverse()
             for key in chunk:  # hand each site over and drop it: one batch in memory, not two
                 attrs, arrays, problems = results.pop()
+                if problems and not tolerant:
+                    name, problem = next(iter(problems.items()))
+                    self._damaged(key, problem if name == "metadata" else f"{name}: {problem}")
+                    continue
                 if attrs is None:  # unreadable metadata (tolerant mode): what the listing read
                     attrs = self._attrs.get(key, {})
                 yield key, attrs, arrays, problems
@@ -452,15 +499,22 @@ class Store:
     def site_table(self, key: str, name: str) -> pd.DataFrame:
         """One completed site's table with its ``Metadata_`` columns."""
         table = table_name(name, self.url)
-        attrs = self.site_attrs(key)
-        return self._frame(key, attrs, table, self.root["sites"][key][table][:])
+        for key, attrs, arrays, _ in self.read_sites([key], [table]):
+            return self._frame(key, attrs, table, arrays[table])
+        raise damaged(self.url, key, "left out")  # skipped as damaged: nothing to return
 
     def site_labels(self, key: str) -> dict[str, np.ndarray]:
-        """A site's label images (empty unless the run saved them)."""
-        group = self.root["sites"][key]
-        if "labels" not in group:
+        """A site's label images (empty unless the run saved them), checked as every read is."""
+        recorded = self.site_attrs(key).get("arrays")
+        if recorded is None:  # written before checksums: the labels are whatever the group holds
+            group = self.root["sites"][key]
+            return {name: arr[:] for name, arr in group["labels"].arrays()} if "labels" in group else {}
+        names = [n for n in recorded if n.startswith("labels/")]
+        if not names:
             return {}
-        return {name: arr[:] for name, arr in group["labels"].arrays()}
+        for _, _, arrays, _ in self.read_sites([key], names):
+            return {n.removeprefix("labels/"): arrays[n] for n in names}
+        return {}
 
     def iter_tables(self, name: str, sites: Iterable[str] | None = None, wells: Iterable[str] | None = None,
                     columns: list[str] | None = None) -> Iterator[pd.DataFrame]:
@@ -621,8 +675,13 @@ class Store:
             written before checksums were recorded, sizes checked only) and ``problem``.
             The illumination functions are checked too (site ``"illum"``).
         """
-        keys = self.completed_sites() if keys is None else list(keys)
-        rows = []
+        if keys is None:
+            unreadable: list[str] = []
+            self._attrs = completed_attrs(self.root, unreadable)
+            keys = sorted(self._attrs, key=site_order)
+        else:
+            keys, unreadable = list(keys), []
+        rows = [{"site": k, "status": "damaged", "problem": "its metadata is unreadable"} for k in unreadable]
         for key, attrs, arrays, problems in self.read_sites(keys, _recorded_arrays(self), batch=16, tolerant=True):
             found = _site_problems(self, key, attrs, arrays, problems)
             if found:
@@ -722,14 +781,9 @@ def _site_problems(store: Store, key: str, attrs: dict, arrays: dict, problems: 
             return "damaged", f"{name}: shape {shape} but {want} was written"
     if not recorded:
         return "unverified", "written without checksums (cpfeatures before 0.2): sizes checked only"
-    for name, want in recorded.items():
+    for name in recorded:  # the arrays read were checked against their checksums as they were read
         if name not in arrays:
             return "damaged", f"{name}: array missing"
-        values = arrays[name]
-        if list(values.shape) != list(want["shape"]):
-            return "damaged", f"{name}: shape {list(values.shape)} but {want['shape']} was written"
-        if checksum(values.astype(want.get("dtype", values.dtype), copy=False)) != want["crc32"]:
-            return "damaged", f"{name}: content differs from its checksum (a chunk is missing or corrupt)"
     return None
 
 

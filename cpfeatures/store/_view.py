@@ -194,7 +194,8 @@ class _SiteReader:
     def _fetch(self):
         fetch = getattr(self, "_fetcher", None)
         if fetch is None:
-            fetch = self._fetcher = site_fetcher(zstore=_zarr_store(self.url, self.storage_options))
+            fetch = self._fetcher = site_fetcher(zstore=_zarr_store(self.url, self.storage_options),
+                                                        url=self.url)
         return fetch
 
     def block(self, key: str, attrs: dict, rows: int) -> tuple[pd.DataFrame, np.ndarray]:
