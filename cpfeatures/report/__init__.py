@@ -13,6 +13,19 @@ segmentation overlays, feature distributions and, when given, Percent
 Replicating / Matching and mAP. :func:`overlay` draws
 one site as a channel composite with nuclei and cell outlines. The command line
 equivalents are ``cpfeatures report`` and ``cpfeatures overlay``.
+
+The modules, from the page down:
+
+- ``html``: the page (:func:`build_report`, :data:`SECTIONS`), assembled from
+- ``context``: everything the sections show, read once (``ReportContext``, ``build_context``);
+- the sections: ``summary``; ``heatmaps`` (plate maps, image quality); ``wells``
+  (flags, per-well cards); ``controls`` (Z', mAP, position effects); ``images``
+  (illumination, overlays); ``features`` (distributions, scores);
+- what they use: ``data`` (one pass over the store's sites), ``qc`` (well table,
+  flags, control and position statistics), ``wellmap`` (what is in each well),
+  ``scores`` (reading score tables), ``sites`` (which sites to draw, drawing them),
+  ``plates`` (finding a run's images), ``overlay`` (drawing one site), and
+  ``figures``, ``svg``, ``markup``, ``layout`` (PNG figures, SVG plate maps, HTML, plate geometry).
 """
 
 from .html import SECTIONS, build_report

@@ -1,8 +1,7 @@
 """What the report shows, as plain pandas: one pass over the store's sites, then per-well tables.
 
-Reading follows the store layout documented in :mod:`cpfeatures.store` (one group
-per completed site, one array per table, column names shared through
-``columns/<digest>``), so only the columns a figure needs are kept in memory:
+Sites are read through the :class:`~cpfeatures.store.Store` (its tables, a batch
+of sites at a time), and only the columns a figure needs are kept in memory:
 the Image row of every site, one chosen object feature over the whole plate,
 and a few key features from a sample of sites.
 """
@@ -19,8 +18,8 @@ from ..errors import InputError
 from ..store import OBJECT_TABLES, Store
 
 __all__ = ["SiteData", "read_sites", "object_columns", "key_features", "default_feature", "feature_table",
-           "cells_per_well", "failures_per_well", "feature_well_median", "quality_columns", "quality_per_well",
-           "site_timing", "sample_keys", "run_phases"]
+           "cells_per_well", "failures_per_well", "feature_well_median", "site_timing",
+           "sample_keys", "run_phases"]
 
 #: Columns that describe an object's identity or position rather than its phenotype.
 _NOT_PHENOTYPE = re.compile(r"^(?:(?:Nuclei|Cells|Cytoplasm)_)?(?:Location|Number|Parent|Children|ObjectNumber"
@@ -35,10 +34,6 @@ KEY_FEATURES = {
     "Cytoplasm": ["AreaShape_Area", "Intensity_MeanIntensity_Mito", "Intensity_MeanIntensity_ER",
                   "Intensity_MeanIntensity_RNA"],
 }
-
-#: Image-quality measurements shown as heatmaps (CellProfiler MeasureImageQuality names).
-QUALITY_METRICS = ("FocusScore", "PowerLogLogSlope", "PercentMaximal")
-
 
 @dataclass
 class SiteData:
@@ -234,32 +229,6 @@ def feature_well_median(data: SiteData, feature: str, table: str) -> pd.Series:
     if frame is None or feature not in frame:
         return pd.Series(dtype=float)
     return pd.to_numeric(frame[feature], errors="coerce").groupby(frame["Metadata_Well"]).median()
-
-
-def quality_columns(image_columns: list[str], roles: list[str] | None = None) -> dict[str, str]:
-    """``{metric: column}`` for the image-quality measurements present, one channel each.
-
-    The DNA channel is preferred (focus is judged on the nuclei), else the first role
-    in ``roles`` order, else the first column found.
-    """
-    out = {}
-    for metric in QUALITY_METRICS:
-        found = [c for c in image_columns if c.startswith(f"ImageQuality_{metric}_")]
-        if not found:
-            continue
-        by_role = {c[len(f"ImageQuality_{metric}_"):]: c for c in found}
-        for role in ["DNA", *(roles or [])]:
-            if role in by_role:
-                out[metric] = by_role[role]
-                break
-        else:
-            out[metric] = sorted(found)[0]
-    return out
-
-
-def quality_per_well(image: pd.DataFrame, column: str) -> pd.Series:
-    """Median of an Image-table column per well."""
-    return pd.to_numeric(image[column], errors="coerce").groupby(image["Metadata_Well"]).median()
 
 
 def site_timing(info: dict, image: pd.DataFrame, errors: pd.DataFrame) -> dict:

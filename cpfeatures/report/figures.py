@@ -10,18 +10,14 @@ import io
 
 import numpy as np
 
-from .layout import row_labels
-
-__all__ = ["png_bytes", "array_png", "heatmap_figure", "illum_figure", "histograms_figure", "trends_figure",
+__all__ = ["png_bytes", "array_png", "illum_figure", "histograms_figure", "trends_figure",
            "replicate_figure", "map_figure", "correlation_figure"]
-
-_BAD = "#d9d9d9"  # wells without a value
 
 
 def _figure(width: float, height: float, layout: str | None = "constrained"):
     """A figure (no pyplot). ``layout=None`` for figures placed by hand: constrained
     layout measures every text artist and doubles the drawing time of the
-    figures the report draws most (heatmaps, histogram grids, illumination)."""
+    figures the report draws most (histogram grids, illumination)."""
     from matplotlib.figure import Figure
 
     return Figure(figsize=(width, height), dpi=100, layout=layout)
@@ -56,98 +52,6 @@ def array_png(image: np.ndarray) -> bytes:
 
         imsave(buf, image, format="png")
     return buf.getvalue()
-
-
-def _cmap(name: str):
-    import matplotlib
-
-    return matplotlib.colormaps[name].with_extremes(bad=_BAD)
-
-
-def heatmap_figure(matrix: np.ndarray, title: str, label: str = "", cmap: str = "viridis",
-                   marks: np.ndarray | None = None, integer: bool = False, vmin: float | None = None):
-    """A plate heatmap: one cell per well, rows lettered, columns numbered.
-
-    Parameters
-    ----------
-    matrix : ndarray, shape (rows, columns)
-        Values per well, NaN for wells without data (drawn grey).
-    title, label : str
-        Figure title and colour-bar label.
-    cmap : str
-        Matplotlib colour map.
-    marks : ndarray of bool, optional
-        Wells to mark with a cross (e.g. wells with a failed site).
-    integer : bool
-        Values are counts: integer colour-bar ticks.
-    vmin : float, optional
-        Lower colour limit (default: the data minimum).
-
-    Returns
-    -------
-    matplotlib.figure.Figure
-    """
-    rows, cols = matrix.shape
-    # About 550 px wide for 384 wells (two maps side by side on a page), bigger wells on smaller plates.
-    # Placed by hand, in inches: row labels left, title and column numbers on top, colour bar right,
-    # legend below.
-    import textwrap
-
-    cell = min(0.3, 4.0 / cols)
-    left, right, bottom, gap, bar_w = 0.35, 0.95, 0.3, 0.1, 0.15
-    width = left + cell * cols + right
-    # Titles are wrapped to the figure (about 11 characters of 10-pt text per inch).
-    title = "\n".join(textwrap.fill(part, max(20, int(width * 11))) for part in str(title).split("\n"))
-    top = 0.38 + 0.17 * (title.count("\n") + 1)
-    height = top + cell * rows + bottom
-    fig = _figure(width, height, layout=None)
-    ax = fig.add_axes((left / width, bottom / height, cell * cols / width, cell * rows / height))
-    cax = fig.add_axes(((left + cell * cols + gap) / width, (bottom + 0.1 * cell * rows) / height,
-                        bar_w / width, 0.8 * cell * rows / height))
-    finite = matrix[np.isfinite(matrix)]
-    lo = vmin if vmin is not None else (float(finite.min()) if finite.size else 0.0)
-    hi = float(finite.max()) if finite.size else 1.0
-    if hi <= lo:
-        hi = lo + 1.0
-    im = ax.imshow(np.ma.masked_invalid(matrix), cmap=_cmap(cmap), vmin=lo, vmax=hi, aspect="equal",
-                   interpolation="nearest")
-    step_c = 1 if cols <= 24 else 2
-    ax.set_xticks(np.arange(0, cols, step_c), [str(c + 1) for c in range(0, cols, step_c)], fontsize=7)
-    letters = row_labels(rows)
-    step_r = 1 if rows <= 16 else 2
-    ax.set_yticks(np.arange(0, rows, step_r), letters[::step_r], fontsize=7)
-    ax.tick_params(length=0, top=True, labeltop=True, bottom=False, labelbottom=False)
-    # Well borders as two line collections (minor ticks would cost one artist per line).
-    ax.vlines(np.arange(0.5, cols - 1, 1), -0.5, rows - 0.5, colors="white", linewidth=0.5)
-    ax.hlines(np.arange(0.5, rows - 1, 1), -0.5, cols - 0.5, colors="white", linewidth=0.5)
-    ax.set_xlim(-0.5, cols - 0.5)
-    ax.set_ylim(rows - 0.5, -0.5)
-    annotate = rows * cols <= 96 and finite.size
-    if marks is not None and marks.any():
-        r, c = np.nonzero(marks)
-        if annotate:  # values are written in the wells: the cross goes to the corner
-            ax.scatter(c + 0.32, r - 0.3, marker="x", s=10, c="#d62728", linewidths=1.0, label="failed site(s)")
-        else:
-            ax.scatter(c, r, marker="x", s=18, c="#d62728", linewidths=1.2, label="failed site(s)")
-        ax.legend(loc="upper left", bbox_to_anchor=(0, 0), fontsize=7, frameon=False, borderaxespad=0.2,
-                  handletextpad=0.2)
-    if annotate:
-        rgba = im.cmap(im.norm(matrix))
-        luminance = rgba[..., :3] @ np.array([0.299, 0.587, 0.114])  # text colour readable on the well's colour
-        for (i, j), v in np.ndenumerate(matrix):
-            if np.isfinite(v):
-                ax.text(j, i, f"{v:.0f}" if integer or abs(v) >= 100 else f"{v:.3g}", ha="center",
-                        va="center", fontsize=6, color="white" if luminance[i, j] < 0.5 else "black")
-    ax.set_title(title, fontsize=10, pad=16)  # above the column numbers
-    bar = fig.colorbar(im, cax=cax)
-    bar.set_label(label, fontsize=8)
-    bar.ax.tick_params(labelsize=7)
-    if integer:
-        from matplotlib.ticker import MaxNLocator
-
-        bar.locator = MaxNLocator(integer=True)
-        bar.update_ticks()
-    return fig
 
 
 def illum_figure(functions: dict[str, np.ndarray], order: list[str] | None = None):

@@ -95,6 +95,7 @@ def esc(value) -> str:
 
 
 def data_uri(png: bytes) -> str:
+    """A PNG as a ``data:`` URI (the report has no file beside it to link to)."""
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
@@ -104,10 +105,12 @@ def img_tag(png: bytes, alt: str, name: str, cls: str = "fig") -> str:
 
 
 def figure_tag(fig, alt: str, name: str) -> str:
+    """A matplotlib figure as an inline ``<img>`` (see :func:`img_tag`)."""
     return img_tag(rf.png_bytes(fig), alt, name)
 
 
 def note(text: str, cls: str = "note") -> str:
+    """A paragraph of escaped text; ``cls="warn"`` for one that asks for attention."""
     return f'<p class="{cls}">{esc(text)}</p>'
 
 

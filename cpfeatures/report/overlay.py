@@ -8,9 +8,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+# Reaching the plate is plates.py's part; its names also stay importable from here, where drawing callers look.
+from .plates import RecordedPlate, open_plate, plate_illumination, store_config
 
 __all__ = ["overlay", "composite", "composite_roles", "outline_masks", "overlay_image", "thumbnail", "site_overlay",
-           "open_plate", "store_config", "RecordedPlate", "COMPOSITE_ROLES", "OUTLINE_COLORS"]
+           "COMPOSITE_ROLES", "OUTLINE_COLORS"]
 
 #: Colour -> roles tried in order (the usual Cell Painting rendering: DNA blue,
 #: RNA/ER green, actin-Golgi-membrane (AGP)/Mito red).
@@ -148,149 +150,11 @@ def thumbnail(images: dict[str, np.ndarray], labels: dict[str, np.ndarray] | Non
     return full, (_paint(small, small_masks) * 255 + 0.5).astype(np.uint8), used
 
 
-def _segment(images: dict[str, np.ndarray], illum: dict[str, np.ndarray] | None,
-             settings: dict | None = None) -> dict[str, np.ndarray]:
-    from ..segment import segment_site
-
-    return segment_site(images, illum=illum, settings=settings)
-
-
-def store_config(store) -> dict:
-    """The settings a store was written with (defaults merged with its TOML), or the defaults."""
-    import tomllib
-
-    from ..config import load_config
-
-    text = store.info.get("config") if store is not None else None
-    if not text:
-        return load_config()
-    try:
-        return load_config(overrides=tomllib.loads(text), strict=False)  # what the run used, as recorded
-    except tomllib.TOMLDecodeError:  # a store written by hand: fall back to the defaults
-        return load_config()
-
-
-#: Without a store, a site is drawn with the plate's illumination functions computed here (as a
-#: run would), up to this many sites; bigger plates need the run's store.
-MAX_SITES_WITHOUT_STORE = 96
-
-
-def plate_illumination(plate, config: dict) -> dict:
-    """The plate's illumination functions, computed over its sites as a run does (small plates only).
-
-    Raises
-    ------
-    InputError
-        The plate has more than :data:`MAX_SITES_WITHOUT_STORE` sites: pass the run's store.
-    """
-    from ..run import compute_illumination
-
-    roles = [r for r in config.get("run", {}).get("channels", plate.roles) if r in plate.roles] or plate.roles
-    if getattr(plate, "illum_files", None):  # a LoadData CSV's own functions, as a run uses them
-        from ..io import read_illum_files
-
-        return read_illum_files(plate.illum_files, roles, plate.image_shape)
-    if len(plate.sites) > MAX_SITES_WITHOUT_STORE:
-        raise InputError(f"a site is segmented after illumination correction, whose functions come from all "
-                         f"{len(plate.sites)} sites of the plate: pass the run's --store to use its functions",
-                         plate.root)
-    return compute_illumination(plate, roles=roles, config=config).functions
-
-
-def open_plate(plate, config: dict | None = None, plate_id: str | None = None):
-    """A :class:`~cpfeatures.io.Plate` from a Plate or a path (read with the run's channel map).
-
-    ``plate_id`` (a store's plate) picks that plate from a LoadData CSV of several.
-    """
-    if plate is None:
-        raise InputError("a plate (folder or Plate) is needed to draw a site")
-    if hasattr(plate, "load_site"):
-        return plate
-    from ..io import read_plate
-
-    csv = str(plate).lower().endswith(".csv")
-    return read_plate(plate, config=config, strict=False, plate=plate_id if csv else None)
-
-
 def _needed_roles(available: list[str], settings: dict | None) -> list[str]:
     """The channels a drawing reads: the composite's three and the two segmentation needs."""
     seg = settings or {}
     wanted = [*composite_roles(available).values(), seg.get("nuclei_image", "DNA"), seg.get("cells_image", "RNA")]
     return [r for r in dict.fromkeys(wanted) if r in available]
-
-
-class RecordedPlate:
-    """A run's completed sites, read from the image folder by the file names the store recorded.
-
-    Drawing a few sites then needs no index: a 384-well x 9-field Harmony index
-    takes seconds to parse. Offers what the overlays use of
-    :class:`~cpfeatures.io.Plate`: ``root``, ``wells``, ``sites``, ``roles``,
-    ``load_site``.
-
-    Parameters
-    ----------
-    folder : path-like
-        The plate folder, its image folder or its index file.
-    store : Store
-    keys : list of str, optional
-        The store's completed sites (read from it when not given).
-
-    Raises
-    ------
-    InputError
-        No site records its file names, or the folder does not hold them.
-    """
-
-    def __init__(self, folder, store, keys: list[str] | None = None):
-        from ..io import Site
-
-        self.store = store
-        keys = store.completed_sites() if keys is None else list(keys)
-        self.sites = [Site(k.rsplit("_f", 1)[0], int(k.rsplit("_f", 1)[1])) for k in keys]
-        self.wells = sorted({s.well for s in self.sites})
-        self.roles = list(store.info.get("roles") or [])
-        folder = Path(folder)
-        first = self._files(keys[0]) if keys else {}
-        if not first:
-            raise InputError("the store records no image file names for its sites", store.url)
-        name = next(iter(first.values()))
-        candidates = [folder.parent] if folder.is_file() else [folder, folder / "Images", folder / "images"]
-        self.root = next((c for c in candidates if (c / name).is_file()), None)
-        if self.root is None:
-            raise InputError(f"the run's images (e.g. {name}) are not in this folder", folder)
-        self.roles = self.roles or list(first)
-
-    def imaged_sites(self) -> list:
-        """The sites whose images are in the folder, from the Harmony file names (no index needed)."""
-        from ..io import Site, well_name
-        from ..io.filenames import FILENAME_PATTERN
-
-        found = set()
-        with os.scandir(self.root) as entries:
-            for entry in entries:
-                m = FILENAME_PATTERN.match(entry.name)
-                if m is not None:
-                    found.add(Site(well_name(int(m["row"]), int(m["col"])), int(m["field"])))
-        return sorted(found)
-
-    def _files(self, key: str) -> dict[str, str]:
-        meta = self.store.site_attrs(key).get("image_metadata") or {}
-        return {k[len("FileName_Orig"):]: v for k, v in meta.items() if k.startswith("FileName_Orig")}
-
-    def load_site(self, well: str, field: int, roles=None) -> dict[str, np.ndarray]:
-        from ..io import read_image, site_key
-
-        try:
-            files = self._files(site_key(well, field))
-        except KeyError:
-            raise InputError(f"site {site_key(well, field)} is not in the store", self.store.url) from None
-        roles = list(files) if roles is None else [r for r in roles if r in files]
-        images = {role: read_image(self.root / files[role]) for role in roles}
-        shapes = {im.shape for im in images.values()}
-        if len(shapes) > 1:
-            raise InputError(f"the images of site {site_key(well, field)} differ in shape: {sorted(shapes)}",
-                             self.root)
-        return images
 
 
 def _check_site(plate, well: str, field: int) -> None:
@@ -312,7 +176,7 @@ def site_overlay(plate, well: str, field: int, labels: dict | None = None, store
     ``details`` says where the labels came from (``"given"``, ``"store"`` or
     ``"segmented"``), the roles drawn per colour, and the object counts.
     Labels: those given, else the store's (runs with ``--save-labels``),
-    else :func:`cpfeatures.segment.segment_site` on the site's images with the
+    else :func:`cpfeatures.pipeline.segment_images` on the site's images with the
     run's segmentation settings and illumination functions (from the store when
     given). Only the channels needed are read.
 
@@ -353,7 +217,9 @@ def site_overlay(plate, well: str, field: int, labels: dict | None = None, store
             labels = None
         source = "store"
     if labels is None:
-        labels = _segment(images, illum, settings)
+        from ..pipeline import segment_images  # corrected and segmented as the run does it
+
+        labels = segment_images(images, illum, config)[1]
         source = "segmented"
     full, thumb, used = thumbnail(images, labels, illum, size=thumb_size)
     counts = {k: int(np.unique(np.asarray(v)[np.asarray(v) > 0]).size) for k, v in labels.items()

@@ -81,6 +81,7 @@ class ScoreTable:
 
     @property
     def correlation_column(self) -> str | None:
+        """The table's correlation column (the first numeric one of :data:`CORRELATION_COLUMNS`), or None."""
         for c in CORRELATION_COLUMNS:
             if c in self.frame and pd.api.types.is_numeric_dtype(self.frame[c]):
                 return c

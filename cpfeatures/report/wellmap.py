@@ -30,12 +30,16 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+from .layout import row_labels
 
-__all__ = ["well_annotations", "LABEL_COLUMNS", "NEGATIVE", "POSITIVE"]
+__all__ = ["well_annotations", "label_of", "well_tips", "LABEL_COLUMNS", "GROUP_COLUMNS", "NEGATIVE", "POSITIVE"]
 
 #: Columns that name a well's perturbation, in order of preference.
 LABEL_COLUMNS = ("Metadata_pert_iname", "Metadata_gene", "Metadata_Symbol", "Metadata_broad_sample",
                  "Metadata_pert_id", "Metadata_treatment", "Metadata_compound", "Metadata_solvent")
+#: Profile annotation columns whose values define the well groups (overlays are drawn one per group, the
+#: correlation matrix is ordered by them), in order of preference.
+GROUP_COLUMNS = ("Metadata_control_type", "Metadata_pert_type", "Metadata_pert_iname", "Metadata_broad_sample")
 #: Values of the ``control`` column.
 NEGATIVE, POSITIVE = "negative control", "positive control"
 
@@ -161,7 +165,7 @@ def well_annotations(platemap=None, profiles: pd.DataFrame | None = None, plate_
     >>> wells.loc["D14", ["perturbation", "control"]].tolist()                # doctest: +SKIP
     ['DMSO', 'negative control']
     """
-    from ..profile.annotate import canonical_well
+    from ..profile import canonical_well
 
     if platemap is not None:
         frame, source = _from_platemap(platemap, plate_id, external_metadata, join_on), f"plate map {platemap}"
@@ -194,3 +198,30 @@ def label_of(annotations: pd.DataFrame | None, wells) -> np.ndarray:
     if annotations is None:
         return np.array([""] * len(wells), dtype=object)
     return annotations["perturbation"].reindex(wells).fillna("").to_numpy(dtype=object)
+
+
+def well_tips(shape: tuple[int, int], annotations: pd.DataFrame | None) -> np.ndarray:
+    """The tooltip head of every well of the layout: ``"D08 FK-866 (positive control)"``.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        ``(rows, columns)`` of the plate layout.
+    annotations : DataFrame or None
+        From :func:`well_annotations`; without them a tip is the well's name.
+
+    Returns
+    -------
+    ndarray of str, shape ``shape``
+    """
+    rows, cols = shape
+    letters = row_labels(rows)
+    names = np.array([[f"{letters[r]}{c + 1:02d}" for c in range(cols)] for r in range(rows)], dtype=object)
+    if annotations is None:
+        return names
+    out = names.copy()
+    for (r, c), well in np.ndenumerate(names):
+        if well in annotations.index:
+            label, role = annotations.at[well, "perturbation"], annotations.at[well, "control"]
+            out[r, c] = f"{well} {label}".strip() + (f" ({role})" if role else "")
+    return out

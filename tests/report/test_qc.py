@@ -16,7 +16,7 @@ from cpfeatures.errors import InputError
 from cpfeatures.report import build_report
 from cpfeatures.cli.report import report as report_command
 from cpfeatures.report.qc import first_component
-from cpfeatures.report.sections import control_map_scores
+from cpfeatures.report.controls import control_map_scores
 from cpfeatures.report.wellmap import NEGATIVE, POSITIVE, well_annotations
 from cpfeatures.store import read_table
 
