@@ -89,6 +89,25 @@ def test_bad_images_cost_their_sites_not_the_plate(plate_copy, bundled_run, tmp_
     assert_same_tables(out, _illum_only_run(plate_copy, illum, tmp_path), wells=["D08", "L09"])
 
 
+def test_a_fixed_image_fixes_the_plate(plate_copy, bundled_run, tmp_path):
+    """An image left out of its channel's illumination function, then restored: the rerun computes the
+    functions again with it and measures every site again, so the store equals a clean run's."""
+    dna = _image(plate_copy, "D14_f5", 5)
+    good = dna.read_bytes()
+    dna.write_bytes(good[:6000])  # truncated
+    out = tmp_path / "fixed.zarr"
+    first = run_plate(plate_copy, out, workers=1, progress=False)
+    assert first.done == ["D08_f5", "G21_f5", "L09_f5"] and list(first.failed["site"]) == ["D14_f5"]
+    assert Store(out).illum_excluded() == [{"role": "DNA", "file": str(dna)}]
+    dna.write_bytes(good)
+    with pytest.warns(RuntimeWarning, match=r"1 image\(s\) left out of the illumination functions can be read now "
+                                            r".*the 3 site\(s\) corrected with the old ones are measured again"):
+        second = run_plate(plate_copy, out, workers=1, progress=False)
+    assert second.ok and sorted(second.done) == ["D08_f5", "D14_f5", "G21_f5", "L09_f5"]
+    assert second.illum_redone == [str(dna)] and Store(out).illum_excluded() == []
+    assert_same_tables(out, bundled_run)
+
+
 def _illum_only_run(plate: Path, illum, tmp_path: Path) -> Path:
     """The two good sites processed directly with the run's illumination functions."""
     from cpfeatures.io import read_plate

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import os
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
@@ -34,7 +35,7 @@ import pandas as pd
 from ..config import dump_config, load_config
 from ..errors import CpfeaturesError, InputError
 from ..settings import defaults, table
-from ..io import Site, parse_site_key, read_illum_files, read_plate, site_key
+from ..io import Site, parse_site_key, read_illum_files, read_image, read_plate, site_key
 from ..store import Store, StoreLock, StoreWriteError, checksum
 from ._cluster import TaskWindow, cluster_client, compile_in_workers, worker_death_message
 from .illumination import compute_illumination, record_excluded
@@ -72,6 +73,9 @@ class RunSummary:
         The run was stopped by Ctrl-C (or SIGTERM); a rerun resumes.
     damaged : list of str
         Damaged sites found by ``verify=True`` and written again.
+    illum_redone : list of str
+        Images that were left out of the stored illumination functions and can be read now: the
+        functions and every site were computed again.
     """
 
     plate_id: str
@@ -87,6 +91,7 @@ class RunSummary:
     storage_error: str | None = None
     interrupted: bool = False
     damaged: list[str] = field(default_factory=list)
+    illum_redone: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -244,6 +249,8 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
             else:
                 store.uncommit(key)
         summary.damaged = [k for k in damaged["site"] if k != "illum"]
+    if given_illum is None and cfg.get("illum", {}).get("enabled", True):
+        summary.illum_redone = _stale_illum(store, plate)
     done_before = set(store.completed_sites())
     hooks = tuple(hook.prepare(store, plate.plate_id, roles, done_before, [site_key(*s) for s in wanted])
                   for hook in opts.hooks)
@@ -271,7 +278,7 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
             result = compute_illumination(plate, plate.sites, roles, cfg, client=client, paths=all_paths,
                                           progress=lambda n: bar.advance(task, n), window=opts.window)
             record_excluded(store, result)
-            store.write_illum(result.functions)
+            store.write_illum(result.functions, excluded=result.excluded[["role", "file"]].to_dict("records"))
             summary.illum_seconds = time.perf_counter() - t0
             summary.illum_excluded = result.excluded
             phases["illumination"] = summary.illum_seconds
@@ -303,6 +310,38 @@ def run_versions() -> dict[str, str]:
             out[dist] = metadata.version(dist)
     out["python"] = platform.python_version()
     return out
+
+
+def _stale_illum(store: Store, plate) -> list[str]:
+    """Images left out of the stored illumination functions that can be read now (a file fixed
+    since): the functions and every site corrected with them are dropped, to be computed again.
+
+    A store never mixes sites corrected with functions that lack an image and sites corrected
+    with functions that have it; returns the files found readable again.
+    """
+    excluded = store.illum_excluded()
+    if not excluded or store.read_illum() is None:
+        return []
+    fixed = []
+    for item in excluded:
+        path = item.get("file")
+        if not path:
+            continue
+        try:
+            read_image(path, plate.image_shape, plate.dtype)
+        except CpfeaturesError:
+            continue  # still unreadable: the functions stay as they are
+        fixed.append(path)
+    if fixed:
+        done = store.completed_sites()
+        warnings.warn(f"{len(fixed)} image(s) left out of the illumination functions can be read now "
+                      f"({fixed[0]}{', ...' if len(fixed) > 1 else ''}): the functions are computed again, and the "
+                      f"{len(done)} site(s) corrected with the old ones are measured again", RuntimeWarning,
+                      stacklevel=3)
+        store.drop_illum()
+        for key in done:
+            store.uncommit(key)
+    return fixed
 
 
 def _use_given_illum(store: Store, stored: dict | None, given: dict) -> None:

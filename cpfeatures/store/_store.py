@@ -197,10 +197,12 @@ class Store:
             raise _write_failure(self.url, "the store's metadata", exc) from None
 
     # -- illumination -----------------------------------------------------------------
-    def write_illum(self, functions: dict[str, np.ndarray], source: str | None = None) -> None:
+    def write_illum(self, functions: dict[str, np.ndarray], source: str | None = None,
+                    excluded: list[dict] | None = None) -> None:
         """Store illumination functions; the group is marked complete after all are written.
 
-        ``source`` (e.g. ``"precomputed"``) records where they came from.
+        ``source`` (e.g. ``"precomputed"``) records where they came from; ``excluded`` the
+        images left out of them (``{"role", "file"}`` each, see :meth:`illum_excluded`).
         """
         try:
             group = self.root.require_group("illum")
@@ -211,10 +213,18 @@ class Store:
                                    dimension_names=dimension_names("illum"))
                 sums[role] = {"shape": list(data.shape), "dtype": "float32", "crc32": checksum(data)}
             extra = {"source": source} if source else {}
+            extra["excluded"] = jsonable(list(excluded or []))
             group.attrs.update({"arrays": sums, "complete": sorted(functions), **extra,
                                 "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         except OSError as exc:
             raise _write_failure(self.url, "the illumination functions", exc) from None
+
+    def illum_excluded(self) -> list[dict]:
+        """The images left out of the stored illumination functions (unreadable when they were
+        computed): ``[{"role": ..., "file": ...}, ...]``."""
+        if "illum" not in self.root:
+            return []
+        return list(self.root["illum"].attrs.get("excluded", []))
 
     def drop_illum(self) -> None:
         """Mark the illumination functions incomplete, so that the next run computes them again."""
