@@ -181,6 +181,11 @@ def read_load_data(path: str | os.PathLike, config: dict | None = None, plate: s
     illum_names = [n for n in names if n.startswith("Illum")]
     image_names = [n for n in names if not n.startswith("Illum")
                    and (f"FileName_{n}" in frame or f"URL_{n}" in frame)]
+    # a channel named by a PathName_ column alone cannot be found: never drop it without a word
+    lost = [n for n in names if n not in image_names and f"FileName_{n}" not in frame and f"URL_{n}" not in frame]
+    if lost:
+        raise PlateError(f"PathName_{lost[0]} has no FileName_{lost[0]} (nor URL_{lost[0]}) column: the "
+                         f"{_role(lost[0])} images cannot be found", csv)
     if not image_names:
         raise PlateError("no image columns (FileName_Orig<Ch> with PathName_Orig<Ch>, or URL_Orig<Ch>)", csv)
     by_name = (config or {}).get("channels", {}) or {}

@@ -27,7 +27,9 @@ def read_header(path: str | os.PathLike) -> tuple[tuple[int, ...], np.dtype]:
     try:
         with _open(path, header=True) as fh, tifffile.TiffFile(fh) as tif:
             page = tif.pages.first
-            return tuple(page.shape), np.dtype(page.dtype)
+            planes = _planes(tif)
+            # a stack reports its planes first, so that a plate of them is refused as not single-plane
+            return ((planes, *page.shape) if planes > 1 else tuple(page.shape)), np.dtype(page.dtype)
     except FileNotFoundError:
         raise ImageError("image file is missing", path) from None
     except (tifffile.TiffFileError, ValueError, OSError, IndexError, KeyError) as exc:
@@ -63,6 +65,7 @@ def read_image(
     path = path if _fs.is_url(path) else Path(_fs._local(path))
     try:
         with _open(path) as fh, tifffile.TiffFile(fh) as tif:
+            planes = _planes(tif)
             image = tif.pages.first.asarray()
     except FileNotFoundError:
         raise ImageError("image file is missing", path) from None
@@ -72,6 +75,9 @@ def read_image(
         if type(exc).__module__.startswith("imagecodecs"):
             raise ImageError(f"truncated or corrupt TIFF ({_reason(exc)})", path) from None
         raise
+    if planes > 1:  # taking the first plane of a Z stack or time series would measure a plane nobody chose
+        raise ImageError(f"the TIFF holds {planes} planes (a Z stack or a time series?); cpfeatures reads one plane "
+                         "per image file: export single planes (or a projection)", path)
     image = np.squeeze(image)
     if image.ndim != 2:
         raise ImageError(f"expected a single 2-D plane, got array of shape {image.shape}", path)
@@ -80,6 +86,15 @@ def read_image(
     if dtype is not None and image.dtype != np.dtype(dtype):
         raise ImageError(f"image dtype is {image.dtype}, the plate's images are {np.dtype(dtype)}", path)
     return image
+
+
+def _planes(tif) -> int:
+    """Full-resolution images in a TIFF (reduced-resolution previews and masks do not count)."""
+    n = len(tif.pages)
+    if n == 1:
+        return 1
+    return 1 + sum(1 for i in range(1, n) if not getattr(tif.pages[i], "is_reduced", False)
+                   and not getattr(tif.pages[i], "is_mask", False))
 
 
 def _open(path, header: bool = False):

@@ -130,6 +130,8 @@ def test_several_plates_need_a_choice(bundled_plate_dir, tmp_path):
     (lambda f: f.assign(FileName_OrigDNA="gone.tiff"), "missing: .*gone.tiff"),
     (lambda f: f.drop(columns=["PathName_OrigDNA", "FileName_OrigDNA"]).assign(URL_OrigDNA="nosuch://bucket/a.tif"),
      "image URL 'nosuch://bucket/a.tif': unknown protocol 'nosuch'"),
+    # a channel whose file names are missing is refused, never dropped (the run would lose DNA)
+    (lambda f: f.drop(columns=["FileName_OrigDNA"]), "PathName_OrigDNA has no FileName_OrigDNA .* DNA images"),
 ])
 def test_bad_csv_is_refused_naming_the_file(bundled_plate_dir, tmp_path, change, message):
     csv = write_load_data(tmp_path / "load_data.csv", read_plate(bundled_plate_dir).root, ["D08", "D14"])
