@@ -47,5 +47,5 @@ def test_a_plate_of_stacks_is_refused(bundled_plate_dir, tmp_path):
     shutil.copytree(bundled_plate_dir, plate)
     for image in (plate / "Images").glob("*.tiff"):
         _stack(image, 2, tifffile.imread(image).shape)
-    with pytest.raises(PlateError, match=r"single-plane 2-D images, got shape \(2, 540, 540\)"):
+    with pytest.raises(ImageError, match=r"single-plane 2-D images, got shape \(2, 540, 540\)"):
         read_plate(plate)
