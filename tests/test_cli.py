@@ -324,3 +324,30 @@ def test_report_prints_no_numpy_warnings(bundled_run, bundled_plate_dir, tmp_pat
                                  str(tmp_path / "s")], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "divide" not in proc.stderr and "invalid value" not in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("args, named", [
+    (["inspect", "{tmp}/nonexistent"], "nonexistent"),
+    (["inspect", "{plate}", "--config", "{tmp}/missing.toml"], "missing.toml"),
+    (["run", "{tmp}/nonexistent", "-o", "{tmp}/x.zarr"], "nonexistent"),
+    (["crops", "{tmp}/nonexistent.zarr", "{plate}"], "nonexistent.zarr"),
+    (["verify", "{tmp}/nonexistent.zarr"], "nonexistent.zarr"),
+    (["export", "{tmp}/nonexistent.zarr", "-o", "{tmp}/e"], "nonexistent.zarr"),
+    (["config", "--show", "{tmp}/nonexistent.zarr"], "nonexistent.zarr"),
+    (["config", "--from-cppipe", "{tmp}/nonexistent.cppipe"], "nonexistent.cppipe"),
+    (["profile", "{tmp}/nonexistent.zarr", "-o", "{tmp}/p.csv"], "nonexistent.zarr"),
+    (["profile", "{plate}/platemap.csv", "-o", "{tmp}/p.csv", "--platemap", "{tmp}/missing_map.csv"],
+     "missing_map.csv"),
+    (["score", "{tmp}/missing.csv", "--replicates-by", "X"], "missing.csv"),
+    (["score", "{plate}/platemap.csv", "--replicates-by", "X", "--plate-metadata", "{tmp}/missing.tsv"],
+     "missing.tsv"),
+    (["report", "{tmp}/nonexistent.zarr", "-o", "{tmp}/r.html"], "nonexistent.zarr"),
+    (["overlay", "{tmp}/nonexistent", "--well", "D08", "--field", "5", "-o", "{tmp}/o.png"], "nonexistent"),
+])
+def test_every_command_given_a_missing_file_says_so_in_one_line(bundled_plate_dir, tmp_path, args, named):
+    args = [a.format(tmp=tmp_path, plate=bundled_plate_dir) for a in args]
+    result = run(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), (result.exit_code, result.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error:") and named in lines[0], result.stderr
+    assert "Traceback" not in result.output

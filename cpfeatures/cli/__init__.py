@@ -1,5 +1,5 @@
 """The ``cpfeatures`` command: each command parses its options and calls one library function."""
 
-from .commands import main
+from ._main import main
 
 __all__ = ["main"]

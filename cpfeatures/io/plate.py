@@ -160,6 +160,63 @@ class Plate:
         values = self.images["pixel_size_um"].dropna() if "pixel_size_um" in self.images else []
         return float(np.median(values)) if len(values) else None
 
+    def describe(self) -> dict:
+        """The plate in one JSON-ready dict: what ``cpfeatures inspect --json`` prints.
+
+        Returns
+        -------
+        dict
+            ``plate_id``, ``index`` (the index file or None), ``image_folder``, ``wells``,
+            ``fields``, ``planes``, ``timepoints``, ``channels`` (one dict per channel: ``id``,
+            ``name``, ``role``, ``excitation_nm``, ``emission_nm``; None when unknown),
+            ``pixel_size_um``, ``image_shape`` (``[height, width]``), ``dtype``, ``n_sites``,
+            ``n_images``, ``missing_files``, ``extra_files``, ``instrument`` and ``plate_type``
+            (None when the index does not say). Plain Python values only.
+
+        Examples
+        --------
+        >>> from cpfeatures.io import read_plate
+        >>> summary = read_plate("data/example_plate").describe()   # doctest: +SKIP
+        >>> summary["wells"], summary["n_images"]                    # doctest: +SKIP
+        (['D08', 'D14', 'G21', 'L09'], 32)
+        """
+        def number(value):  # a wavelength: int when whole, None when absent or NaN
+            try:
+                value = float(value)
+            except (TypeError, ValueError):
+                return None
+            return None if value != value else (int(value) if value.is_integer() else value)
+
+        channels = [
+            {
+                "id": int(r.channel_id),
+                "name": r.channel_name,
+                "role": r.role,
+                "excitation_nm": number(getattr(r, "excitation_nm", None)),
+                "emission_nm": number(getattr(r, "emission_nm", None)),
+            }
+            for r in self.channels.itertuples()
+        ]
+        return {
+            "plate_id": self.plate_id,
+            "index": str(self.index_path) if self.index_path else None,
+            "image_folder": str(self.root),
+            "wells": self.wells,
+            "fields": self.fields,
+            "planes": self.planes,
+            "timepoints": self.timepoints,
+            "channels": channels,
+            "pixel_size_um": self.pixel_size_um,
+            "image_shape": list(self.image_shape),
+            "dtype": str(self.dtype),
+            "n_sites": len(self.sites),
+            "n_images": int(len(self.images)),
+            "missing_files": self.missing_files,
+            "extra_files": self.extra_files,
+            "instrument": self.attrs.get("instrument"),
+            "plate_type": self.attrs.get("plate_type"),
+        }
+
     def __repr__(self) -> str:
         return (f"Plate({self.plate_id!r}: {len(self.wells)} wells x {len(self.fields)} fields x "
                 f"{len(self.planes)} planes x {len(self.channels)} channels, "

@@ -16,7 +16,8 @@ import pandas as pd
 
 from ..errors import InputError
 
-__all__ = ["load_profiles", "write_profiles", "check_profiles_path", "PROFILE_SUFFIXES", "infer_features", "metadata_columns", "COMPARTMENTS"]
+__all__ = ["load_profiles", "write_profiles", "check_profiles_path", "PROFILE_SUFFIXES", "infer_features",
+           "metadata_columns", "COMPARTMENTS"]
 
 COMPARTMENTS = ("Cells", "Nuclei", "Cytoplasm")
 

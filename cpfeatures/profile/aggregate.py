@@ -118,7 +118,8 @@ def aggregate(data, strata: Iterable[str] = ("Metadata_Plate", "Metadata_Well"),
                     chosen = [c for c in chosen if not _is_id(c)]
             parts.append(_group(frame, strata, [c for c in chosen if c in frame.columns], operation))
         if not parts:
-            raise InputError("the store holds no completed site with cells to aggregate", os.fspath(getattr(data, "url", data)))
+            raise InputError("the store holds no completed site with cells to aggregate",
+                             os.fspath(getattr(data, "url", data)))
         out = pd.concat(parts, ignore_index=True)
         return out.sort_values(strata, kind="stable").reset_index(drop=True)
     frame = load_profiles(data, "single-cell table")

@@ -5,7 +5,8 @@ The JUMP profiling recipe, plate by plate then across the batch: each plate is a
 own wells (or its negative controls); then one feature selection runs over the plates
 together (``select_level="batch"``, the CPJUMP1 recipe), per plate, or over everything, and
 every plate keeps the same columns. The kept list is returned so later plates can be
-reduced to it (``features_from``).
+reduced to it (``features_from``). The profiles may then be whitened (``spherize``) and
+reduced to one consensus signature per perturbation (``consensus``).
 
 Plate maps come as the JUMP layout (:func:`read_jump_platemaps`: ``barcode_platemap.csv``
 with ``Assay_Plate_Barcode, Plate_Map_Name``, ``platemap/<Plate_Map_Name>.txt`` and the
@@ -16,7 +17,7 @@ with ``Assay_Plate_Barcode, Plate_Map_Name``, ``platemap/<Plate_Map_Name>.txt`` 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +27,12 @@ from ..errors import InputError
 from ._frames import feature_array, infer_features, load_profiles, metadata_columns
 from .aggregate import aggregate
 from .annotate import annotate, read_platemap
+from .consensus import consensus as consensus_profiles
 from .feature_select import CPJUMP1_OPERATIONS, select_mask
 from .normalize import normalize, normalized_array
+from .spherize import spherize as spherize_profiles
 
-__all__ = ["profile_plates", "read_jump_platemaps", "PlateProfiles", "SELECT_LEVELS"]
+__all__ = ["profile_plates", "read_jump_platemaps", "read_feature_list", "PlateProfiles", "SELECT_LEVELS"]
 
 SELECT_LEVELS = ("plate", "batch", "all")
 
@@ -41,16 +44,24 @@ class PlateProfiles:
     Attributes
     ----------
     profiles : DataFrame
-        Every plate's normalized profiles, the kept features only, plates in input order.
+        Every plate's normalized profiles, the kept features only (whitened with
+        ``spherize``), plates in input order.
     features : list of str
         The kept features (write them beside the profiles to reduce later plates to them).
     plates : DataFrame
         ``Metadata_Plate, profiles, source`` per plate.
+    consensus : DataFrame or None
+        With ``consensus``: one signature per group of ``consensus_by``.
+    files : list of str
+        The files :func:`~cpfeatures.profile.write_plate_profiles` wrote (profiles, kept list,
+        consensus); empty from :func:`profile_plates`.
     """
 
     profiles: pd.DataFrame
     features: list[str]
     plates: pd.DataFrame
+    consensus: pd.DataFrame | None = None
+    files: list[str] = field(default_factory=list)
 
 
 def read_jump_platemaps(folder: str | os.PathLike, external_metadata: str | os.PathLike | None = None
@@ -137,8 +148,9 @@ def _sources(sources) -> list:
 def profile_plates(sources, platemaps=None, external_metadata=None, external_join_on: str | None = None,
                    operation: str = "median", method: str = "mad_robustize", samples: str = "all",
                    select_level: str = "batch", operations=CPJUMP1_OPERATIONS, corr_threshold: float = 0.9,
-                   batch_column: str = "Metadata_Batch", features_from: list[str] | None = None,
-                   feature_selection: bool = True, features="infer") -> PlateProfiles:
+                   batch_column: str = "Metadata_Batch", features_from=None, feature_selection: bool = True,
+                   features="infer", spherize: str | None = None, spherize_by: str | None = None,
+                   consensus: str | None = None, consensus_by=("Metadata_broad_sample",)) -> PlateProfiles:
     """Profile several plates as the JUMP recipe does: per plate aggregate, annotate, normalize; then select.
 
     Parameters
@@ -166,11 +178,22 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
     operations, corr_threshold
         :func:`feature_select`'s.
     batch_column : str
-    features_from : list of str, optional
-        Keep exactly these features (an earlier run's kept list) instead of selecting.
+    features_from : list of str or path, optional
+        Keep exactly these features (an earlier run's kept list, or its file: one feature
+        a line) instead of selecting.
     feature_selection : bool
     features : "infer" or list of str
         The single-cell features to aggregate (default: every CellProfiler feature).
+    spherize : {"ZCA", "ZCA-cor", "PCA", "PCA-cor"}, optional
+        After selection, whiten the profiles (:func:`~cpfeatures.profile.spherize`), fitted
+        on ``samples``.
+    spherize_by : str, optional
+        Fit one whitening per value of this column; default all plates together.
+    consensus : {"median", "mean", "modz"}, optional
+        Also make one consensus signature per ``consensus_by`` group
+        (:func:`~cpfeatures.profile.consensus`) of the final profiles.
+    consensus_by : str or list of str
+        The columns identifying a perturbation for ``consensus``.
 
     Returns
     -------
@@ -183,6 +206,8 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
     """
     if select_level not in SELECT_LEVELS:
         raise InputError(f"select_level must be one of {SELECT_LEVELS}, got {select_level!r}")
+    if isinstance(features_from, (str, os.PathLike)):
+        features_from = read_feature_list(features_from)
     if operation is not None and str(operation).lower() == "none":
         operation = None
     maps = _plate_maps(platemaps, external_metadata)
@@ -234,7 +259,27 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
         column = {f: i for i, f in enumerate(measured)}
         x = x[:, [column[f] for f in kept]]  # column-major still: the frame below shares it
     profiles = pd.concat([meta, pd.DataFrame(x, columns=kept, copy=False)], axis=1)
-    return PlateProfiles(profiles, kept, plates)
+    if spherize:
+        profiles = spherize_profiles(profiles, method=spherize, samples=samples, by=spherize_by)
+    signatures = None
+    if consensus:
+        signatures = consensus_profiles(profiles, replicate_columns=consensus_by, operation=consensus)
+    return PlateProfiles(profiles, kept, plates, signatures)
+
+
+def read_feature_list(path: str | os.PathLike) -> list[str]:
+    """The features listed in a file, one a line (an earlier run's ``<output>_features.txt``).
+
+    Raises
+    ------
+    InputError
+        The file cannot be read, naming it.
+    """
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise InputError(f"cannot read the kept features: {exc.strerror or exc}", path) from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
 
 
 def _name(source) -> str | None:

@@ -33,6 +33,40 @@ def test_real_example_plate(example_plate_dir):
     assert plate.missing_files == [] and plate.extra_files == []
 
 
+def test_describe_is_the_inspect_summary(bundled_plate_dir):
+    """Plate.describe(): plain, JSON-ready values; the same dict `cpfeatures inspect --json` prints."""
+    import json
+
+    from click.testing import CliRunner
+
+    from cpfeatures.cli import main
+
+    plate = read_plate(bundled_plate_dir)
+    summary = plate.describe()
+    assert list(summary) == ["plate_id", "index", "image_folder", "wells", "fields", "planes", "timepoints",
+                             "channels", "pixel_size_um", "image_shape", "dtype", "n_sites", "n_images",
+                             "missing_files", "extra_files", "instrument", "plate_type"]
+    assert summary["plate_id"] == "CPJUMP1_EXAMPLE" and summary["wells"] == ["D08", "D14", "G21", "L09"]
+    assert summary["fields"] == [5] and summary["planes"] == [1] and summary["n_sites"] == 4
+    assert summary["image_shape"] == [540, 540] and summary["dtype"] == "uint16" and summary["n_images"] == 32
+    assert summary["index"].endswith("Index.idx.xml") and summary["missing_files"] == []
+    dna = next(c for c in summary["channels"] if c["role"] == "DNA")
+    assert dna == {"id": 5, "name": "HOECHST 33342", "role": "DNA", "excitation_nm": dna["excitation_nm"],
+                   "emission_nm": dna["emission_nm"]}
+    assert all(isinstance(c["excitation_nm"], (int, float, type(None))) for c in summary["channels"])
+    assert json.loads(json.dumps(summary)) == summary  # plain Python values only
+    printed = CliRunner().invoke(main, ["inspect", str(bundled_plate_dir), "--json", "--quick"])
+    assert printed.exit_code == 0 and json.loads(printed.output) == summary
+
+
+def test_describe_counts_missing_files(make_plate):
+    root = make_plate()
+    (root / "Images" / "r04c08f01p01-ch1sk1fk1fl1.tiff").unlink()
+    summary = read_plate(root, strict=False).describe()
+    assert summary["missing_files"] == ["r04c08f01p01-ch1sk1fk1fl1.tiff"]
+    assert summary["n_images"] == len(read_plate(root, strict=False).images)
+
+
 def test_load_site_matches_tifffile(example_plate_dir):
     plate = read_plate(example_plate_dir / "Images" / "Index.idx.xml")  # the index file itself is accepted
     site = plate.load_site("D08", 5, roles=["DNA", "RNA"])

@@ -1,4 +1,8 @@
-"""The tables of ``cpfeatures score``: every score of a profile table, once or per group of plates.
+"""score_tables: every score of profile tables, once or per group of plates, as ``cpfeatures score`` writes them.
+
+The tables are combined first (:func:`~cpfeatures.profile.combine_tables`: renamed, tagged,
+concatenated; :func:`~cpfeatures.profile.join_plate_metadata` with a plate table), features
+with missing values left out, then scored.
 
 The CPJUMP1 notebooks score each group of plates (modality x cell type x time point) in turn,
 in the nested order of ``.unique()`` loops, and continue one ``random`` stream from
@@ -10,16 +14,46 @@ from group to group.
 
 from __future__ import annotations
 
+import os
 import random
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 
 from ..errors import InputError
-from ._frames import select_rows
+from ._frames import infer_features, select_rows
 from .average_precision import mean_average_precision
+from .combine import combine_tables, join_plate_metadata
 from .replicating import percent_matching, percent_replicating
 
-__all__ = ["nested_groups", "score_tables"]
+__all__ = ["nested_groups", "score_tables", "Scores", "SCORE_TABLES"]
+
+#: The score tables, in the order they are written (``<name>.csv``), when computed.
+SCORE_TABLES = ("percent_replicating", "percent_matching", "map", "map_matching")
+
+
+@dataclass
+class Scores:
+    """Outcome of :func:`score_tables`.
+
+    Attributes
+    ----------
+    rows : list of tuple
+        ``(group, score, value, detail)`` per score (and group), all strings; group ``""``
+        without ``per``.
+    tables : dict
+        ``percent_replicating``, ``map`` and, when computed, ``percent_matching`` and
+        ``map_matching`` (DataFrames); with ``per``, the group columns first.
+    files : list of str
+        The files written with ``output=`` (``<name>.csv`` per table, then ``summary.csv``
+        with ``per``); empty without.
+    """
+
+    rows: list[tuple]
+    tables: dict[str, pd.DataFrame]
+    files: list[str] = field(default_factory=list)
 
 
 def nested_groups(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
@@ -55,31 +89,89 @@ def nested_groups(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
     return out
 
 
-def score_tables(frame: pd.DataFrame, by: list[str], *, per: list[str] | None = None, match_by: str | None = None,
-                 across: str | None = None, match_sep: str | None = "|", null: str = "numpy", tail: str = "right",
-                 modalities=None, n_replicates: int = 4, reference: str | None = None, null_size: int = 10000,
-                 n_samples: int = 1000, seed: int | None = None) -> tuple[list[tuple], dict[str, pd.DataFrame]]:
-    """Percent Replicating, Percent Matching, mAP and matching mAP of ``frame``, whole or per group.
+def score_tables(profiles, by, *, rename=None, tag=None, plate_metadata=None, per: list[str] | None = None,
+                 match_by: str | None = None, across: str | None = None, match_sep: str | None = "|",
+                 null: str = "numpy", tail: str = "right", modalities=None, n_replicates: int = 4,
+                 reference: str | None = None, null_size: int = 10000, n_samples: int = 1000,
+                 seed: int | None = None, output: str | os.PathLike | None = None) -> Scores:
+    """Percent Replicating, Percent Matching, mAP and matching mAP of profile tables, whole or per group.
+
+    What ``cpfeatures score`` computes and writes: the tables combined
+    (:func:`~cpfeatures.profile.combine_tables`), joined with ``plate_metadata``
+    (:func:`~cpfeatures.profile.join_plate_metadata`), features with missing values left
+    out (with a warning), then every score, once or per group of ``per``.
 
     Parameters
     ----------
-    frame : DataFrame
-        Profiles (complete features).
-    by : list of str
+    profiles : DataFrame, path, or a list of them
+        Profile tables; several are concatenated on the columns they share.
+    by : str or list of str
         The perturbation columns (``--replicates-by``).
+    rename, tag
+        Per table, before they are concatenated: see :func:`~cpfeatures.profile.combine_tables`.
+    plate_metadata : path or DataFrame, optional
+        One row per plate (``Assay_Plate_Barcode``): see :func:`~cpfeatures.profile.join_plate_metadata`.
     per : list of str, optional
         Score each group of these columns on its own (:func:`nested_groups` order).
     match_by, across, match_sep, null, tail, modalities, n_replicates, reference, null_size, n_samples, seed
-        As ``cpfeatures score``'s options of the same names.
+        As ``cpfeatures score``'s options of the same names (``reference``: a query selecting
+        the control profiles).
+    output : path, optional
+        A folder (created) for ``<table>.csv`` per score table and, with ``per``,
+        ``summary.csv`` (the rows).
 
     Returns
     -------
-    rows : list of tuple
-        ``(group, score, value, detail)``, group ``""`` without ``per``.
-    tables : dict
-        ``percent_replicating``, ``map`` and, when computed, ``percent_matching`` and
-        ``map_matching``; with ``per``, the group columns first.
+    Scores
+        ``rows``, ``tables`` and the ``files`` written.
+
+    Raises
+    ------
+    InputError
+        A table that cannot be read or joined, an unknown column (naming it).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> base = rng.normal(size=(6, 20))
+    >>> x = np.repeat(base, 3, axis=0) + rng.normal(scale=0.1, size=(18, 20))
+    >>> frame = pd.DataFrame(x, columns=[f"Cells_f{i}" for i in range(20)])
+    >>> frame.insert(0, "Metadata_pert", np.repeat(list("abcdef"), 3))
+    >>> scores = score_tables(frame, "Metadata_pert", n_samples=100, null_size=100)
+    >>> [(score, value) for _, score, value, _ in scores.rows]
+    [('Percent Replicating', '100.0%'), ('mAP (mean)', '1.000')]
     """
+    frame = combine_tables(profiles, rename=rename, tag=tag)
+    if plate_metadata is not None:
+        frame = join_plate_metadata(frame, plate_metadata)
+    by = [by] if isinstance(by, str) else by
+    incomplete = [c for c in infer_features(frame) if not frame[c].notna().all()]
+    if incomplete:
+        warnings.warn(f"{len(incomplete)} feature(s) with missing values are left out of the scores", stacklevel=2)
+        frame = frame.drop(columns=incomplete)
+    folder = None
+    if output is not None:
+        folder = Path(output)
+        folder.mkdir(parents=True, exist_ok=True)
+    rows, tables = _score(frame, by, per=per, match_by=match_by, across=across, match_sep=match_sep, null=null,
+                          tail=tail, modalities=modalities, n_replicates=n_replicates, reference=reference,
+                          null_size=null_size, n_samples=n_samples, seed=seed)
+    files = []
+    if folder is not None:
+        for name in SCORE_TABLES:
+            if name in tables:
+                files.append(str(folder / f"{name}.csv"))
+                tables[name].to_csv(files[-1], index=False)
+        if per:
+            files.append(str(folder / "summary.csv"))
+            pd.DataFrame(rows, columns=["group", "score", "value", "detail"]).to_csv(files[-1], index=False)
+    return Scores(rows, tables, files)
+
+
+def _score(frame: pd.DataFrame, by: list[str], *, per, match_by, across, match_sep, null, tail, modalities,
+           n_replicates, reference, null_size, n_samples, seed) -> tuple[list[tuple], dict[str, pd.DataFrame]]:
+    """The rows and tables of :func:`score_tables` of one table of complete features."""
     paper = null == "cpjump1"
     streams = {"replicating": random.Random(9000 if seed is None else seed),
                "matching": random.Random(9000 if seed is None else seed)} if paper else {}
