@@ -31,12 +31,14 @@ from typing import Iterable, Iterator
 
 __all__ = ["is_url", "join", "parent", "basename", "exists", "isfile", "isdir", "listdir", "read_bytes",
            "open_binary", "present", "protocol_problem", "storage_options",
-           "store_options", "ATTEMPTS", "BACKOFF_S"]
+           "store_options", "ATTEMPTS", "BACKOFF_S", "TIMEOUT_S"]
 
 #: Tries of one read on object storage before it counts as failed.
 ATTEMPTS = 4
 #: First wait between tries, in seconds; doubled after each failure (plus up to 25 % jitter).
 BACKOFF_S = 0.5
+#: Deadline of one try, in seconds: a server that stops answering fails the try, never hangs the run.
+TIMEOUT_S = 60.0
 
 # errors that no retry can mend
 _PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, ValueError, TypeError)
@@ -154,6 +156,57 @@ def _filesystem(url: str, options: dict | None = None):
     return fs, fs._strip_protocol(url)
 
 
+def _timed(fs, method: str, *args, **kwargs):
+    """``fs.<method>(*args)`` within :data:`TIMEOUT_S` (asynchronous filesystems: s3, gcs, http, ...).
+
+    fsspec runs their calls on its own event loop and, without a deadline, waits for an
+    answer forever: a server that died mid-response would hang the worker.
+    """
+    if getattr(fs, "async_impl", False):
+        return getattr(fs, method)(*args, timeout=TIMEOUT_S, **kwargs)
+    return getattr(fs, method)(*args, **kwargs)
+
+
+class _RangeFile(io.RawIOBase):
+    """A remote file read on demand, block by block, each read retried and under a deadline (TIFF headers)."""
+
+    def __init__(self, fs, inner: str, url: str, size: int, block: int = 1 << 16):
+        self.fs, self.inner, self.url, self.size, self.block = fs, inner, url, size, block
+        self.pos = 0
+        self.blocks: dict[int, bytes] = {}
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        self.pos = {0: 0, 1: self.pos, 2: self.size}[whence] + offset
+        return self.pos
+
+    def _block(self, i: int) -> bytes:
+        if i not in self.blocks:
+            start, end = i * self.block, min((i + 1) * self.block, self.size)
+            self.blocks[i] = _retry("reading", lambda: _timed(self.fs, "cat_file", self.inner, start=start, end=end),
+                                    self.url)
+        return self.blocks[i]
+
+    def readinto(self, buffer) -> int:
+        end = min(self.pos + len(buffer), self.size)
+        out = bytearray()
+        while self.pos + len(out) < end:
+            at = self.pos + len(out)
+            data = self._block(at // self.block)
+            out += data[at % self.block:at % self.block + end - at]
+        buffer[:len(out)] = out
+        self.pos += len(out)
+        return len(out)
+
+
 def _retry(what: str, fn, url: str):
     """``fn()``, tried up to :data:`ATTEMPTS` times on errors that may pass (network, throttling, 5xx)."""
     delay = BACKOFF_S
@@ -189,7 +242,7 @@ def read_bytes(path, options: dict | None = None) -> bytes:
         with open(_local(path), "rb") as fh:
             return fh.read()
     fs, inner = _filesystem(str(path), options)
-    return _retry("reading", lambda: fs.cat_file(inner), str(path))
+    return _retry("reading", lambda: _timed(fs, "cat_file", inner), str(path))
 
 
 @contextmanager
@@ -213,15 +266,15 @@ def open_binary(path, options: dict | None = None, *, partial: bool = False) -> 
         yield io.BytesIO(read_bytes(path, options))
         return
     fs, inner = _filesystem(str(path), options)
-    handle = _retry("opening", lambda: fs.open(inner, "rb", block_size=1 << 16, cache_type="bytes"), str(path))
-    with handle as fh:
+    info = _retry("looking up", lambda: _timed(fs, "info", inner), str(path))
+    with io.BufferedReader(_RangeFile(fs, inner, str(path), int(info["size"])), buffer_size=1 << 16) as fh:
         yield fh
 
 
 def _info(path, options):
     fs, inner = _filesystem(str(path), options)
     try:
-        return _retry("looking up", lambda: fs.info(inner), str(path))
+        return _retry("looking up", lambda: _timed(fs, "info", inner), str(path))
     except FileNotFoundError:
         return None
 
@@ -244,7 +297,7 @@ def isdir(path, options: dict | None = None) -> bool:
         return os.path.isdir(_local(path))
     fs, inner = _filesystem(str(path), options)
     try:
-        return bool(_retry("listing", lambda: fs.isdir(inner), str(path)))
+        return bool(_retry("listing", lambda: _timed(fs, "isdir", inner), str(path)))
     except FileNotFoundError:
         return False
 
@@ -254,7 +307,7 @@ def listdir(path, options: dict | None = None) -> list[str]:
     if not is_url(path):
         return os.listdir(_local(path))
     fs, inner = _filesystem(str(path), options)
-    entries = _retry("listing", lambda: fs.ls(inner, detail=False), str(path))
+    entries = _retry("listing", lambda: _timed(fs, "ls", inner, detail=False), str(path))
     return [posixpath.basename(str(e).rstrip("/")) for e in entries]
 
 

@@ -14,7 +14,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from cpfeatures.errors import ImageError, PlateError
 from cpfeatures.io import fs as _fs
-from cpfeatures.io import read_illum_files, read_image, read_load_data, read_plate
+from cpfeatures.io import read_header, read_illum_files, read_image, read_load_data, read_plate
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +189,51 @@ def test_failure_past_the_retries_costs_the_site_only(flaky, tmp_path):
     assert not result["ok"] and f"failed {_fs.ATTEMPTS} times" in result["error"]
     errors = Store(tmp_path / "s.zarr").errors()
     assert list(errors["site"]) == ["D08_f5"] and errors["file"].iloc[0] == "flaky:///img/dna.tiff"
+
+
+@pytest.fixture
+def silent_server():
+    """An HTTP 'server' on 127.0.0.1 that accepts connections and never answers (a server that died
+    mid-response, a stalled proxy); stopped after the test."""
+    import socket
+    import threading
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held, stop = [], threading.Event()
+
+    def accept():
+        sock.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(sock.accept()[0])  # keep the connection open, say nothing
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    thread.join(timeout=5)
+    for conn in held:
+        conn.close()
+    sock.close()
+
+
+def test_a_server_that_stops_answering_fails_the_read_in_bounded_time(silent_server, monkeypatch):
+    """Every remote read has a deadline: past the tries the image fails like a bad file, it never hangs."""
+    import time
+
+    monkeypatch.setattr(_fs, "TIMEOUT_S", 1.0)
+    monkeypatch.setattr(_fs, "ATTEMPTS", 2)
+    monkeypatch.setattr(_fs, "BACKOFF_S", 0.01)
+    monkeypatch.setattr(_fs, "_FS_CACHE", {})
+    t0 = time.monotonic()
+    with pytest.raises(ImageError, match=r"cannot read image \(reading failed 2 times, last: .*Timeout"):
+        read_image(f"{silent_server}/plate/Images/r04c08f05p01-ch5sk1fk1fl1.tiff")
+    assert time.monotonic() - t0 < 30
+    t0 = time.monotonic()
+    with pytest.raises(Exception, match="Timeout|failed 2 times"):  # a header read (inspect) too
+        read_header(f"{silent_server}/plate/Images/r04c08f05p01-ch5sk1fk1fl1.tiff")
+    assert time.monotonic() - t0 < 30
