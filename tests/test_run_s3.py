@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -112,3 +113,39 @@ def test_bad_s3_input_or_output_is_one_line(s3_server, bundled_plate_dir, tmp_pa
                             text=True, timeout=120, env=env)
     assert result.returncode == code and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_load_data_with_an_unreachable_image_costs_its_site(s3_server, bundled_plate_dir, tmp_path):
+    """Images of a LoadData CSV that cannot be read (a bucket that does not exist, a private object read
+    without credentials): the plate starts, those sites are recorded as failed naming the URL, the
+    other sites complete."""
+    from cpfeatures.io import read_plate
+
+    plate = read_plate(bundled_plate_dir)
+    rows = []
+    for (well, fieldno), images in plate.images.groupby(["well", "field"]):
+        row = {"Metadata_Plate": "P1", "Metadata_Well": well, "Metadata_Site": str(fieldno)}
+        for role, path in zip(images["role"], images["path"]):
+            row[f"URL_Orig{role}"] = Path(path).as_uri()
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    frame.loc[frame["Metadata_Well"] == "D14", "URL_OrigDNA"] = "s3://no-such-bucket-here/plate/dna.tiff"
+    if not s3_server.fs.exists("private-screen"):
+        s3_server.bucket("private-screen")
+    s3_server.fs.pipe_file("private-screen/plate/rna.tiff", Path(plate.site_images("G21", 5).query(
+        "role == 'RNA'")["path"].iloc[0]).read_bytes())
+    frame.loc[frame["Metadata_Well"] == "G21", "URL_OrigRNA"] = "s3://private-screen/plate/rna.tiff"
+    csv = tmp_path / "load_data.csv"
+    frame.to_csv(csv, index=False)
+    out = tmp_path / "out.zarr"
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+    result = subprocess.run(CLI + ["run", str(csv), "-o", str(out), "--workers", "1", "--no-progress"],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "2 sites done" in result.stdout and "2 failed" in result.stdout, result.stdout + result.stderr
+    errors = Store(out).errors().set_index("site")
+    assert sorted(errors.index) == ["D14_f5", "G21_f5"]
+    assert errors.loc["D14_f5", "file"] == "s3://no-such-bucket-here/plate/dna.tiff"
+    assert errors.loc["G21_f5", "file"] == "s3://private-screen/plate/rna.tiff"
+    assert "anonymous" in errors.loc["G21_f5", "message"]
