@@ -51,3 +51,21 @@ def test_batch_of_plates_one_store_each(bundled_plate_dir, tmp_path):
     again = run_plates([csv], out, workers=1, progress=False, sites=["D08_f5", "L09_f5"])
     assert again.ok and [len(r.skipped) for r in again.runs] == [1, 1] and [len(r.done) for r in again.runs] == [1, 1]
     assert Store(out / "PB.zarr").completed_sites() == ["D08_f5", "L09_f5"]
+
+
+def test_plate_ids_never_write_outside_the_output_folder(bundled_plate_dir, tmp_path):
+    """Plate ids come from the data: ``../../x`` or ``/abs/x`` still make stores inside ``-o``."""
+    (tmp_path / "work").mkdir()
+    csv = _two_plate_csv(bundled_plate_dir, tmp_path / "work" / "load_data.csv")
+    frame = pd.read_csv(csv)
+    escape = str(tmp_path / "escaped")
+    frame["Metadata_Plate"] = frame["Metadata_Plate"].map({"PA": "../../outside", "PB": escape})
+    frame.to_csv(csv, index=False)
+    out = tmp_path / "work" / "stores"
+    batch = run_plates([csv], out, workers=1, progress=False, sites=["D08_f5"])
+    assert [r.plate_id for r in batch.runs] == ["../../outside", escape]
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted(["___.._outside.zarr", escape.replace("/", "_") + ".zarr"])
+    assert not (tmp_path / "outside.zarr").exists() and not (tmp_path / "escaped.zarr").exists()
+    assert not any(p.suffix == ".zarr" for p in tmp_path.iterdir())
+    assert all(Store(out / name).info["plate_id"] in ("../../outside", escape) for name in written)

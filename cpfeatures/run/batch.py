@@ -11,6 +11,7 @@ others run.
 from __future__ import annotations
 
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,24 @@ def batch_plates(sources) -> list[tuple[str, str | None]]:
     return out
 
 
+def store_name(plate_id: str) -> str:
+    """The file name of a plate's store in a batch's output folder: the plate id made safe.
+
+    Plate ids come from the data (a LoadData CSV's ``Metadata_Plate``, a Harmony index's
+    ``PlateID``); whatever they hold, the store stays inside the output folder.
+
+    Examples
+    --------
+    >>> store_name("BR00116991")
+    'BR00116991.zarr'
+    >>> store_name("../../x"), store_name("/tmp/x"), store_name("a b:c")
+    ('___.._x.zarr', '_tmp_x.zarr', 'a_b_c.zarr')
+    """
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", str(plate_id))  # no separator: one name in the folder
+    name = re.sub(r"^\.+", lambda m: "_" * len(m.group()), name)  # never "." / ".." nor hidden
+    return f"{name or 'plate'}.zarr"
+
+
 def _plate_id(source: str, plate: str | None, config) -> str:
     if plate is not None:
         return str(plate)
@@ -123,10 +142,10 @@ def run_plates(sources, out_dir, config=None, *, workers: int | None = None, thr
             summary.refused.append((source, str(exc)))
             if on_plate:
                 on_plate((source, str(exc)))
-    ids = [n for _, _, n in named]
+    ids = [store_name(n) for _, _, n in named]  # two ids may make one file name: refused as the same plate
     twice = sorted({n for n in ids if ids.count(n) > 1})
     if twice:
-        raise CpfeaturesError(f"plate {twice[0]!r} is listed twice in the batch (one store per plate)")
+        raise CpfeaturesError(f"plate {twice[0][:-len('.zarr')]!r} is listed twice in the batch (one store per plate)")
     if not _fs.is_url(out_dir):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     retries = int(cfg.get("run", {}).get("worker_retries", RUN_DEFAULTS["worker_retries"]))
@@ -138,7 +157,7 @@ def run_plates(sources, out_dir, config=None, *, workers: int | None = None, thr
         plates_task = view.add("plates", len(named))
         failed_plates = 0
         for source, plate, plate_id in named:
-            out = _fs.join(out_dir, f"{plate_id}.zarr")
+            out = _fs.join(out_dir, store_name(plate_id))
             try:
                 result = run_plate(source, out, cfg, scheduler=address, scheduler_timeout=scheduler_timeout,
                                    progress=Labelled(view, plate_id), plate=plate, **kwargs)
