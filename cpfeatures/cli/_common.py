@@ -9,8 +9,8 @@ import click
 
 from ._friendly import friendly
 
-__all__ = ["friendly", "_show_warnings", "_PLATE", "_JSON", "_LOG", "_crop_options", "_crop_settings", "_finish",
-           "_split"]
+__all__ = ["friendly", "_show_warnings", "_PLATE", "_JSON", "_LOG", "_SKIP_DAMAGED", "_crop_options",
+           "_crop_settings", "_finish", "_split"]
 
 
 def _show_warnings(message, category, filename, lineno, file=None, line=None):
@@ -22,6 +22,10 @@ _PLATE = click.option("--plate", "plate_name", default=None,
                       help="The plate to read from a LoadData CSV that lists several (Metadata_Plate).")
 
 _JSON = click.option("--json", "as_json", is_flag=True, help="Print the final summary as one JSON object.")
+
+_SKIP_DAMAGED = click.option("--skip-damaged", is_flag=True,
+                             help="Leave damaged sites of the store out (a warning names each) instead of stopping "
+                                  "at the first with exit 1; `cpfeatures verify` lists them.")
 
 _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
                     help="Append the progress lines and the final summary to this file.")

@@ -11,7 +11,8 @@ from ..errors import CpfeaturesError
 
 
 def friendly(func):
-    """Run a command; print cpfeatures errors as one line and exit 2 (3 when the store cannot be written)."""
+    """Run a command; print cpfeatures errors as one line and exit 2 (3 when the store cannot be written,
+    the error's own ``exit_code`` when it has one: 1 for a damaged store)."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -24,6 +25,6 @@ def friendly(func):
             sys.exit(3)
         except CpfeaturesError as exc:
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+            sys.exit(getattr(exc, "exit_code", 2))
 
     return wrapper

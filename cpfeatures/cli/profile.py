@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from ..errors import InputError
-from ._common import _JSON, _LOG, _finish, _split, friendly
+from ._common import _JSON, _LOG, _SKIP_DAMAGED, _finish, _split, friendly
 
 __all__ = ["profile", "score"]
 
@@ -50,13 +50,15 @@ __all__ = ["profile", "score"]
               help="Also write one consensus profile per --consensus-by group to <output>_consensus.")
 @click.option("--consensus-by", default="Metadata_broad_sample", show_default=True,
               help="Comma-separated columns identifying a perturbation for --consensus.")
-@click.option("--keep-stages", is_flag=True, help="Also write the aggregated, annotated and normalized tables.")
+@click.option("--keep-stages", is_flag=True,
+              help="Also write the aggregated, annotated and normalized tables (one store only).")
+@_SKIP_DAMAGED
 @_LOG
 @_JSON
 @friendly
 def profile(stores, out, platemap, external_metadata, external_join_on, operation, method, samples,
             feature_select, select_level, features_from, corr_threshold, spherize_method, spherize_by, consensus_op,
-            consensus_by, keep_stages, log_file, as_json):
+            consensus_by, keep_stages, skip_damaged, log_file, as_json):
     """Turn runs' single cells into well profiles: aggregate, annotate, normalize, select.
 
     STORES are run stores (or single-cell tables, or a folder of stores), one plate each.
@@ -82,7 +84,7 @@ def profile(stores, out, platemap, external_metadata, external_join_on, operatio
         external_join_on=external_join_on, operation=operation, method=method, samples=samples,
         feature_selection=feature_select, select_level=select_level, features_from=kept_list,
         corr_threshold=corr_threshold, spherize=spherize_method, spherize_by=spherize_by, consensus=consensus_op,
-        consensus_by=_split(consensus_by), keep_stages=keep_stages)
+        consensus_by=_split(consensus_by), keep_stages=keep_stages, skip_damaged=skip_damaged)
     table = result_profiles.profiles
     kept = len(result_profiles.features)
     result = {"command": "profile", "stores": list(stores), "output": str(out), "files": result_profiles.files,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from ._common import _SKIP_DAMAGED
 from ._friendly import friendly
 
 __all__ = ["report", "overlay"]
@@ -52,9 +53,10 @@ def _split(values) -> list[str]:
 @click.option("--poscon", default=None, help="Query selecting the positive control wells.")
 @click.option("--well-cards", type=click.IntRange(0, 384), default=8, show_default=True,
               help="Flagged wells whose sites are drawn as thumbnails in the per-well section.")
+@_SKIP_DAMAGED
 @_friendly
 def report(store, out, plate, scores, profiles, sites, feature, n_overlays, feature_sites, platemap,
-           external_metadata, negcon, poscon, well_cards):
+           external_metadata, negcon, poscon, well_cards, skip_damaged):
     """Write a QC report of the run in STORE as one HTML file.
 
     Run summary (failed sites, run time, the run's versions), plate maps with
@@ -67,9 +69,10 @@ def report(store, out, plate, scores, profiles, sites, feature, n_overlays, feat
     without scores.
     """
     from ..report import build_report
+    from ..store import open_store
 
     score_paths = _split(scores) or None
-    path = build_report(store, out, plate=plate, scores=score_paths, profiles=profiles, sites=sites,
+    path = build_report(open_store(store, skip_damaged=skip_damaged), out, plate=plate, scores=score_paths, profiles=profiles, sites=sites,
                         feature=feature, n_overlays=n_overlays, feature_sites=feature_sites or None,
                         platemap=platemap, external_metadata=external_metadata, negcon=negcon, poscon=poscon,
                         well_cards=well_cards)

@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from ._common import _JSON, _LOG, _finish, friendly
+from ._common import _JSON, _LOG, _SKIP_DAMAGED, _finish, friendly
 
 __all__ = ["verify", "export", "config"]
 
@@ -25,8 +25,8 @@ def verify(store, as_json):
     from ..store import open_store
 
     st = open_store(store)
-    n = len(st.completed_sites())
-    report = st.verify()
+    report = st.verify()  # names the sites whose metadata cannot be read, too
+    n = len(st.completed_sites(check=False)) + int((report["problem"] == "its metadata is unreadable").sum())
     damaged = report[report["status"] == "damaged"]
     unverified = report[report["status"] == "unverified"]
     if as_json:
@@ -55,10 +55,11 @@ def verify(store, as_json):
 @click.option("--obs-names", type=click.Choice(["number", "id"]), default="number", show_default=True,
               help="AnnData row names: 0, 1, ... (pycytominer reads these) or <plate>_<well>_<site>_<object> "
                    "(in obs column Metadata_ObjectID either way).")
+@_SKIP_DAMAGED
 @_LOG
 @_JSON
 @friendly
-def export(store, fmt, out, names, obs_names, log_file, as_json):
+def export(store, fmt, out, names, obs_names, skip_damaged, log_file, as_json):
     """Write a store's tables as Parquet or CSV, or its single cells as AnnData (pycytominer reads them).
 
     Written a well (AnnData: a site) at a time: memory does not grow with the plate.
@@ -72,13 +73,13 @@ def export(store, fmt, out, names, obs_names, log_file, as_json):
 
         if anndata_kind(out) is None:
             raise click.UsageError(f"--format anndata writes {' or '.join(ANNDATA_SUFFIXES)}; got -o {out}")
-        paths = [export_anndata(store, out, names=names, obs_names=obs_names)]
+        paths = [export_anndata(store, out, names=names, obs_names=obs_names, skip_damaged=skip_damaged)]
     else:
         from ..store import export as export_tables
 
         if os.path.isfile(out):
             raise click.UsageError(f"-o {out} is a file; --format {fmt} writes a folder of tables")
-        paths = export_tables(store, out, fmt=fmt, names=names)
+        paths = export_tables(store, out, fmt=fmt, names=names, skip_damaged=skip_damaged)
     result = {"command": "export", "store": store, "format": fmt, "names": names, "files": paths,
               "seconds": round(time.perf_counter() - t0, 1), "exit_code": 0}
     _finish(result, paths, as_json, log_file)

@@ -58,14 +58,14 @@ def _is_id(column: str) -> bool:
     return "_" in column and is_identifying(column.split("_", 1)[1])
 
 
-def _well_frames(data) -> Iterator[pd.DataFrame]:
+def _well_frames(data, skip_damaged: bool = False) -> Iterator[pd.DataFrame]:
     from ..store import open_store
 
-    yield from open_store(data).iter_wells()
+    yield from open_store(data, skip_damaged=skip_damaged).iter_wells()
 
 
 def aggregate(data, strata: Iterable[str] = ("Metadata_Plate", "Metadata_Well"), operation: str = "median",
-              features="infer", image_features: bool = False) -> pd.DataFrame:
+              features="infer", image_features: bool = False, skip_damaged: bool = False) -> pd.DataFrame:
     """Aggregate single cells into profiles.
 
     Parameters
@@ -80,6 +80,8 @@ def aggregate(data, strata: Iterable[str] = ("Metadata_Plate", "Metadata_Well"),
         Feature columns (see :func:`~cpfeatures.profile.infer_features`).
     image_features : bool
         Also aggregate ``Image_`` columns when inferring features.
+    skip_damaged : bool
+        From a store: leave damaged sites out, with a warning each, instead of refusing it.
 
     Returns
     -------
@@ -104,7 +106,7 @@ def aggregate(data, strata: Iterable[str] = ("Metadata_Plate", "Metadata_Well"),
     if operation not in _OPERATIONS:
         raise InputError(f"aggregate operation must be one of {_OPERATIONS}, got {operation!r}")
     if _is_store(data):
-        frames = _well_frames(data)
+        frames = _well_frames(data, skip_damaged)
         if "Metadata_Well" not in strata:
             frames = iter([pd.concat(list(frames), ignore_index=True)])
         parts = []

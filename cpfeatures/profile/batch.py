@@ -150,7 +150,8 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
                    select_level: str = "batch", operations=CPJUMP1_OPERATIONS, corr_threshold: float = 0.9,
                    batch_column: str = "Metadata_Batch", features_from=None, feature_selection: bool = True,
                    features="infer", spherize: str | None = None, spherize_by: str | None = None,
-                   consensus: str | None = None, consensus_by=("Metadata_broad_sample",)) -> PlateProfiles:
+                   consensus: str | None = None, consensus_by=("Metadata_broad_sample",),
+                   skip_damaged: bool = False) -> PlateProfiles:
     """Profile several plates as the JUMP recipe does: per plate aggregate, annotate, normalize; then select.
 
     Parameters
@@ -194,6 +195,8 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
         (:func:`~cpfeatures.profile.consensus`) of the final profiles.
     consensus_by : str or list of str
         The columns identifying a perturbation for ``consensus``.
+    skip_damaged : bool
+        Leave each store's damaged sites out, with a warning each, instead of refusing it.
 
     Returns
     -------
@@ -216,7 +219,8 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
     # frames copied the batch twice and took longer than the selection itself).
     metas, arrays, names, rows = [], [], [], []
     for source in _sources(sources):
-        table = aggregate(source, operation=operation, features=features) if operation is not None \
+        table = aggregate(source, operation=operation, features=features, skip_damaged=skip_damaged) \
+            if operation is not None \
             else load_profiles(source, "profiles")
         if "Metadata_Plate" not in table.columns:
             raise InputError("profiles without a Metadata_Plate column", _name(source))

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import InputError
 from ._frames import check_profiles_path, load_profiles, write_profiles
 from .aggregate import aggregate
 from .annotate import annotate, read_platemap
@@ -29,7 +30,7 @@ def write_plate_profiles(sources, output: str | os.PathLike, *, platemaps=None, 
                          select_level: str = "batch", features_from=None, corr_threshold: float = 0.9,
                          spherize: str | None = None, spherize_by: str | None = None, consensus: str | None = None,
                          consensus_by=("Metadata_broad_sample",), keep_stages: bool = False,
-                         features="infer") -> PlateProfiles:
+                         features="infer", skip_damaged: bool = False) -> PlateProfiles:
     """Profile plates and write the profiles, the kept features and the consensus signatures.
 
     Parameters
@@ -47,8 +48,11 @@ def write_plate_profiles(sources, output: str | os.PathLike, *, platemaps=None, 
     select_level, features_from, corr_threshold, spherize, spherize_by, consensus, consensus_by, features
         As :func:`~cpfeatures.profile.profile_plates` (``features_from`` may be the kept-list file).
     keep_stages : bool
-        With one source: also write its aggregated, annotated (with a plate map) and
-        normalized (unless ``method="none"``) tables as ``<stem>_<stage><suffix>``.
+        Also write the source's aggregated, annotated (with a plate map) and normalized
+        (unless ``method="none"``) tables as ``<stem>_<stage><suffix>``; one source only
+        (several are refused).
+    skip_damaged : bool
+        Leave a store's damaged sites out, with a warning each, instead of refusing it.
 
     Returns
     -------
@@ -76,13 +80,18 @@ def write_plate_profiles(sources, output: str | os.PathLike, *, platemaps=None, 
     if isinstance(platemaps, (str, os.PathLike)) and not Path(platemaps).is_dir():
         read_platemap(platemaps)  # refused before the cells are read
     items = [sources] if isinstance(sources, (str, os.PathLike, pd.DataFrame)) else list(sources)
-    if keep_stages and len(items) == 1:
-        _write_stages(items[0], out, platemaps, external_metadata, external_join_on, operation, method, samples)
+    if keep_stages and len(items) > 1:  # an option that would do nothing is refused, not ignored
+        raise InputError(f"keep_stages writes the stages of one plate; {len(items)} sources were given (profile "
+                         "each store on its own to keep its stages)")
+    if keep_stages:
+        _write_stages(items[0], out, platemaps, external_metadata, external_join_on, operation, method, samples,
+                      skip_damaged)
     result = profile_plates(items, platemaps=platemaps, external_metadata=external_metadata,
                             external_join_on=external_join_on, operation=operation, method=method, samples=samples,
                             select_level=select_level, corr_threshold=corr_threshold, features_from=features_from,
                             feature_selection=feature_selection, features=features, spherize=spherize,
-                            spherize_by=spherize_by, consensus=consensus, consensus_by=consensus_by)
+                            spherize_by=spherize_by, consensus=consensus, consensus_by=consensus_by,
+                            skip_damaged=skip_damaged)
     write_profiles(result.profiles, out)
     stem = out.name.split(".")[0]
     features_file = out.with_name(f"{stem}_features.txt")
@@ -95,10 +104,11 @@ def write_plate_profiles(sources, output: str | os.PathLike, *, platemaps=None, 
 
 
 def _write_stages(source, out: Path, platemap, external_metadata, external_join_on, operation, method,
-                  samples) -> None:
+                  samples, skip_damaged: bool = False) -> None:
     """``keep_stages`` for one source: its aggregated, annotated and normalized tables beside ``out``."""
     unaggregated = operation is None or str(operation).lower() == "none"
-    table = load_profiles(source) if unaggregated else aggregate(source, operation=operation)
+    table = load_profiles(source) if unaggregated else aggregate(source, operation=operation,
+                                                                  skip_damaged=skip_damaged)
     stem = out.name.split(".")[0]
     stages = [] if unaggregated else [("aggregated", table)]
     if platemap is not None:

@@ -455,7 +455,8 @@ def _text(node) -> np.ndarray:
     return np.asarray(node.asstr()[...] if hasattr(node, "asstr") else node[...], dtype=object)
 
 
-def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", obs_names: str = "number") -> str:
+def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", obs_names: str = "number",
+                   skip_damaged: bool = False) -> str:
     """Write a store's single cells as one AnnData file, a site at a time (memory: a read batch of sites).
 
     Parameters
@@ -470,6 +471,9 @@ def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", o
         writers name rows: pycytominer's ``load_profiles`` reads only such names); ``"id"``: the
         cell's id ``<plate>_<well>_<site>_<object>`` (cp2adata's obs names). The id is in the obs
         column ``Metadata_ObjectID`` either way.
+
+    skip_damaged : bool
+        Leave damaged sites out, with a warning each, instead of refusing the store.
 
     Returns
     -------
@@ -491,7 +495,7 @@ def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", o
     check_names(names)
     if obs_names not in OBS_NAMES:
         raise InputError(f"unknown obs names {obs_names!r} ({' or '.join(OBS_NAMES)})")
-    st = open_store(store)
+    st = open_store(store, skip_damaged=skip_damaged)
     keys = st.completed_sites()
     if not keys:
         from ._layout import StoreError

@@ -33,7 +33,8 @@ _OBJECT_META = [*META, "Metadata_ObjectNumber"]
 
 
 def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: str = "parquet",
-           single_cells: bool = True, tables: list[str] | None = None, names: str = "cytotable") -> list[str]:
+           single_cells: bool = True, tables: list[str] | None = None, names: str = "cytotable",
+           skip_damaged: bool = False) -> list[str]:
     """Write the store's tables as Parquet or CSV files for pycytominer and friends.
 
     Parameters
@@ -57,6 +58,9 @@ def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: 
         and the compartments in CytoTable's order (Cytoplasm, Cells, Nuclei). ``Metadata_Plate``,
         ``Metadata_Well`` and (object tables) ``Metadata_Site`` are kept. ``"cpfeatures"``: the
         store's names, as exported before (SingleCells: Cells, Cytoplasm, Nuclei).
+    skip_damaged : bool
+        Leave damaged sites out, with a warning each, instead of refusing the store
+        (:class:`~cpfeatures.store.DamagedStoreError`).
 
     Returns
     -------
@@ -77,7 +81,7 @@ def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: 
     if fmt not in FORMATS:
         raise StoreError(f"unknown export format {fmt!r} ({' or '.join(FORMATS)})")
     check_names(names)
-    st = open_store(store)
+    st = open_store(store, skip_damaged=skip_damaged)
     os.makedirs(out_dir, exist_ok=True)
     keys = st.completed_sites()
     wanted = list(tables) if tables else ["Image", *OBJECT_TABLES]

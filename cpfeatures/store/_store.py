@@ -284,16 +284,17 @@ class Store:
         return out
 
     # -- sites -----------------------------------------------------------------------------
-    def completed_sites(self) -> list[str]:
+    def completed_sites(self, check: bool = True) -> list[str]:
         """Keys of the sites written completely, in plate order (well, then field number).
 
         Their attributes are kept (:meth:`site_attrs`), so readers that follow pay
-        no second metadata read.
+        no second metadata read. A site whose metadata cannot be read is not complete: a
+        store opened for reading refuses it by name (:class:`DamagedStoreError`; or leaves it
+        out with a warning, ``skip_damaged``) unless ``check`` is False; a writer rewrites it.
         """
         unreadable: list[str] = []
         self._attrs = completed_attrs(self.root, unreadable)
-        self._unreadable = unreadable
-        if unreadable and self.mode == "r":  # a reader never passes over a site it cannot read
+        if unreadable and check and self.mode == "r":  # a reader never passes over a site it cannot read
             for key in unreadable:
                 self._damaged(key, "its metadata is unreadable")
         return sorted(self._attrs, key=site_order)
@@ -587,7 +588,9 @@ class Store:
         for key in self.completed_sites():
             by_well.setdefault(parse_site_key(key).well, []).append(key)
         for well in sorted(by_well):
-            yield pd.concat(list(self.iter_single_cells(by_well[well])), ignore_index=True)
+            frames = list(self.iter_single_cells(by_well[well]))
+            if frames:  # a well whose sites were all left out as damaged has no rows
+                yield pd.concat(frames, ignore_index=True)
 
     # -- consolidated metadata ---------------------------------------------------------------
     def consolidate(self) -> None:
@@ -836,9 +839,12 @@ def _refuse_foreign_folder(url: str) -> None:
             raise StoreError("folder exists and is not a cpfeatures store; choose a new output path", path)
 
 
-def open_store(store: "str | os.PathLike | Store", mode: str = "r") -> Store:
-    """A :class:`Store` from a path/URL (or the store itself)."""
-    return store if isinstance(store, Store) else Store(store, mode=mode)
+def open_store(store: "str | os.PathLike | Store", mode: str = "r", skip_damaged: bool = False) -> Store:
+    """A :class:`Store` from a path/URL (or the store itself; ``skip_damaged`` then also applies to it)."""
+    if isinstance(store, Store):
+        store.skip_damaged = store.skip_damaged or skip_damaged
+        return store
+    return Store(store, mode=mode, skip_damaged=skip_damaged)
 
 
 def read_table(store: "str | os.PathLike | Store", name: str, sites=None, wells=None, columns=None) -> pd.DataFrame:

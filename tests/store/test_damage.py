@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import zarr
 
@@ -144,3 +145,23 @@ def test_zarr_alone_would_have_read_zeros(copy):
     _chunks(copy / "sites" / "L09_f5" / "Cells")[0].unlink()
     values = zarr.open_group(str(copy), mode="r", use_consolidated=False)["sites"]["L09_f5"]["Cells"][:]
     assert np.all(values == 0)
+
+
+def test_the_commands_refuse_a_damaged_store_with_exit_1_or_skip_it(copy, tmp_path):
+    import subprocess
+    import sys
+
+    cli = [sys.executable, "-m", "cpfeatures.cli"]
+    _chunks(copy / "sites" / "L09_f5" / "Cells")[0].unlink()
+    for args in (["export", str(copy), "-o", str(tmp_path / "t")],
+                 ["export", str(copy), "--format", "anndata", "-o", str(tmp_path / "c.h5ad")],
+                 ["profile", str(copy), "-o", str(tmp_path / "p.parquet")],
+                 ["report", str(copy), "-o", str(tmp_path / "r.html"), "--overlays", "0"]):
+        done = subprocess.run(cli + args, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "site L09_f5 is damaged" in done.stderr
+        done = subprocess.run(cli + args + ["--skip-damaged"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, (args, done.stderr)
+        assert "warning: " in done.stderr and "site L09_f5 is damaged" in done.stderr and "left out" in done.stderr
+    cells = pd.read_parquet(tmp_path / "t" / "Cells.parquet")
+    assert set(cells["Metadata_Well"]) == {"D08", "D14", "G21"}  # L09 left out, not rows of zeros
