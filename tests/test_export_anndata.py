@@ -5,7 +5,7 @@ pandas < 3, the older ones refuse zarr-python 3), so the files are read here by 
 independent reader of the on-disk specification (anndata docs, "On-disk format"), written
 from the spec and not from the writer; ``test_anndata_and_pycytominer_read_it`` runs anndata
 and pycytominer themselves when ``CPFEATURES_ANNDATA_PYTHON`` names an interpreter that has
-them (see the README), and is skipped otherwise.
+them (see docs/store.md), and is skipped otherwise.
 """
 
 from __future__ import annotations

@@ -12,9 +12,10 @@ anndata itself is not needed (its releases that read Zarr 3 pin pandas below 3).
 appended as they come (a site at a time); every array grows along its rows, so memory is one
 chunk of rows (~8 MB of X) plus what the caller hands over.
 
-Single cells follow the scverse community's CellProfiler -> AnnData object (``cp2adata``, see the
-README): one row per cell with the compartments side by side, ``obs_names``
-``<plate>_<well>_<site>_<object>``, ``var_names`` the feature names verbatim and ``var`` columns
+Single cells follow the scverse community's CellProfiler -> AnnData object (``cp2adata``, see
+``docs/store.md``): one row per cell with the compartments side by side, ``obs_names`` 0, 1, ...
+(pycytominer reads these) or ``<plate>_<well>_<site>_<object>`` (``obs_names="id"``; in ``obs``
+column ``Metadata_ObjectID`` either way), ``var_names`` the feature names verbatim and ``var`` columns
 ``compartment``, ``family``, ``measurement``, ``channel``, ``channel_2`` (the second image of a
 correlation) and ``parameter`` parsed from them.
 """

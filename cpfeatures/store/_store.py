@@ -43,7 +43,7 @@ def _table_chunks(name: str, data: np.ndarray):
 
 
 class Store:
-    """A cpfeatures single-cell store (see the module docstring for the layout).
+    """A cpfeatures single-cell store (its layout: ``docs/store.md``).
 
     Parameters
     ----------
