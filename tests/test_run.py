@@ -157,3 +157,18 @@ def test_empty_sites_fail_unless_kept(make_plate, tmp_path):
     summary = run_plate(plate, tmp_path / "keep.zarr", kept, workers=1, progress=False)
     assert summary.ok and summary.done == ["B03_f1"]
     assert read_table(tmp_path / "keep.zarr", "image")["Count_Nuclei"].tolist() == [0.0]
+
+
+def test_a_resume_shows_the_store_and_keeps_the_measuring_runs_clock(bundled_plate_dir, bundled_run, tmp_path):
+    """A rerun with nothing left to do says what the store holds, and does not overwrite the recorded
+    phase times of the run that measured the sites (the report prints them)."""
+    out = tmp_path / "resumed.zarr"
+    shutil.copytree(bundled_run, out)
+    before = Store(out).info["phase_seconds"]
+    cells = len(read_table(out, "cells"))
+    done = subprocess.run(CLI + ["run", str(bundled_plate_dir), "-o", str(out), "--workers", "1", "--no-progress"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "0 sites done, 4 already in the store" in done.stdout
+    assert f"store: 4 sites, {cells} cells" in done.stdout
+    assert Store(out).info["phase_seconds"] == before and before["sites_done"] == 4

@@ -96,16 +96,19 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
                         plate=plate_name, illum=illum, crops=crops)
     done, skipped, failed = len(summary.done), len(summary.skipped), len(summary.failed)
     rate = done / summary.seconds * 60 if summary.seconds and done else 0.0
-    code = 3 if summary.storage_error else 130 if summary.interrupted else 1 if failed else 0
+    code = 3 if summary.storage_error or summary.stopped else 130 if summary.interrupted else 1 if failed else 0
     result = {"command": "run", "plate": summary.plate_id, "store": summary.store, "sites": summary.n_sites,
               "done": done, "already_in_store": skipped, "failed": failed, "cells": summary.n_objects,
               "seconds": round(summary.seconds, 1), "sites_per_minute": round(rate, 1),
               "illumination_seconds": round(summary.illum_seconds, 1),
               "images_left_out_of_illumination": len(summary.illum_excluded), "damaged_rewritten": summary.damaged,
               "failures": summary.failed[["site", "file", "message"]].to_dict("records") if failed else [],
-              "error": summary.storage_error, "interrupted": summary.interrupted, "exit_code": code}
+              "error": summary.storage_error or summary.stopped, "interrupted": summary.interrupted,
+              "store_sites": summary.store_sites, "store_cells": summary.store_cells, "exit_code": code}
     lines = [f"plate {summary.plate_id}: {done} sites done, {skipped} already in the store, {failed} failed; "
              f"{summary.n_objects} cells; {summary.seconds:.1f} s ({rate:.1f} sites/min) -> {summary.store}"]
+    if skipped:  # a resume: what the store holds, not only what this run added
+        lines.append(f"store: {summary.store_sites} sites, {summary.store_cells} cells")
     if crops is not None:
         result["crops"] = crops.path
         lines.append(f"crops -> {crops.path}")
@@ -119,6 +122,8 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
     if summary.storage_error:
         errors.append(f"error: {summary.storage_error}; {done} site(s) committed by this run, the rest not "
                       "written: fix the cause and run the same command again to resume")
+    if summary.stopped:
+        errors.append(f"error: {summary.stopped}")
     if summary.interrupted:
         errors.append("interrupted: the sites in flight were abandoned (uncommitted); run the same command again "
                       "to resume")
@@ -143,7 +148,7 @@ def _run_batch(plates, out, config, workers, threads_per_worker, scheduler, sche
                        wells=_split(wells), sites=_split(sites), save_labels=save_labels, verify=verify_first,
                        log_file=log_file, illum=illum, on_plate=None if as_json else said)
     runs = batch.runs
-    code = 3 if any(r.storage_error for r in runs) else 130 if any(r.interrupted for r in runs) else \
+    code = 3 if any(r.storage_error or r.stopped for r in runs) else 130 if any(r.interrupted for r in runs) else \
         2 if batch.refused else 1 if any(len(r.failed) for r in runs) else 0
     result = {"command": "run", "plates": [r.plate_id for r in runs], "stores": [r.store for r in runs],
               "refused": [{"source": s, "error": m} for s, m in batch.refused],

@@ -13,7 +13,21 @@ import warnings
 
 from ..errors import CpfeaturesError
 
-__all__ = ["TaskWindow", "cluster_client", "compile_in_workers", "worker_death_message"]
+__all__ = ["TaskWindow", "WorkersLostError", "cluster_client", "compile_in_workers", "worker_death_message"]
+
+
+class WorkersLostError(CpfeaturesError):
+    """A local cluster lost every worker for good: the run stops early, what it finished is kept.
+
+    ``unfinished`` lists the indices of the tasks that were in flight. Not bad input: a rerun
+    resumes (the run's exit status is 3, as for a store that cannot be written).
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, unfinished: list[int] = ()):
+        super().__init__(message)
+        self.unfinished = list(unfinished)
 
 
 class TaskWindow:
@@ -91,11 +105,13 @@ class TaskWindow:
                               f"{self.name} task(s) are waiting for one", RuntimeWarning, stacklevel=2)
             return
         if getattr(self.client, "cluster", None) is not None and now - self.no_workers_since > _NO_WORKERS_S:
+            unfinished = sorted(i for i, _ in self.futures.values())
             self.cancel()
-            raise CpfeaturesError(
+            raise WorkersLostError(
                 f"every worker of the local cluster has stopped and none came back for {_NO_WORKERS_S:g} s "
-                f"({len(self.futures)} {self.name} task(s) unfinished; finished sites are kept in the store, "
-                "run again to resume). The worker log above says why, e.g. a function it could not import.")
+                f"({len(unfinished)} {self.name} task(s) unfinished; finished sites are kept in the store, "
+                "run again to resume). The worker log above says why (killed, out of memory, a function it "
+                "could not import)", unfinished=unfinished)
 
 
 # how often a waiting run looks at its workers, and how long a local cluster may have none

@@ -37,7 +37,7 @@ from ..errors import CpfeaturesError, InputError
 from ..settings import defaults, table
 from ..io import Site, parse_site_key, read_illum_files, read_image, read_plate, site_key
 from ..store import Store, StoreLock, StoreWriteError, checksum
-from ._cluster import TaskWindow, cluster_client, compile_in_workers, worker_death_message
+from ._cluster import TaskWindow, WorkersLostError, cluster_client, compile_in_workers, worker_death_message
 from .illumination import compute_illumination, record_excluded
 from .progress import progress as open_progress
 from .site import SiteTask, run_site
@@ -73,6 +73,11 @@ class RunSummary:
         The run was stopped by Ctrl-C (or SIGTERM); a rerun resumes.
     damaged : list of str
         Damaged sites found by ``verify=True`` and written again.
+    store_sites, store_cells : int
+        What the store holds after the run (with the sites of earlier runs): committed sites and cells.
+    stopped : str or None
+        Set when the run stopped early for another cause than the store (every worker of a local
+        cluster lost): the sites in flight are recorded as failed, a rerun resumes.
     illum_redone : list of str
         Images that were left out of the stored illumination functions and can be read now: the
         functions and every site were computed again.
@@ -92,6 +97,9 @@ class RunSummary:
     interrupted: bool = False
     damaged: list[str] = field(default_factory=list)
     illum_redone: list[str] = field(default_factory=list)
+    stopped: str | None = None
+    store_sites: int = 0
+    store_cells: int = 0
 
     @property
     def ok(self) -> bool:
@@ -101,7 +109,7 @@ class RunSummary:
     @property
     def complete(self) -> bool:
         """The run went through every site (none left for a rerun because of a fault or an interrupt)."""
-        return self.storage_error is None and not self.interrupted
+        return self.storage_error is None and self.stopped is None and not self.interrupted
 
 
 @dataclass
@@ -229,6 +237,10 @@ def run_plate(plate_path, out, config: dict | str | None = None, options: RunOpt
         errors = pd.DataFrame(columns=["site", "message"])
     wanted_keys = {site_key(*s) for s in wanted}
     summary.failed = errors[errors["site"].isin(wanted_keys)].reset_index(drop=True)
+    with contextlib.suppress(Exception):  # the totals are a courtesy: never hide the summary
+        committed = store.completed_sites(check=False)
+        summary.store_sites = len(committed)
+        summary.store_cells = sum(int(store.site_attrs(k).get("counts", {}).get("Cells", 0)) for k in committed)
     summary.seconds = time.perf_counter() - t_start
     return summary
 
@@ -289,8 +301,9 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
         finally:  # also for an interrupted run: the report shows what this run spent, compilation apart
             phases["sites"] = time.perf_counter() - t0
             phases["sites_done"] = len(summary.done)
-            with contextlib.suppress(StoreWriteError):
-                store.record_info(phase_seconds=phases)
+            if summary.done or "illumination" in phases:  # a resume with nothing to do keeps the clock of
+                with contextlib.suppress(StoreWriteError):  # the run that measured (the report shows it)
+                    store.record_info(phase_seconds=phases)
     if not summary.storage_error:  # consolidated metadata for other tools (xarray); cpfeatures never reads it
         store.consolidate()
 
@@ -405,6 +418,11 @@ def _sites_phase(client, plate, store: Store, cfg: dict, roles: list[str], todo:
             if lock.lost:
                 window.stop()
                 summary.storage_error = "another run took over this store's lock; this run stopped"
+    except WorkersLostError as exc:  # the plate stops here: the sites in flight are recorded, a rerun resumes
+        for i in exc.unfinished:
+            s = runnable[i]
+            store.record_error(s.well, s.field, _Died(exc, str(exc)), phase="worker")
+        summary.stopped = str(exc)
     except BaseException:  # Ctrl-C or a fault of the client: abandon what is in flight (uncommitted)
         window.cancel()
         raise
@@ -413,8 +431,8 @@ def _sites_phase(client, plate, store: Store, cfg: dict, roles: list[str], todo:
 class _Died(Exception):
     """A site whose worker process died every time it was tried."""
 
-    def __init__(self, exc: BaseException):
-        super().__init__(worker_death_message(exc))
+    def __init__(self, exc: BaseException, message: str | None = None):
+        super().__init__(message or worker_death_message(exc))
         self.path = None
 
 
