@@ -172,3 +172,21 @@ def test_a_resume_shows_the_store_and_keeps_the_measuring_runs_clock(bundled_pla
     assert "0 sites done, 4 already in the store" in done.stdout
     assert f"store: 4 sites, {cells} cells" in done.stdout
     assert Store(out).info["phase_seconds"] == before and before["sites_done"] == 4
+
+
+def test_a_run_prints_only_its_own_lines(bundled_plate_dir, tmp_path):
+    """No dask noise on stderr without --verbose: not the dashboard's "port 8787 is already in use" (the
+    port is taken here on purpose), not the nanny's shutdown warnings."""
+    holder = socket.socket()
+    try:
+        holder.bind(("0.0.0.0", 8787))
+        holder.listen(1)
+    except OSError:  # something holds it already: the condition the test needs
+        pass
+    try:
+        done = subprocess.run(CLI + ["run", str(bundled_plate_dir), "-o", str(tmp_path / "quiet.zarr"), "--workers",
+                                     "2", "--no-progress"], capture_output=True, text=True, timeout=600)
+    finally:
+        holder.close()
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout.startswith("plate CPJUMP1_EXAMPLE: 4 sites done"), done.stderr

@@ -9,8 +9,8 @@ import click
 
 from ._friendly import friendly
 
-__all__ = ["friendly", "_show_warnings", "_PLATE", "_JSON", "_LOG", "_SKIP_DAMAGED", "_crop_options",
-           "_crop_settings", "_finish", "_split"]
+__all__ = ["friendly", "_show_warnings", "_PLATE", "_JSON", "_LOG", "_SKIP_DAMAGED", "_VERBOSE", "_crop_options",
+           "_crop_settings", "_finish", "_split", "quiet_cluster"]
 
 
 def _show_warnings(message, category, filename, lineno, file=None, line=None):
@@ -26,6 +26,32 @@ _JSON = click.option("--json", "as_json", is_flag=True, help="Print the final su
 _SKIP_DAMAGED = click.option("--skip-damaged", is_flag=True,
                              help="Leave damaged sites of the store out (a warning names each) instead of stopping "
                                   "at the first with exit 1; `cpfeatures verify` lists them.")
+
+_VERBOSE = click.option("--verbose", is_flag=True,
+                        help="Also show dask's own log lines (worker restarts, connections closed at shutdown); "
+                             "without it, only cpfeatures' lines.")
+
+
+def quiet_cluster(verbose: bool) -> None:
+    """Without ``--verbose``, a run's stderr holds cpfeatures' lines only.
+
+    dask.distributed logs every worker restart, closed connection and slow shutdown, in this
+    process and in each worker process, and multiprocessing's resource tracker reports the
+    semaphores of killed workers: what happened to a site is already in cpfeatures' own lines
+    and the store's error table. The settings go through the environment, which the worker
+    processes inherit.
+    """
+    import logging
+    import os
+
+    if verbose:
+        return
+    os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
+    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
+                                                          "ignore:resource_tracker:UserWarning"]))
+    for name in ("distributed", "tornado"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
 
 _LOG = click.option("--log-file", type=click.Path(dir_okay=False), default=None,
                     help="Append the progress lines and the final summary to this file.")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import click
 
-from ._common import _JSON, _LOG, _PLATE, _crop_options, _crop_settings, _finish, _split, friendly
+from ._common import (_JSON, _LOG, _PLATE, _VERBOSE, _crop_options, _crop_settings, _finish, _split, friendly,
+                      quiet_cluster)
 
 __all__ = ["run", "crops"]
 
@@ -44,12 +45,13 @@ def _as_interrupt(signum, frame):  # SIGTERM (a batch scheduler stopping the job
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
               show_default=True, help="A live bar on a terminal, plain lines on stderr otherwise (batch jobs).")
 @click.option("--no-progress", is_flag=True, help="Same as --progress none.")
+@_VERBOSE
 @_LOG
 @_JSON
 @friendly
 def run(plates, out, plate_name, illum, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
         save_labels, save_crops, crop_size, crop_mode, crop_border, crop_masks, crop_channels, crops_output,
-        verify_first, progress_mode, no_progress, log_file, as_json):
+        verify_first, progress_mode, no_progress, verbose, log_file, as_json):
     """Segment and measure every site of PLATE into the store OUT (resumable).
 
     PLATE is a Harmony plate folder (or its index file), an ImageXpress or
@@ -80,6 +82,7 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
     from ..run import batch_plates, run_plate
 
     signal.signal(signal.SIGTERM, _as_interrupt)
+    quiet_cluster(verbose)
     crops = _crop_settings(crop_size, crop_mode, crop_border, crop_masks, crop_channels, crops_output) \
         if save_crops else None
     if len(plates) > 1 or (plate_name is None and len(batch_plates(plates)) > 1):
@@ -174,10 +177,11 @@ def _run_batch(plates, out, config, workers, threads_per_worker, scheduler, sche
 @click.option("--sites", default=None, help="Comma-separated sites, e.g. D08_f5.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
               show_default=True)
+@_VERBOSE
 @_JSON
 @friendly
 def crops(store, plate, crops_output, crop_size, crop_mode, crop_border, crop_masks, crop_channels, workers,
-          scheduler, wells, sites, progress_mode, as_json):
+          scheduler, wells, sites, progress_mode, verbose, as_json):
     """Write single-cell crops of a finished run's STORE from its PLATE's images (resumable).
 
     Each committed site's images are corrected with the store's illumination functions; its
@@ -188,6 +192,7 @@ def crops(store, plate, crops_output, crop_size, crop_mode, crop_border, crop_ma
     """
     from ..crops import crops_from_store
 
+    quiet_cluster(verbose)
     settings = _crop_settings(crop_size, crop_mode, crop_border, crop_masks, crop_channels, None)
     summary = crops_from_store(store, plate, crops_output, settings=settings, workers=workers, scheduler=scheduler,
                                sites=_split(sites), wells=_split(wells), progress=progress_mode)

@@ -110,8 +110,8 @@ class TaskWindow:
             raise WorkersLostError(
                 f"every worker of the local cluster has stopped and none came back for {_NO_WORKERS_S:g} s "
                 f"({len(unfinished)} {self.name} task(s) unfinished; finished sites are kept in the store, "
-                "run again to resume). The worker log above says why (killed, out of memory, a function it "
-                "could not import)", unfinished=unfinished)
+                "run again to resume). The workers' log says why (killed, out of memory, a function it could "
+                "not import; `--verbose` shows it)", unfinished=unfinished)
 
 
 # how often a waiting run looks at its workers, and how long a local cluster may have none
@@ -178,7 +178,9 @@ def cluster_client(scheduler: str | None, workers: int | None, threads_per_worke
     # a site whose worker dies (SIGKILL, out of memory) is tried again on another worker this many times
     with dask.config.set({"distributed.scheduler.allowed-failures": int(worker_retries)}):
         cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker or 1, processes=True,
-                               dashboard_address=None, memory_limit=memory_limit or "auto")
+                               # the scheduler's HTTP server on a free loopback port: never "port 8787 is in
+                               # use" on a second run, never reachable from other machines
+                               dashboard_address="127.0.0.1:0", memory_limit=memory_limit or "auto")
     client = Client(cluster)
     try:
         client.register_plugin(_ignore_interrupt_plugin())
