@@ -243,7 +243,8 @@ def test_unreachable_scheduler_is_one_line(bundled_plate_dir, tmp_path):
     assert len(lines) == 1 and f"tcp://127.0.0.1:{port}" in lines[0] and "within 3 s" in lines[0], proc.stderr
 
 
-def test_progress_lines_without_a_terminal_json_and_log(bundled_plate_dir, tmp_path):
+def test_progress_lines_without_a_terminal_json_and_log(bundled_plate_dir, bundled_run, tmp_path):
+    """(``bundled_run`` first: the kernels are compiled and cached before this run is timed.)"""
     import time
 
     out, log = tmp_path / "batch.zarr", tmp_path / "run.log"
@@ -268,25 +269,44 @@ def test_progress_lines_without_a_terminal_json_and_log(bundled_plate_dir, tmp_p
 
 
 def test_ctrl_c_exits_130_and_the_run_resumes(bundled_plate_dir, bundled_run, tmp_path):
+    """Ctrl-C while a site is in flight. The run waits for states, not for time: one site's DNA image is a
+    named pipe nobody writes, so its worker blocks until the run is interrupted (the illumination
+    functions are the finished run's, given with --illum, so no phase reads the pipe before the sites)."""
     import os
+    import shutil
     import signal
     import time
 
+    import numpy as np
     import pandas as pd
 
     from cpfeatures.store import Store, read_table
 
+    plate = tmp_path / "plate"
+    shutil.copytree(bundled_plate_dir, plate)
+    blocked = next((plate / "Images").glob("r07c21f05p01-ch5*.tiff"))  # G21's DNA
+    real = blocked.read_bytes()
+    blocked.unlink()
+    os.mkfifo(blocked)
+    illum = tmp_path / "illum"
+    illum.mkdir()
+    for role, function in Store(bundled_run).read_illum().items():
+        np.save(illum / f"CPJUMP1_EXAMPLE_Illum{role}.npy", function)
     out = tmp_path / "interrupted.zarr"
-    cmd = CLI + ["run", str(bundled_plate_dir), "-o", str(out), "--workers", "1", "--progress", "none"]
+    cmd = CLI + ["run", str(plate), "-o", str(out), "--workers", "1", "--progress", "none", "--illum", str(illum)]
     proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline and not ((out / "sites").exists() and Store(out).completed_sites()):
-        time.sleep(0.2)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (
+            (out / "sites").exists() and Store(out).completed_sites(check=False)):
+        time.sleep(0.2)  # sites are committed (in plate order: D08 first); G21 waits on its pipe for good
+    assert proc.poll() is None, proc.communicate()
     os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the whole process group
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr and "run the same command again" in stderr and "Traceback" not in stderr
     assert not (out / "lock").exists()
+    blocked.unlink()
+    blocked.write_bytes(real)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     for table in ("cells", "nuclei"):
