@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ._frames import infer_features, load_profiles
+from ._frames import feature_array, infer_features, load_profiles
 
 __all__ = ["aggregate"]
 
@@ -41,7 +41,8 @@ def _group(frame: pd.DataFrame, strata: list[str], features: list[str], operatio
     if missing:
         raise InputError(f"strata column(s) {missing} not in the single-cell table")
     # one float block: a frame of thousands of separately built columns makes pandas warn and crawl
-    values = pd.DataFrame(frame[features].to_numpy(dtype=float), columns=features, index=frame.index)
+    # ("None" or pd.NA read as missing, a value that is not a number refused naming its column)
+    values = pd.DataFrame(feature_array(frame, features, order="F"), columns=features, index=frame.index)
     keys = [frame[s] for s in strata]
     grouped = values.groupby(keys, dropna=False, sort=True)
     medians = grouped.median() if operation == "median" else grouped.mean()
@@ -93,6 +94,9 @@ def aggregate(data, strata: Iterable[str] = ("Metadata_Plate", "Metadata_Well"),
     -----
     Equal to ``pycytominer.aggregate(..., compute_object_count=True)``: NaN values
     are skipped per feature, a stratum whose feature is NaN in every cell gets NaN.
+    A feature value that is not a number (``#DIV/0!``) is an :class:`~cpfeatures.errors.InputError`
+    naming the column and the value (pycytominer refuses it too); ``"None"``, ``"nan"`` and
+    ``pd.NA`` are missing values, as pycytominer's ``normalize`` reads them.
     From a store, the inferred features leave out the object ids (``Cells_Parent_Nuclei``,
     ``*_Number_Object_Number``, ``*_Children_*_Count``), as pycytominer does on the
     exported tables, where they are named ``Metadata_`` (CytoTable's convention).

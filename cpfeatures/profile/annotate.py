@@ -56,6 +56,24 @@ def _well_key(frame: pd.DataFrame, column: str, what: str) -> pd.Series:
     return key
 
 
+def _listed(values, n: int = 6) -> str:
+    values = sorted(set(map(str, values)))
+    return ", ".join(values[:n]) + (f" ... ({len(values)})" if len(values) > n else "")
+
+
+def _matches_none(prof: pd.DataFrame, pm: pd.DataFrame, keys: list[str], platemap: pd.DataFrame) -> str:
+    """Why no profile found its well in the plate map, in one line naming the plate(s) and the file."""
+    plates = _listed(prof["Metadata_Plate"]) if "Metadata_Plate" in prof.columns else None
+    source = _source(platemap)
+    wells = prof["_well_key"].nunique()
+    text = (f"{'plate ' + plates + ': ' if plates else ''}the plate map{' ' + str(source) if source else ''} "
+            f"matches none of its {wells} well(s) (wells {_listed(prof['_well_key'])}; plate map wells "
+            f"{_listed(pm['_well_key'])}")
+    if "Metadata_Plate" in keys:
+        text += f"; matched on Metadata_Plate too, which the plate map gives as {_listed(pm['Metadata_Plate'])}"
+    return text + ")"
+
+
 def read_platemap(platemap, join_on: str | None = None) -> pd.DataFrame:
     """A plate map, read and checked: ``Metadata_`` prefixes added, a well column of well names.
 
@@ -108,6 +126,13 @@ def annotate(profiles, platemap, join_on: str | None = None, external_metadata=N
     pandas.DataFrame
         Metadata columns first, then the features. Profiles whose well is not
         in the plate map are dropped with a warning (an inner join, as pycytominer).
+
+    Raises
+    ------
+    InputError
+        The plate map has no well column, lists a well twice, or matches none of the profiles'
+        wells (pycytominer returns an empty table there): the message names the plate, the plate
+        map's file and both sets of wells.
     """
     profiles = load_profiles(profiles)
     platemap = read_platemap(platemap, join_on)
@@ -126,6 +151,8 @@ def annotate(profiles, platemap, join_on: str | None = None, external_metadata=N
     pm = pm.drop(columns=shared)
     prof = profiles.assign(_well_key=_well_key(profiles, right, "profiles"))
     out = prof.merge(pm, on=keys, how="inner", validate="many_to_one")
+    if out.empty and len(prof):
+        raise InputError(_matches_none(prof, pm, keys, platemap))
     if len(out) < len(prof):
         lost = sorted(set(prof["_well_key"]) - set(out["_well_key"]))
         warnings.warn(f"{len(prof) - len(out)} profile(s) in wells absent from the platemap were dropped: "

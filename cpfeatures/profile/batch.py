@@ -10,13 +10,16 @@ reduced to one consensus signature per perturbation (``consensus``).
 
 Plate maps come as the JUMP layout (:func:`read_jump_platemaps`: ``barcode_platemap.csv``
 with ``Assay_Plate_Barcode, Plate_Map_Name``, ``platemap/<Plate_Map_Name>.txt`` and the
-``external_metadata/<name>_metadata.tsv`` beside them) or as one flat table (with a
-``Metadata_Plate`` column when plates differ).
+``external_metadata/<name>_metadata.tsv`` beside them), as a dict plate -> plate map, or as
+one flat table (with a ``Metadata_Plate`` column when plates differ). One flat table for
+several plates without such a column, or for a plate it does not list, is used as their
+common layout, with a warning naming them.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,11 +27,11 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from ._frames import feature_array, infer_features, load_profiles, metadata_columns
+from ._frames import UnknownColumnError, feature_array, infer_features, load_profiles, metadata_columns
 from .aggregate import aggregate
 from .annotate import annotate, read_platemap
 from .consensus import consensus as consensus_profiles
-from .feature_select import CPJUMP1_OPERATIONS, select_mask
+from .feature_select import CPJUMP1_OPERATIONS, _check_operations, select_mask
 from .normalize import normalize, normalized_array
 from .spherize import spherize as spherize_profiles
 
@@ -159,10 +162,18 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
     sources : store, table, path, or a list of them (or a folder of stores)
         One plate each: a run's store, or a single-cell / profile table with ``Metadata_Plate``.
     platemaps : path, DataFrame or dict, optional
-        A JUMP plate-map folder (see :func:`read_jump_platemaps`), a dict barcode -> (plate
-        map, external metadata), or one flat plate map for every plate.
+        A JUMP plate-map folder (see :func:`read_jump_platemaps`); a dict plate -> plate map
+        (a file or DataFrame, or a pair (plate map, external metadata)), key ``"*"`` for the
+        plates it does not name; or one flat plate map for every plate. A flat map with a
+        ``Metadata_Plate`` column gives each plate its own rows. Otherwise every plate gets
+        the same map: right when the plates share a layout (CPJUMP1's replicate plates), so
+        a ``UserWarning`` names the plates annotated with one map when there are several of
+        them, or when the map's ``Metadata_Plate`` does not list a plate.
+        Without a plate map the profiles carry only their own metadata (plate, well); a
+        ``samples`` query naming another column is then refused, naming it.
     external_metadata : path, optional
-        With a flat plate map: one perturbation table; with a JUMP folder: its folder or file.
+        With a flat plate map: one perturbation table; with a JUMP folder: its folder or file;
+        with a dict: the table for the plates whose entry has none.
     external_join_on : str, optional
         The column joining plate map and external metadata (default ``broad_sample`` when
         both have it).
@@ -205,7 +216,16 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
     Raises
     ------
     InputError
-        Unknown level, a plate without a plate map, a feature of ``features_from`` missing.
+        Unknown level; a feature-selection setting out of range (before any plate is read); a
+        plate without a plate map, or whose plate map matches none of its wells; a ``samples``
+        query matching no profile of a plate or naming a column the plate's profiles lack
+        (each naming the plate); a feature of ``features_from`` missing.
+
+    Warns
+    -----
+    UserWarning
+        Several plates annotated with one flat plate map that does not tell them apart, or a
+        plate absent from the flat map's ``Metadata_Plate`` column (the plates are named).
     """
     if select_level not in SELECT_LEVELS:
         raise InputError(f"select_level must be one of {SELECT_LEVELS}, got {select_level!r}")
@@ -213,7 +233,10 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
         features_from = read_feature_list(features_from)
     if operation is not None and str(operation).lower() == "none":
         operation = None
+    if features_from is None and feature_selection:  # a bad setting is refused before hours of aggregation
+        _check_operations(operations, 0.05, 0.01, 0.05, corr_threshold)
     maps = _plate_maps(platemaps, external_metadata)
+    one_map: dict[str, list[str]] = {"shared": [], "unlisted": []}  # plates annotated with a common flat map
     # Each plate keeps only its metadata frame and its feature matrix; the batch matrix is then
     # assembled once, column-major, so selection reads it without a copy (a concat of the plates'
     # frames copied the batch twice and took longer than the selection itself).
@@ -226,14 +249,15 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
             raise InputError("profiles without a Metadata_Plate column", _name(source))
         for plate, part in table.groupby("Metadata_Plate", sort=False):
             part = part.reset_index(drop=True)
-            part = _annotate(part, str(plate), maps, external_join_on)
+            part = _annotate(part, str(plate), maps, external_join_on, one_map)
             feats = infer_features(part, features)
-            if str(method).lower() == "spherize":  # its PCA variants name their own columns
-                part = normalize(part, method=method, samples=samples, features=feats)
-                feats = [c for c in part.columns if not str(c).startswith("Metadata_")]
-            x = feature_array(part, feats, order="F")
-            if str(method).lower() not in ("none", "spherize"):  # normalize's array form: no frame is built
-                x = normalized_array(x, part, feats, method, samples)
+            with _annotations_needed(maps):
+                if str(method).lower() == "spherize":  # its PCA variants name their own columns
+                    part = normalize(part, method=method, samples=samples, features=feats)
+                    feats = [c for c in part.columns if not str(c).startswith("Metadata_")]
+                x = feature_array(part, feats, order="F")
+                if str(method).lower() not in ("none", "spherize"):  # normalize's array form: no frame is built
+                    x = normalized_array(x, part, feats, method, samples)
             metas.append(part[metadata_columns(part)])
             arrays.append(x)
             names.append(feats)
@@ -242,6 +266,7 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
             del part
         del table
     plates = pd.DataFrame(rows)
+    _warn_one_map(one_map, maps)
     if plates["Metadata_Plate"].duplicated().any():
         raise InputError(f"plate {plates.loc[plates['Metadata_Plate'].duplicated(), 'Metadata_Plate'].iloc[0]!r} "
                          "comes from two sources")
@@ -264,7 +289,8 @@ def profile_plates(sources, platemaps=None, external_metadata=None, external_joi
         x = x[:, [column[f] for f in kept]]  # column-major still: the frame below shares it
     profiles = pd.concat([meta, pd.DataFrame(x, columns=kept, copy=False)], axis=1)
     if spherize:
-        profiles = spherize_profiles(profiles, method=spherize, samples=samples, by=spherize_by)
+        with _annotations_needed(maps):
+            profiles = spherize_profiles(profiles, method=spherize, samples=samples, by=spherize_by)
     signatures = None
     if consensus:
         signatures = consensus_profiles(profiles, replicate_columns=consensus_by, operation=consensus)
@@ -306,26 +332,47 @@ def _stack(arrays: list, names: list[list[str]], measured: list[str]) -> np.ndar
 
 
 def _plate_maps(platemaps, external_metadata):
+    """``{plate: (plate map, external metadata)}``, ``"*"`` for a map of every plate, or None."""
     if platemaps is None:
         return None
+    ext_all = load_profiles(external_metadata, "external metadata") if external_metadata is not None else None
     if isinstance(platemaps, dict):
-        return platemaps
+        read: dict = {}  # a file shared by several plates is read once
+
+        def _read(table, kind):
+            key = os.fspath(table) if isinstance(table, (str, os.PathLike)) else id(table)
+            if key not in read:
+                read[key] = read_platemap(table) if kind == "platemap" else load_profiles(table, kind)
+            return read[key]
+
+        out = {}
+        for plate, entry in platemaps.items():
+            pm, ext = entry if isinstance(entry, tuple) else (entry, None)
+            out[str(plate)] = (_read(pm, "platemap"),
+                               ext_all if ext is None else _read(ext, "external metadata"))
+        return out
     if isinstance(platemaps, (str, os.PathLike)) and Path(platemaps).is_dir():
         return read_jump_platemaps(platemaps, external_metadata)
-    flat = read_platemap(platemaps)
-    ext = load_profiles(external_metadata, "external metadata") if external_metadata is not None else None
-    return {"*": (flat, ext)}
+    return {"*": (read_platemap(platemaps), ext_all)}
 
 
-def _annotate(part: pd.DataFrame, plate: str, maps, join_on) -> pd.DataFrame:
+def _annotate(part: pd.DataFrame, plate: str, maps, join_on, one_map: dict | None = None) -> pd.DataFrame:
+    """``part`` (one plate's profiles) annotated with its plate map; plates given a common flat map are
+    added to ``one_map["shared"]`` (no ``Metadata_Plate`` column) or ``one_map["unlisted"]`` (not in it)."""
     if maps is None:
         return part
     entry = maps.get(plate, maps.get("*"))
     if entry is None:
-        raise InputError(f"plate {plate} has no plate map (barcode_platemap.csv lists {len(maps)} other plates)")
+        raise InputError(f"plate {plate} has no plate map (the plate maps given name {len(maps)} other plate(s): "
+                         f"{', '.join(sorted(map(str, maps))[:5])}{' ...' if len(maps) > 5 else ''})")
     platemap, ext = entry
+    if plate not in maps and one_map is not None:  # the map of every plate
+        listed = "Metadata_Plate" in platemap.columns
+        one_map["unlisted" if listed else "shared"].append(plate)
     if "Metadata_Plate" in platemap.columns and plate in set(platemap["Metadata_Plate"].astype(str)):
         platemap = platemap[platemap["Metadata_Plate"].astype(str) == plate]
+        if one_map is not None and plate in one_map["unlisted"]:
+            one_map["unlisted"].remove(plate)  # its own rows
     on = join_on
     if ext is not None and on is None:
         on = "broad_sample" if "Metadata_broad_sample" in platemap.columns or "broad_sample" in platemap.columns \
@@ -333,6 +380,42 @@ def _annotate(part: pd.DataFrame, plate: str, maps, join_on) -> pd.DataFrame:
         if on is None:
             raise InputError(f"plate {plate}: say which column joins the plate map and the external metadata")
     return annotate(part, platemap, external_metadata=ext, external_join_on=on if ext is not None else None)
+
+
+def _warn_one_map(one_map: dict, maps) -> None:
+    """Say which plates were annotated with one flat plate map that does not tell them apart."""
+    if maps is None or "*" not in maps:
+        return
+    platemap = maps["*"][0]
+    source = platemap.attrs.get("source")
+    name = f"the plate map {source}" if source else "the one plate map given"
+    advice = ("give each plate its own map (a JUMP plate-map folder, a dict plate -> plate-map file, or a "
+              "Metadata_Plate column) unless they share a layout")
+    shared, unlisted = one_map["shared"], one_map["unlisted"]
+    if len(shared) > 1:
+        warnings.warn(f"plates {', '.join(shared)} were all annotated with {name}, which has no Metadata_Plate "
+                      f"column to tell them apart: {advice}", UserWarning, stacklevel=3)
+    if unlisted:
+        listed = sorted(set(platemap["Metadata_Plate"].astype(str)))
+        warnings.warn(f"plate(s) {', '.join(unlisted)} are not in the Metadata_Plate column of {name} (it lists "
+                      f"{', '.join(listed[:5])}{' ...' if len(listed) > 5 else ''}) and were annotated with all its "
+                      f"rows, as if they shared that layout: {advice}", UserWarning, stacklevel=3)
+
+
+class _annotations_needed:
+    """A ``samples`` query naming a column the profiles lack, when no plate map was given: say so."""
+
+    def __init__(self, maps):
+        self.maps = maps
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, exc, tb):
+        if self.maps is None and isinstance(exc, UnknownColumnError):
+            raise InputError(f"{exc}; no plate map was given (platemaps=, --platemap), so the profiles have no "
+                             f"annotation such as {exc.column}") from None
+        return False
 
 
 def _select(x: np.ndarray, features: list[str], meta: pd.DataFrame, plates: pd.DataFrame, level: str,

@@ -130,15 +130,15 @@ def feature_select(profiles, operations=CPJUMP1_OPERATIONS, features="infer", sa
     samples : str
         ``"all"`` or a pandas query choosing the rows the statistics use.
     freq_cut, unique_cut : float
-        ``frequency_threshold`` cut-offs.
+        ``frequency_threshold`` cut-offs, each in [0, 1].
     corr_threshold : float
-        ``correlation_threshold`` cut-off in (0, 1).
+        ``correlation_threshold`` cut-off in [0, 1].
     na_cutoff : float
-        Largest allowed fraction of NaN rows (``drop_na_columns``).
+        Largest allowed fraction of NaN rows (``drop_na_columns``), in [0, 1].
     min_variance : float
-        ``variance_threshold`` cut-off.
+        ``variance_threshold`` cut-off, >= 0.
     outlier_cutoff : float
-        ``drop_outliers`` cut-off on absolute values.
+        ``drop_outliers`` cut-off on absolute values, >= 0.
     blocklist : list of str or path, optional
         Feature names to drop (a text file: one name per line, a ``blocklist``
         header line allowed); default :func:`default_blocklist`.
@@ -150,9 +150,18 @@ def feature_select(profiles, operations=CPJUMP1_OPERATIONS, features="infer", sa
     -------
     pandas.DataFrame or (DataFrame, dict)
         ``profiles`` without the excluded features (other columns untouched).
+
+    Raises
+    ------
+    InputError
+        An unknown operation; a numeric setting out of its range (pycytominer's: the cuts and
+        thresholds in [0, 1], ``min_variance`` and ``outlier_cutoff`` >= 0) or not a number,
+        whether or not its operation runs; a feature value that is not a number (``"None"``,
+        ``"nan"`` and ``pd.NA`` are missing values); every feature removed.
     """
     profiles = load_profiles(profiles)
-    ops = _check_operations(operations, freq_cut, unique_cut, na_cutoff, corr_threshold)
+    ops = _check_operations(operations, freq_cut, unique_cut, na_cutoff, corr_threshold, min_variance,
+                            outlier_cutoff)
     feats = infer_features(profiles, features, image_features)
     rows = select_rows(profiles, samples)
     x_all = feature_array(rows, feats, order="F")  # column statistics read contiguous columns
@@ -181,7 +190,7 @@ def select_mask(x_all: np.ndarray, feats: list[str], ops, freq_cut: float = 0.05
     excluded : dict
         ``{operation: [dropped features]}``.
     """
-    ops = _check_operations(ops, freq_cut, unique_cut, na_cutoff, corr_threshold)
+    ops = _check_operations(ops, freq_cut, unique_cut, na_cutoff, corr_threshold, min_variance, outlier_cutoff)
     keep = np.ones(len(feats), bool)
     excluded: dict[str, list[str]] = {}
     for op in ops:
@@ -215,16 +224,36 @@ def select_mask(x_all: np.ndarray, feats: list[str], ops, freq_cut: float = 0.05
     return keep, excluded
 
 
-def _check_operations(operations, freq_cut, unique_cut, na_cutoff, corr_threshold) -> list[str]:
+def _check_operations(operations, freq_cut, unique_cut, na_cutoff, corr_threshold, min_variance=1e-6,
+                      outlier_cutoff=500.0) -> list[str]:
     ops = [operations] if isinstance(operations, str) else list(operations)
     unknown = [op for op in ops if op not in OPERATIONS]
     if unknown:
         raise InputError(f"unknown feature_select operation(s) {unknown}; valid: {', '.join(OPERATIONS)}")
-    if not 0 <= freq_cut <= 1 or not 0 <= unique_cut <= 1 or not 0 <= na_cutoff <= 1:
-        raise InputError("freq_cut, unique_cut and na_cutoff must be between 0 and 1")
-    if not 0 <= corr_threshold <= 1:
-        raise InputError(f"corr_threshold must be between 0 and 1, got {corr_threshold}")
+    check_settings(freq_cut=freq_cut, unique_cut=unique_cut, na_cutoff=na_cutoff, corr_threshold=corr_threshold,
+                   min_variance=min_variance, outlier_cutoff=outlier_cutoff)
     return ops
+
+
+#: The range of each numeric setting (pycytominer's): (low, high), both included; None: unbounded.
+SETTING_RANGES = {"freq_cut": (0.0, 1.0), "unique_cut": (0.0, 1.0), "na_cutoff": (0.0, 1.0),
+                  "corr_threshold": (0.0, 1.0), "min_variance": (0.0, None), "outlier_cutoff": (0.0, None)}
+
+
+def check_settings(**settings) -> None:
+    """Refuse a setting of :data:`SETTING_RANGES` that is not a number in its range (NaN included).
+
+    Raises
+    ------
+    InputError
+        Naming the setting, its range and the value given.
+    """
+    for name, value in settings.items():
+        low, high = SETTING_RANGES[name]
+        span = f"between {low:g} and {high:g}" if high is not None else f"a number >= {low:g}"
+        number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+        if not number or not (low <= value and (high is None or value <= high)):  # NaN fails both
+            raise InputError(f"feature_select {name} must be {span}, got {value!r}")
 
 
 def _read_blocklist(blocklist) -> list[str]:

@@ -94,6 +94,13 @@ def normalize(profiles, method: str = "mad_robustize", samples: str = "all", fea
         features) or, for the ``-cor`` variants, zero-variance features (a
         reference of fewer than 2 profiles, or with NaN, is an InputError there).
 
+    Raises
+    ------
+    InputError
+        An unknown method, an empty table, a feature value that is not a number (naming the
+        column; ``"None"`` and ``"nan"`` are read as missing, as pycytominer reads them), or a
+        ``samples`` query that fails or matches no profile of a plate (naming the plate).
+
     See Also
     --------
     spherize : the whitening behind ``method="spherize"`` (one transform per ``by`` group).
@@ -126,17 +133,21 @@ def normalized_array(x: np.ndarray, profiles: pd.DataFrame, feats: list[str], me
     method = str(method).lower()
     if method not in METHODS or method == "spherize":
         raise InputError(f"normalize method must be one of {METHODS[:-1]} here, got {method!r}")
-    if by is not None and by in profiles.columns and profiles[by].isna().any():
+    grouped = by is not None and by in profiles.columns
+    if grouped and profiles[by].isna().any():
         raise InputError(f"normalize by {by!r}: {int(profiles[by].isna().sum())} profile(s) have no value")
-    values = pd.unique(profiles[by]) if by is not None and by in profiles.columns else []
+    if len(profiles) == 0:
+        raise InputError("no profiles to normalize (an empty table)", profiles.attrs.get("source"))
+    values = pd.unique(profiles[by]) if grouped else []
     groups = [None] if len(values) <= 1 else [np.flatnonzero((profiles[by] == v).to_numpy()) for v in values]
     out = np.empty_like(x)
-    for rows in groups:
+    for i, rows in enumerate(groups):
         # one group (a plate) is the whole table: no copy of its rows
         part, xr = (profiles, x) if rows is None else (profiles.iloc[rows], x[rows])
-        fit = select_positions(part, samples)
+        where = group_label(by, values[i]) if grouped else None
+        fit = select_positions(part, samples, where)
         center, scale = _fit(xr if fit is None else xr[fit], method, epsilon)
-        _warn_degenerate(part, by, samples, len(xr) if fit is None else len(fit), feats, scale, method, epsilon)
+        _warn_degenerate(where, samples, len(xr) if fit is None else len(fit), feats, scale, method, epsilon)
         if rows is None:
             np.subtract(x, center, out=out)
             out /= scale
@@ -145,10 +156,15 @@ def normalized_array(x: np.ndarray, profiles: pd.DataFrame, feats: list[str], me
     return out
 
 
-def _warn_degenerate(part: pd.DataFrame, by, samples: str, n_fit: int, feats: list[str], scale: np.ndarray,
+def group_label(by: str, value) -> str:
+    """How messages name a group of profiles: ``plate BR00117012``, ``Metadata_Batch B1``."""
+    return f"plate {value}" if by == "Metadata_Plate" else f"{by} {value}"
+
+
+def _warn_degenerate(where: str | None, samples: str, n_fit: int, feats: list[str], scale: np.ndarray,
                      method: str, epsilon: float) -> None:
     """Say when a plate's normalization divides by (nearly) nothing."""
-    where = f"plate {part[by].iloc[0]}" if by is not None and by in part.columns else "profiles"
+    where = where or "profiles"
     reference = "all profiles" if samples == "all" else f"samples {samples!r}"
     if n_fit < 2:
         warnings.warn(f"{where}: the normalization reference ({reference}) is {n_fit} profile: every feature has "

@@ -196,7 +196,7 @@ def spherize(profiles, method: str = "ZCA-cor", center: bool = True, epsilon: fl
     for value, rows in _groups(profiles, by, "spherize"):
         where = "profiles" if by is None else f"{by} {value}"
         part = profiles.iloc[rows]
-        fit_rows = select_rows(part, samples)
+        fit_rows = select_rows(part, samples, None if by is None else where)
         ref = feature_array(fit_rows, feats, order="F")  # F order: column sums in scikit-learn's order
         n, d = ref.shape
         if n < 2:

@@ -17,8 +17,8 @@ import pandas as pd
 from ..errors import InputError
 from ._frames import check_profiles_path, load_profiles, write_profiles
 from .aggregate import aggregate
-from .annotate import annotate, read_platemap
-from .batch import PlateProfiles, profile_plates, read_feature_list
+from .annotate import read_platemap
+from .batch import PlateProfiles, _annotate, _plate_maps, profile_plates, read_feature_list
 from .normalize import normalize
 
 __all__ = ["write_plate_profiles"]
@@ -111,8 +111,11 @@ def _write_stages(source, out: Path, platemap, external_metadata, external_join_
                                                                   skip_damaged=skip_damaged)
     stem = out.name.split(".")[0]
     stages = [] if unaggregated else [("aggregated", table)]
-    if platemap is not None:
-        table = annotate(table, platemap, external_metadata=external_metadata, external_join_on=external_join_on)
+    if platemap is not None:  # as profile_plates annotates: a flat map, a dict plate -> map or a JUMP folder
+        maps = _plate_maps(platemap, external_metadata)
+        plates = table.groupby("Metadata_Plate", sort=False) if "Metadata_Plate" in table.columns else [("", table)]
+        table = pd.concat([_annotate(part.reset_index(drop=True), str(plate), maps, external_join_on)
+                           for plate, part in plates], ignore_index=True)
         stages.append(("annotated", table))
     if str(method).lower() != "none":
         stages.append(("normalized", normalize(table, method=method, samples=samples)))

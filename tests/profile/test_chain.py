@@ -55,7 +55,8 @@ def test_cli_profile_and_score(bundled_run, tmp_path):
     profiles = pd.read_parquet(out)
     assert len(profiles) == 4 and "Metadata_pert_iname" in profiles and "4 profiles" in result.stdout
     result = subprocess.run(CLI + ["score", str(out), "--replicates-by", "Metadata_pert_iname", "--reference", NEGCON,
-                                   "--null-size", "200", "-o", str(tmp_path / "scores")], capture_output=True, text=True)
+                                   "--null-size", "200", "-o", str(tmp_path / "scores")], capture_output=True,
+                            text=True)
     assert result.returncode == 0, result.stderr
     assert "Percent Replicating" in result.stdout and "mAP" in result.stdout
     maps = pd.read_csv(tmp_path / "scores" / "map.csv")
