@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 
 from ..config import validate
-from ._parse import PipelineError, read_pipeline
+from ._parse import PipelineError, printable, read_pipeline
 from ._translate import Finding, translate
 
 __all__ = ["PipelineImport", "import_cppipe"]
@@ -48,17 +48,18 @@ class PipelineImport:
         """
         import tomli_w
 
-        lines = [f"# cpfeatures settings imported from {', '.join(os.path.basename(s) for s in self.sources)}",
-                 "# (cpfeatures config --from-cppipe). Modules:"]
+        lines = [f"cpfeatures settings imported from {', '.join(os.path.basename(s) for s in self.sources)}",
+                 "(cpfeatures config --from-cppipe). Modules:"]
         for title, items in (("translated", self.translated), ("not needed", self.not_needed),
                              ("skipped (disabled)", self.disabled)):
             for f in items:
-                lines.append(f"#   {title}: {f.line()}")
+                lines.append(f"  {title}: {f.line()}")
         for f in self.unsupported:
-            lines.append(f"#   DROPPED (changes the numbers, not implemented): {f.line()}")
+            lines.append(f"  DROPPED (changes the numbers, not implemented): {f.line()}")
         for note in self.notes:
-            lines.append(f"#   note: {note}")
-        return "\n".join(lines) + "\n\n" + tomli_w.dumps(self.config)
+            lines.append(f"  note: {note}")
+        # each comment one line of text whatever the pipeline's names hold (a newline would end the comment)
+        return "\n".join(f"# {printable(line)}" for line in lines) + "\n\n" + tomli_w.dumps(self.config)
 
 
 def import_cppipe(analysis: str | os.PathLike, illum: str | os.PathLike | None = None) -> PipelineImport:
@@ -94,12 +95,13 @@ def import_cppipe(analysis: str | os.PathLike, illum: str | os.PathLike | None =
     """
     modules = read_pipeline(analysis)
     illum_modules = read_pipeline(illum) if illum is not None else None
-    state = translate(modules, illum_modules)
+    state = translate(modules, illum_modules, analysis_path=analysis, illum_path=illum)
+    state.notes = [printable(note) for note in state.notes]  # printed one a line on stderr and in the TOML
     sources = [os.fspath(analysis)] + ([os.fspath(illum)] if illum is not None else [])
     try:
         validate(state.config)
     except Exception as exc:  # a value the pipeline gives that the settings cannot hold
-        raise PipelineError(f"the translated settings are invalid ({exc})", analysis) from None
+        raise PipelineError(f"the translated settings are invalid ({printable(exc)})", analysis) from None
     return PipelineImport(config=state.config, sources=sources, translated=state.translated,
                           not_needed=state.not_needed, disabled=state.disabled, unsupported=state.unsupported,
                           notes=state.notes)

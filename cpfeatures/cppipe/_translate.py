@@ -18,7 +18,7 @@ import copy
 from dataclasses import dataclass, field, replace
 
 from ..config import default_config
-from ._parse import Module, PipelineError
+from ._parse import Module, PipelineError, printable
 
 __all__ = ["Finding", "translate"]
 
@@ -41,8 +41,8 @@ _MEASURE_FAMILIES = {
     "MeasureObjectIntensityDistribution": "radial", "MeasureObjectNeighbors": "neighbors",
 }
 ALL_FAMILIES = ("intensity", "texture", "granularity", "colocalization", "sizeshape", "radial", "neighbors")
-_THRESHOLD_METHODS = {"minimum cross-entropy": "minimum_cross_entropy", "minimum cross entropy": "minimum_cross_entropy",
-                      "mce": "minimum_cross_entropy", "otsu": "otsu"}
+_THRESHOLD_METHODS = {"minimum cross-entropy": "minimum_cross_entropy",
+                      "minimum cross entropy": "minimum_cross_entropy", "mce": "minimum_cross_entropy", "otsu": "otsu"}
 _SECONDARY = {"watershed - image": "watershed_image", "propagation": "propagation", "distance - n": "distance_n"}
 
 
@@ -57,10 +57,15 @@ class Finding:
     reason: str = ""
 
     def line(self) -> str:
+        """One line: module number and name, the setting and value as the pipeline has them, why.
+
+        What comes from the pipeline file is shown with its control characters escaped
+        (:func:`~._parse.printable`): the line stays one line, in a TOML comment too.
+        """
         text = f"module {self.module} {self.name}"
         if self.setting is not None:
             text += f': "{self.setting}" = "{self.value}"'
-        return f"{text}: {self.reason}" if self.reason else text
+        return printable(f"{text}: {self.reason}" if self.reason else text)
 
 
 @dataclass(frozen=True)
@@ -118,11 +123,16 @@ def _names(values: list[str]) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def translate(analysis: list[Module], illum: list[Module] | None = None) -> _State:
-    """Translate an analysis pipeline (and optionally its illumination pipeline) into settings."""
+def translate(analysis: list[Module], illum: list[Module] | None = None, analysis_path=None,
+              illum_path=None) -> _State:
+    """Translate an analysis pipeline (and optionally its illumination pipeline) into settings.
+
+    A setting that cannot be read (a number that is not one) raises :class:`PipelineError`
+    naming the file (``analysis_path`` / ``illum_path``), the module and the problem.
+    """
     state = _State(config=copy.deepcopy(default_config()))
     if illum is not None:
-        _translate_illum(state, illum)
+        _translate_illum(state, illum, illum_path)
     modules = [m for m in analysis]
     for i, module in enumerate(modules):
         if not module.enabled:
@@ -132,8 +142,9 @@ def translate(analysis: list[Module], illum: list[Module] | None = None) -> _Sta
         if handler is not None:
             try:
                 handler(state, module, modules[i + 1:])
-            except (ValueError, IndexError, TypeError) as exc:
-                raise PipelineError(f"{module}: a setting cannot be read ({exc})") from None
+            except (ValueError, IndexError, TypeError, ArithmeticError) as exc:
+                raise PipelineError(f"{module}: a setting cannot be read ({printable(exc)})", analysis_path) \
+                    from None
         elif module.name in NOT_NEEDED:
             state.not_needed.append(Finding(module.number, module.name, reason=NOT_NEEDED[module.name]))
         else:
@@ -635,65 +646,79 @@ def _image_quality(state: _State, module: Module, later) -> None:
 
 # -- the illumination pipeline ----------------------------------------------------------------------
 
-def _translate_illum(state: _State, modules: list[Module]) -> None:
+def _translate_illum(state: _State, modules: list[Module], path=None) -> None:
     factors, settings, functions = {}, [], {}  # resized image -> factor; function -> its image's factor
     for module in modules:
-        if not module.enabled:
-            state.disabled.append(Finding(module.number, f"{module.name} (illumination)", reason="disabled: skipped"))
-            continue
-        label = f"{module.name} (illumination)"
-        if module.name == "Resize":
-            method = (module.get("Resizing method") or "").lower()
-            interpolation = (module.get("Interpolation method") or "").lower()
-            if not method.startswith("resize by a fraction") or interpolation != "bilinear":
-                state.unsupported.append(Finding(module.number, label, "Resizing method", module.get(
-                    "Resizing method"), "the functions are computed on images resized by a factor, bilinear"))
-                continue
-            source = module.get("Select the input image")
-            x, y = module.get("Resizing factor") or module.get("X Resizing factor"), \
-                module.get("Resizing factor") or module.get("Y Resizing factor")
-            if x != y:
-                state.unsupported.append(Finding(module.number, label, "Y Resizing factor", y, "the same factor "
-                                                 "along x and y"))
-                continue
-            factor = _float(x)
-            if source in functions:  # resizing a function back to the image size
-                if abs(factor * functions[source] - 1) > 1e-9:
-                    state.unsupported.append(Finding(module.number, label, "Resizing factor", module.get(
-                        "Resizing factor"), f"the function of an image resized by {functions[source]} is resized "
-                        f"back by {1 / functions[source]:g} in cpfeatures"))
-                    continue
-                state.translated.append(Finding(module.number, label, reason="[illum] (back to the image size)"))
-                continue
-            factors[module.get("Name the output image")] = factor
-            state.translated.append(Finding(module.number, label, reason="[illum] downsample"))
-        elif module.name == "CorrectIlluminationCalculate":
-            checks = [("Select how the illumination function is calculated", "regular"),
-                      ("Calculate function for each image individually, or based on all images?", "all"),
-                      ("Smoothing method", "median filter"), ("Method to calculate smoothing filter size", "manual"),
-                      ("Dilate objects in the final averaged image?", "no")]
-            bad = next(((t, module.get(t)) for t, want in checks
-                        if not (module.get(t) or "").lower().startswith(want)), None)
-            if bad:
-                state.unsupported.append(Finding(module.number, label, bad[0], bad[1], "implemented: Regular, All, "
-                                                 "Median Filter of a given size, no dilation (CPJUMP1_illum)"))
-                continue
-            rescale = (module.get("Rescale the illumination function?") or "Yes").lower()
-            if rescale not in ("yes", "no"):
-                state.unsupported.append(Finding(module.number, label, "Rescale the illumination function?",
-                                                 module.get("Rescale the illumination function?"),
-                                                 "implemented: Yes (robust minimum) or No"))
-                continue
-            source = module.get("Select the input image")
-            functions[module.get("Name the output image")] = factors.get(source, 1.0)
-            settings.append((module.number, factors.get(source, 1.0),
-                             int(_float(module.get("Smoothing filter size"))), rescale == "yes"))
-            state.translated.append(Finding(module.number, label, reason="[illum]"))
-        elif module.name in NOT_NEEDED:
-            state.not_needed.append(Finding(module.number, label, reason=NOT_NEEDED[module.name]))
-        else:
-            state.unsupported.append(Finding(module.number, label, reason="not implemented in the illumination "
-                                                                         "phase"))
+        try:
+            _illum_module(state, module, factors, settings, functions)
+        except (ValueError, IndexError, TypeError, ArithmeticError) as exc:
+            raise PipelineError(f"{module} (illumination): a setting cannot be read ({printable(exc)})", path) \
+                from None
+    _illum_settings(state, settings)
+
+
+def _illum_module(state: _State, module: Module, factors: dict, settings: list, functions: dict) -> None:
+    """One module of the illumination pipeline (``factors``, ``settings``, ``functions`` carry what it makes)."""
+    if not module.enabled:
+        state.disabled.append(Finding(module.number, f"{module.name} (illumination)", reason="disabled: skipped"))
+        return
+    label = f"{module.name} (illumination)"
+    if module.name == "Resize":
+        method = (module.get("Resizing method") or "").lower()
+        interpolation = (module.get("Interpolation method") or "").lower()
+        if not method.startswith("resize by a fraction") or interpolation != "bilinear":
+            state.unsupported.append(Finding(module.number, label, "Resizing method", module.get(
+                "Resizing method"), "the functions are computed on images resized by a factor, bilinear"))
+            return
+        source = module.get("Select the input image")
+        x, y = module.get("Resizing factor") or module.get("X Resizing factor"), \
+            module.get("Resizing factor") or module.get("Y Resizing factor")
+        if x != y:
+            state.unsupported.append(Finding(module.number, label, "Y Resizing factor", y, "the same factor "
+                                             "along x and y"))
+            return
+        factor = _float(x)
+        if source in functions:  # resizing a function back to the image size
+            if abs(factor * functions[source] - 1) > 1e-9:
+                state.unsupported.append(Finding(module.number, label, "Resizing factor", module.get(
+                    "Resizing factor"), f"the function of an image resized by {functions[source]} is resized "
+                    f"back by {1 / functions[source]:g} in cpfeatures"))
+                return
+            state.translated.append(Finding(module.number, label, reason="[illum] (back to the image size)"))
+            return
+        factors[module.get("Name the output image")] = factor
+        state.translated.append(Finding(module.number, label, reason="[illum] downsample"))
+    elif module.name == "CorrectIlluminationCalculate":
+        checks = [("Select how the illumination function is calculated", "regular"),
+                  ("Calculate function for each image individually, or based on all images?", "all"),
+                  ("Smoothing method", "median filter"), ("Method to calculate smoothing filter size", "manual"),
+                  ("Dilate objects in the final averaged image?", "no")]
+        bad = next(((t, module.get(t)) for t, want in checks
+                    if not (module.get(t) or "").lower().startswith(want)), None)
+        if bad:
+            state.unsupported.append(Finding(module.number, label, bad[0], bad[1], "implemented: Regular, All, "
+                                             "Median Filter of a given size, no dilation (CPJUMP1_illum)"))
+            return
+        rescale = (module.get("Rescale the illumination function?") or "Yes").lower()
+        if rescale not in ("yes", "no"):
+            state.unsupported.append(Finding(module.number, label, "Rescale the illumination function?",
+                                             module.get("Rescale the illumination function?"),
+                                             "implemented: Yes (robust minimum) or No"))
+            return
+        source = module.get("Select the input image")
+        functions[module.get("Name the output image")] = factors.get(source, 1.0)
+        settings.append((module.number, factors.get(source, 1.0),
+                         int(_float(module.get("Smoothing filter size"))), rescale == "yes"))
+        state.translated.append(Finding(module.number, label, reason="[illum]"))
+    elif module.name in NOT_NEEDED:
+        state.not_needed.append(Finding(module.number, label, reason=NOT_NEEDED[module.name]))
+    else:
+        state.unsupported.append(Finding(module.number, label, reason="not implemented in the illumination "
+                                                                     "phase"))
+
+
+def _illum_settings(state: _State, settings: list) -> None:
+    """One set of illumination settings for every channel, or what differs refused."""
     distinct = sorted(set(s[1:] for s in settings))
     if len(distinct) > 1:
         first = settings[0]

@@ -257,19 +257,20 @@ def read_load_data(path: str | os.PathLike, config: dict | None = None, plate: s
 
 def read_illum_files(source: str | os.PathLike | dict, roles, shape: tuple[int, int],
                      plate: str | None = None) -> dict[str, np.ndarray]:
-    """Load CellProfiler illumination functions (``.npy``) for ``roles``.
+    """Load CellProfiler illumination functions (``.npy``, or ``.npy.gz``) for ``roles``.
 
     Parameters
     ----------
     source : path-like, URL or dict
         A folder (or fsspec URL prefix) of ``*Illum<Role>.npy`` files (the JUMP Gallery's naming,
-        ``<plate>_IllumDNA.npy``; files of ``plate`` are preferred when the
-        folder holds several plates), a LoadData CSV with ``FileName_Illum<Ch>``
-        columns, or a dict role -> file.
+        ``<plate>_IllumDNA.npy``; gzipped ``*Illum<Role>.npy.gz`` are read as well; files of
+        ``plate`` are preferred when the folder holds several plates), a LoadData CSV with
+        ``FileName_Illum<Ch>`` columns, or a dict role -> file.
     roles : list of str
         The channels the run corrects; each needs a function.
     shape : tuple of int
-        The plate's image shape; every function must have it.
+        The plate's image shape; every function must have it (checked on the file's
+        ``.npy`` header before its data is read).
     plate : str, optional
         The plate, to pick its rows / files.
 
@@ -281,61 +282,207 @@ def read_illum_files(source: str | os.PathLike | dict, roles, shape: tuple[int, 
     Raises
     ------
     PlateError
-        A role without a function, a folder with several candidates for one.
+        A role without a function (for a folder, every file in it is named with why it was
+        not taken), a folder with several candidates for one.
     ImageError
-        A file that is not a 2-D ``.npy`` array of the plate's shape, or has
-        non-positive or non-finite values (the image is divided by it).
+        A file that is not a 2-D ``.npy`` array of the plate's shape (a header claiming
+        another shape is refused without reading the data), has a dtype other than
+        integers or floats, or has non-positive or non-finite values (the image is divided by it).
+
+    Examples
+    --------
+    >>> import tempfile, numpy as np
+    >>> from pathlib import Path
+    >>> d = Path(tempfile.mkdtemp())
+    >>> np.save(d / "P1_IllumDNA.npy", np.ones((8, 8), np.float32))
+    >>> read_illum_files(d, ["DNA"], (8, 8))["DNA"].shape
+    (8, 8)
+    >>> read_illum_files(d, ["DNA", "RNA"], (8, 8))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    cpfeatures.errors.PlateError: ...: no illumination function for channel(s) RNA (have: DNA); ... (DNA's); ...
     """
     if isinstance(source, dict):
         files = {r: str(p) for r, p in source.items()}
-        where = None
+        where, why = None, ""
     else:
         where = _csv_location(source)
         if str(where).lower().endswith(".csv") and _fs.isfile(where):
-            if plate is not None and plate not in load_data_plates(where):
-                files = {}
-            else:
-                files = dict(read_load_data(where, plate=plate, strict=False).illum_files)
+            files, why = _illum_from_csv(where, plate)
         elif _fs.isdir(where):
-            names = sorted(_fs.listdir(where))
-            files = {}
-            for role in roles:
-                candidates = [n for n in names if n.endswith(f"Illum{role}.npy")]
-                if plate is not None and len(candidates) > 1:
-                    candidates = [n for n in candidates if n.startswith(str(plate))] or candidates
-                if len(candidates) > 1:
-                    raise PlateError(f"{len(candidates)} files end with Illum{role}.npy "
-                                     f"({', '.join(candidates[:3])}): name the plate's", where)
-                if candidates:
-                    files[role] = _fs.join(where, candidates[0])
+            files, why = _illum_from_folder(where, roles, plate)
         else:
             raise PlateError("illumination functions: expected a folder of *Illum<Channel>.npy files or a "
                              "LoadData CSV with FileName_Illum<Channel> columns", where)
     lacking = [r for r in roles if r not in files]
     if lacking:
         raise PlateError(f"no illumination function for channel(s) {', '.join(lacking)}"
-                         f" (have: {', '.join(sorted(files)) or 'none'})", where)
+                         f" (have: {', '.join(sorted(files)) or 'none'}){why}", where)
     out = {}
     for role in roles:
         out[role] = _load_function(files[role], shape)
     return out
 
 
+#: a folder's file names that are illumination functions: <anything>Illum<Channel>.npy, gzipped or not
+_ILLUM_NAME = re.compile(r"^(?P<prefix>.*)Illum(?P<role>.+?)\.npy(?P<gz>\.gz)?$")
+
+
+def _illum_from_csv(csv, plate: str | None) -> tuple[dict, str]:
+    """Role -> function file from a LoadData CSV's FileName_Illum columns, and why some may be missing."""
+    plates = load_data_plates(csv)
+    if plate is not None and plate not in plates:
+        return {}, f"; the CSV lists no rows of plate {plate} (plates: {', '.join(map(str, plates[:10]))})"
+    files = dict(read_load_data(csv, plate=plate, strict=False).illum_files)
+    return files, "" if files else "; the CSV has no FileName_Illum<Channel> columns"
+
+
+def _illum_from_folder(where, roles, plate: str | None) -> tuple[dict, str]:
+    """Role -> function file from a folder's ``*Illum<Role>.npy[.gz]``, and what every other file there is."""
+    names = sorted(_fs.listdir(where))
+    files, taken = {}, {}
+    for role in roles:
+        candidates = [n for n in names if (m := _ILLUM_NAME.match(n)) and m["role"] == role]
+        if plate is not None and len(candidates) > 1:
+            own = [n for n in candidates if n.startswith(str(plate))]
+            for n in candidates:
+                if own and n not in own:
+                    taken[n] = f"another plate's (this plate is {plate})"
+            candidates = own or candidates
+        if len(candidates) > 1:
+            raise PlateError(f"{len(candidates)} files are channel {role}'s function ({', '.join(candidates[:4])}): "
+                             f"keep one (or name the plate's {plate or '<plate>'}_Illum{role}.npy)", where)
+        if candidates:
+            files[role] = _fs.join(where, candidates[0])
+            taken[candidates[0]] = f"{role}'s"
+    if all(r in files for r in roles):
+        return files, ""
+    if not names:
+        return files, "; the folder is empty"
+    shown = [f"{n} ({taken.get(n) or _not_taken(n, roles)})" for n in names[:12]]
+    more = f", ... ({len(names) - 12} more)" if len(names) > 12 else ""
+    return files, (f"; the folder holds {len(names)} file(s): {', '.join(shown)}{more}; a channel's function is "
+                   "found as <anything>Illum<Channel>.npy or .npy.gz, the channel named as the run names it")
+
+
+def _not_taken(name: str, roles) -> str:
+    """Why a file of an illumination folder is no channel's function."""
+    m = _ILLUM_NAME.match(name)
+    if m:
+        same = [r for r in roles if r.lower() == m["role"].lower()]
+        if same:
+            return f"channel {m['role']!r} is not {same[0]!r}: names are case-sensitive"
+        return f"channel {m['role']!r} is not one this run corrects ({', '.join(roles)})"
+    if re.match(_ILLUM_NAME.pattern, name, re.IGNORECASE):
+        return "named <anything>Illum<Channel>.npy but in other letter case (names are case-sensitive)"
+    lower = name.lower()
+    if lower.endswith((".npy", ".npy.gz")):
+        return "not named <anything>Illum<Channel>.npy"
+    if lower.endswith((".npz", ".npy.bz2", ".npy.xz", ".npy.zip", ".mat", ".tif", ".tiff", ".png")):
+        return "not a .npy (or .npy.gz) file: cpfeatures reads CellProfiler's .npy functions"
+    return "not a .npy file"
+
+
+#: the most bytes a .npy header may claim (numpy writes a few hundred)
+_NPY_HEADER_MAX = 1 << 16
+
+
 def _load_function(path: str, shape: tuple[int, int]) -> np.ndarray:
+    """One function: its ``.npy`` header is checked against ``shape`` before its data is read."""
+    import zlib
+
     try:
-        data = np.load(io.BytesIO(_fs.read_bytes(path)), allow_pickle=False)
+        with _fs.open_binary(path, partial=True) as raw:
+            stream = _gunzip(raw, path)
+            header_bytes, nbytes, (dims, fortran, dtype) = _npy_header(stream, path, shape)
+            if not _fs.is_url(path):
+                body = _read_exact(stream, nbytes, path)
+        if _fs.is_url(path):  # the header came in one small request; the rest in one more
+            body = _remote_body(path, header_bytes, nbytes)
     except FileNotFoundError:
         raise ImageError("illumination function file does not exist", path) from None
-    except (ValueError, OSError, EOFError) as exc:
-        raise ImageError(f"not a readable .npy array ({' '.join(str(exc).split())})", path) from None
-    data = np.squeeze(np.asarray(data))
-    if data.shape != tuple(shape):
-        raise ImageError(f"illumination function is {'x'.join(map(str, data.shape))}, the plate's images are "
-                         f"{shape[0]}x{shape[1]}", path)
-    if not np.issubdtype(data.dtype, np.floating) and not np.issubdtype(data.dtype, np.integer):
-        raise ImageError(f"illumination function has dtype {data.dtype}", path)
-    data = data.astype(np.float32)
+    except (ValueError, OSError, EOFError, zlib.error) as exc:
+        raise ImageError(f"not a readable .npy array ({' '.join(str(exc).split())[:300]})", path) from None
+    data = np.frombuffer(body, dtype=dtype).reshape(dims, order="F" if fortran else "C")
+    data = np.squeeze(data).astype(np.float32)
     if not np.isfinite(data).all() or (data <= 0).any():
         raise ImageError("illumination function has non-finite or non-positive values (images are divided by it)",
                          path)
     return data
+
+
+def _gunzip(stream, path: str):
+    """``stream``, decompressed when ``path`` ends in ``.gz`` (read as it is decompressed: never all at once)."""
+    if not str(path).lower().endswith(".gz"):
+        return stream
+    import gzip
+
+    return gzip.GzipFile(fileobj=stream, mode="rb")
+
+
+def _read_exact(stream, n: int, path: str, what: str = "array data") -> bytes:
+    """Exactly ``n`` bytes of ``stream`` (a truncated file is a ValueError naming what is short)."""
+    chunks, have = [], 0
+    while have < n:
+        chunk = stream.read(min(n - have, 1 << 24))
+        if not chunk:
+            raise ValueError(f"truncated: the header announces {n} bytes of {what}, the file has {have}")
+        chunks.append(chunk)
+        have += len(chunk)
+    return b"".join(chunks)
+
+
+def _npy_header(stream, path: str, shape: tuple[int, int]):
+    """Read and check a ``.npy`` header: ``(its bytes, the data's size, (shape, fortran order, dtype))``.
+
+    Nothing but the header is read: a shape other than the plate's (say a header edited to claim
+    400000x500000 float32, 745 GiB) or a dtype that is not numbers is refused here, naming it.
+    """
+    import math
+    import struct
+
+    from numpy.lib import format as npy
+
+    magic = _read_exact(stream, npy.MAGIC_LEN, path, "header")
+    major, minor = npy.read_magic(io.BytesIO(magic))  # ValueError: not a .npy file
+    if (major, minor) not in ((1, 0), (2, 0)):
+        raise ImageError(f".npy format version {major}.{minor} is not read (an illumination function is a plain "
+                         "numeric array: numpy writes format 1.0 or 2.0)", path)
+    length_bytes = _read_exact(stream, 2 if major == 1 else 4, path, "header")
+    length = struct.unpack("<H" if major == 1 else "<I", length_bytes)[0]
+    if length > _NPY_HEADER_MAX:
+        raise ImageError(f"the .npy header claims to be {length} bytes long (numpy writes a few hundred; "
+                         f"at most {_NPY_HEADER_MAX} are read): not an illumination function", path)
+    header = _read_exact(stream, length, path, "header")
+    reader = npy.read_array_header_1_0 if major == 1 else npy.read_array_header_2_0
+    dims, fortran, dtype = reader(io.BytesIO(length_bytes + header), max_header_size=_NPY_HEADER_MAX)
+    dims = tuple(int(d) for d in dims)
+    nbytes = math.prod(dims) * dtype.itemsize if all(d >= 0 for d in dims) else -1
+    squeezed = tuple(d for d in dims if d != 1)
+    if squeezed != tuple(shape):
+        raise ImageError(f"illumination function is {'x'.join(map(str, squeezed)) or 'one value'}, the plate's "
+                         f"images are {shape[0]}x{shape[1]} (from the .npy header: shape {dims}, {dtype}"
+                         f"{f', {_human(nbytes)}' if nbytes >= 0 else ''}; its data was not read)", path)
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None \
+            or not (np.issubdtype(dtype, np.floating) or np.issubdtype(dtype, np.integer)):
+        raise ImageError(f"illumination function has dtype {dtype} (integers or floats expected; "
+                         "its data was not read)", path)
+    return magic + length_bytes + header, nbytes, (dims, fortran, dtype)
+
+
+def _remote_body(url: str, header_bytes: bytes, nbytes: int) -> bytes:
+    """The data of a remote ``.npy`` (``.gz``) whose header was checked: one request, bounded by the header."""
+    info = _fs._info(url, None) or {}
+    size, bound = info.get("size"), len(header_bytes) + nbytes + nbytes // 100 + (1 << 16)
+    if size is not None and int(size) > bound:
+        raise ImageError(f"the file is {_human(int(size))}, its .npy header announces {_human(nbytes)} of data: "
+                         "not read", url)
+    stream = _gunzip(io.BytesIO(_fs.read_bytes(url)), url)
+    _read_exact(stream, len(header_bytes), url, "header")
+    return _read_exact(stream, nbytes, url)
+
+
+def _human(n: int) -> str:
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
@@ -169,7 +168,8 @@ def test_bad_pipeline_file_is_one_line(tmp_path, content, message):
 
 def test_illumination_pipeline_settings(cpjump1, tmp_path):
     text = cpjump1[1].read_text().replace("Resizing factor:0.2", "Resizing factor:0.25") \
-        .replace("Resizing factor:5", "Resizing factor:4").replace("Smoothing filter size:20", "Smoothing filter size:30")
+        .replace("Resizing factor:5", "Resizing factor:4") \
+        .replace("Smoothing filter size:20", "Smoothing filter size:30")
     (tmp_path / "illum.cppipe").write_text(text)
     result = import_cppipe(cpjump1[0], tmp_path / "illum.cppipe")
     assert result.ok and result.config["illum"] == {"enabled": True, "downsample": 0.25, "median_filter_size": 30,

@@ -269,3 +269,160 @@ def test_overlay_with_a_store_picks_its_plate_from_a_multi_plate_csv(bundled_pla
     cmd[cmd.index("G21")] = "D08"
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0 and "D08" in result.stderr
+
+
+# -- precomputed functions that cannot be used: each named, from its header, before anything is read ------
+
+def _run_with_illum(plate: Path, illum: Path, out: Path) -> subprocess.CompletedProcess:
+    def limit_memory():  # a function read without checking its header would fail here, not take the machine
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (4 * 2**30, 4 * 2**30))
+
+    return subprocess.run(CLI + ["run", str(plate), "-o", str(out), "--illum", str(illum), "--workers", "1",
+                                 "--no-progress"], capture_output=True, text=True, timeout=300,
+                          preexec_fn=limit_memory)
+
+
+def _one_error_line(result: subprocess.CompletedProcess, *words: str) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr, result.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for word in words:
+        assert word in lines[0], lines[0]
+    return lines[0]
+
+
+def test_gzipped_illumination_functions_are_read(cp_ref, cp_illum_dir, tmp_path):
+    """A folder of CellProfiler's functions gzipped (*Illum<Ch>.npy.gz) reads as the same folder gunzipped."""
+    import shutil
+
+    folder = tmp_path / "gz"
+    folder.mkdir()
+    for role in ROLES.values():
+        shutil.copy(cp_ref.ref / "illum" / f"EXAMPLE_Illum{role}.npy.gz", folder / f"BR00116991_Illum{role}.npy.gz")
+    roles = list(ROLES.values())
+    got = read_illum_files(folder, roles, (1080, 1080), plate="BR00116991")
+    plain = read_illum_files(cp_illum_dir, roles, (1080, 1080))
+    for role in roles:
+        assert got[role].dtype == np.float32
+        np.testing.assert_array_equal(got[role], plain[role])
+    # a gzipped function is checked as a plain one: its header first
+    with pytest.raises(ImageError, match="illumination function is 1080x1080, the plate's images are 540x540") \
+            as err:
+        read_illum_files(folder, ["DNA"], (540, 540))
+    assert "BR00116991_IllumDNA.npy.gz" in str(err.value)
+    # a damaged .gz is one line naming it
+    (folder / "BR00116991_IllumRNA.npy.gz").write_bytes(gzip.compress(b"\x93NUMPY")[:20])
+    with pytest.raises(ImageError, match="not a readable .npy array") as err:
+        read_illum_files(folder, ["RNA"], (1080, 1080))
+    assert "BR00116991_IllumRNA.npy.gz" in str(err.value)
+
+
+def test_a_folder_without_the_functions_names_every_file_and_why(bundled_plate_dir, tmp_path):
+    """'have: none' said nothing of what the folder holds: each file is named with why it was not taken."""
+    folder = tmp_path / "illum"
+    folder.mkdir()
+    ones = np.ones((1080, 1080), np.float32)
+    for role in ("DNA", "RNA"):  # named <Channel>_Illum, not <anything>Illum<Channel>
+        with gzip.open(folder / f"{role}_Illum.npy.gz", "wb") as fh:
+            np.save(fh, ones)
+    np.save(folder / "P_IllumDna.npy", ones)
+    np.save(folder / "P_IllumNucleus.npy", ones)
+    np.savez(folder / "P_IllumER.npz", ones)
+    (folder / "README.txt").write_text("functions")
+    with pytest.raises(PlateError) as err:
+        read_illum_files(folder, ["DNA", "RNA"], (1080, 1080))
+    message = str(err.value)
+    assert message.startswith(f"{folder}: no illumination function for channel(s) DNA, RNA (have: none); "
+                              "the folder holds 6 file(s): ")
+    for part in ("DNA_Illum.npy.gz (not named <anything>Illum<Channel>.npy)",
+                 "RNA_Illum.npy.gz (not named <anything>Illum<Channel>.npy)",
+                 "P_IllumDna.npy (channel 'Dna' is not 'DNA': names are case-sensitive)",
+                 "P_IllumNucleus.npy (channel 'Nucleus' is not one this run corrects (DNA, RNA))",
+                 "P_IllumER.npz (not a .npy (or .npy.gz) file",
+                 "README.txt (not a .npy file)"):
+        assert part in message, message
+    # found for one channel: named as such
+    np.save(folder / "P_IllumRNA.npy", ones)
+    with pytest.raises(PlateError, match=r"channel\(s\) DNA \(have: RNA\).*P_IllumRNA.npy \(RNA's\)"):
+        read_illum_files(folder, ["DNA", "RNA"], (1080, 1080))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(PlateError, match=r"\(have: none\); the folder is empty"):
+        read_illum_files(empty, ["DNA"], (1080, 1080))
+    # the command line: one line naming the folder and its files, exit 2, nothing run
+    out = tmp_path / "out.zarr"
+    line = _one_error_line(_run_with_illum(bundled_plate_dir, folder, out), f"error: {folder}: ",
+                           "no illumination function for channel(s)", "DNA_Illum.npy.gz (not named")
+    assert "RNA" not in line.split("(have:")[0]
+    assert not out.exists()
+
+
+def test_the_npy_header_is_checked_before_the_data_is_read(cp_ref, cp_illum_dir, tmp_path):
+    """A header edited to claim 400000x500000 float32 (745 GiB): refused by name from the header, never a
+    MemoryError; so are a header too long to be one, pickled objects, other dtypes and truncated data."""
+    import shutil
+    import struct
+    import tracemalloc
+
+    from numpy.lib import format as npy
+
+    folder = tmp_path / "illum"
+    shutil.copytree(cp_illum_dir, folder)
+    huge = folder / "BR00116991_IllumDNA.npy"
+    with open(huge, "wb") as fh:
+        npy.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (400000, 500000)})
+        fh.write(b"\0" * 4096)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageError, match=r"illumination function is 400000x500000, the plate's images are "
+                                             r"1080x1080 \(from the .npy header: shape \(400000, 500000\), float32, "
+                                             r"745.1 GiB; its data was not read\)") as err:
+            read_illum_files(folder, ["DNA"], (1080, 1080))
+        assert tracemalloc.get_traced_memory()[1] < 2**20  # not even the 4 kB after the header
+    finally:
+        tracemalloc.stop()
+    assert str(huge) in str(err.value)
+    line = _one_error_line(_run_with_illum(cp_ref.plate, folder, tmp_path / "out.zarr"), f"error: {huge}: ",
+                           "illumination function is 400000x500000", "its data was not read")
+    assert "745.1 GiB" in line
+    # the same header, gzipped
+    huge.unlink()
+    gz = folder / "BR00116991_IllumDNA.npy.gz"
+    with gzip.open(gz, "wb") as fh:
+        npy.write_array_header_2_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (400000, 500000)})
+    with pytest.raises(ImageError, match="illumination function is 400000x500000") as err:
+        read_illum_files(folder, ["DNA"], (1080, 1080))
+    assert str(gz) in str(err.value)
+    gz.unlink()
+    bad = folder / "BR00116991_IllumDNA.npy"
+    cases = [
+        # a format 2.0 header claiming to be 4 GB long
+        (b"\x93NUMPY\x02\x00" + struct.pack("<I", 2**32 - 1) + b"{", "the .npy header claims to be 4294967295 bytes"),
+        (b"\x93NUMPY\x03\x00" + struct.pack("<I", 10) + b"{}", ".npy format version 3.0 is not read"),
+    ]
+    for content, message in cases:
+        bad.write_bytes(content)
+        with pytest.raises(ImageError, match=message.replace("(", r"\(")):
+            read_illum_files(folder, ["DNA"], (1080, 1080))
+    for dtype, message in ((object, "dtype object"), ("<c8", "dtype complex64"), ("?", "dtype bool"),
+                           ([("a", "<f4")], "dtype")):
+        with open(bad, "wb") as fh:
+            npy.write_array_header_1_0(fh, {"descr": npy.dtype_to_descr(np.dtype(dtype)), "fortran_order": False,
+                                            "shape": (1080, 1080)})
+        with pytest.raises(ImageError, match=f"illumination function has {message}.*its data was not read"):
+            read_illum_files(folder, ["DNA"], (1080, 1080))
+    with open(bad, "wb") as fh:  # the right header, half the data
+        npy.write_array_header_1_0(fh, {"descr": "<f4", "fortran_order": False, "shape": (1080, 1080)})
+        fh.write(np.ones(1080 * 540, np.float32).tobytes())
+    with pytest.raises(ImageError, match=r"truncated: the header announces 4665600 bytes of array data"):
+        read_illum_files(folder, ["DNA"], (1080, 1080))
+    # what np.save writes still reads, Fortran order, big-endian and a (1, h, w) shape included
+    function = np.random.default_rng(0).uniform(0.5, 2, (1080, 1080))
+    for array in (np.asfortranarray(function.astype(np.float32)), function.astype(">f8")[None],
+                  (function * 1000).astype(np.uint16)):
+        np.save(bad, array)
+        got = read_illum_files(folder, ["DNA"], (1080, 1080))["DNA"]
+        np.testing.assert_array_equal(got, np.squeeze(np.load(bad)).astype(np.float32))
