@@ -31,7 +31,7 @@ from typing import Iterable, Iterator
 
 __all__ = ["is_url", "join", "parent", "basename", "exists", "isfile", "isdir", "listdir", "read_bytes",
            "open_binary", "present", "protocol_problem", "storage_options",
-           "store_options", "ATTEMPTS", "BACKOFF_S", "TIMEOUT_S"]
+           "store_options", "check_writable", "ATTEMPTS", "BACKOFF_S", "TIMEOUT_S"]
 
 #: Tries of one read on object storage before it counts as failed.
 ATTEMPTS = 4
@@ -328,3 +328,22 @@ def present(paths: Iterable[str], options: dict | None = None) -> set[str]:
             continue
         out.update(p for p in members if basename(p) in names)
     return out
+
+
+def check_writable(folder) -> None:
+    """Make ``folder`` (a local path) and write a file in it, before long work whose result goes there.
+
+    Raises
+    ------
+    OSError
+        The folder cannot be made or written (read-only file system, no permission, disk full):
+        the caller learns it before computing, not after. URLs are not probed.
+    """
+    if is_url(folder):
+        return
+    import tempfile
+
+    folder = _local(folder)
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=".cpfeatures-probe-"):
+        pass

@@ -156,6 +156,13 @@ def read_plate(path: str | os.PathLike, config: dict | None = None, strict: bool
     ImageError
         The first image is not a readable TIFF.
     """
+    text = os.fspath(path) if not isinstance(path, bytes) else os.fsdecode(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # the tables keep paths as text: a path that is not text is refused by name
+        shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        raise PlateError("the path is not valid UTF-8 (cpfeatures keeps image paths as text in its tables): "
+                         "rename the folder", shown) from None
     remote = _fs.is_url(path)
     if str(path).lower().endswith(".csv"):
         return read_load_data(path, config=config, plate=plate, strict=strict)

@@ -29,7 +29,7 @@ from .consensus import consensus
 from .feature_select import CPJUMP1_OPERATIONS, OPERATIONS, feature_select
 from .normalize import normalize
 from .replicating import MatchingResult, ReplicatingResult, percent_matching, percent_replicating
-from .score_tables import SCORE_TABLES, Scores, nested_groups, score_tables
+from .score_tables import SCORE_TABLES, WARNINGS_FILE, Scores, nested_groups, score_tables
 from .spherize import spherize
 from .write import write_plate_profiles
 
@@ -38,5 +38,5 @@ __all__ = ["profile_plates", "read_jump_platemaps", "PlateProfiles", "aggregate"
            "percent_matching", "average_precision", "mean_average_precision", "fdr_bh", "default_blocklist",
            "canonical_well", "read_platemap", "infer_features", "load_profiles", "metadata_columns", "write_profiles",
            "check_profiles_path", "OPERATIONS", "CPJUMP1_OPERATIONS", "ReplicatingResult", "MatchingResult",
-           "select_rows", "score_tables", "Scores", "SCORE_TABLES", "nested_groups", "combine_tables",
+           "select_rows", "score_tables", "Scores", "SCORE_TABLES", "WARNINGS_FILE", "nested_groups", "combine_tables",
            "join_plate_metadata", "write_plate_profiles", "read_feature_list"]

@@ -28,7 +28,10 @@ from .average_precision import mean_average_precision
 from .combine import combine_tables, join_plate_metadata
 from .replicating import percent_matching, percent_replicating
 
-__all__ = ["nested_groups", "score_tables", "Scores", "SCORE_TABLES"]
+__all__ = ["nested_groups", "score_tables", "Scores", "SCORE_TABLES", "WARNINGS_FILE"]
+
+#: What the scoring warned about, one line each, beside the score tables (the report shows them).
+WARNINGS_FILE = "warnings.txt"
 
 #: The score tables, in the order they are written (``<name>.csv``), when computed.
 SCORE_TABLES = ("percent_replicating", "percent_matching", "map", "map_matching")
@@ -47,7 +50,8 @@ class Scores:
         ``percent_replicating``, ``map`` and, when computed, ``percent_matching`` and
         ``map_matching`` (DataFrames); with ``per``, the group columns first.
     files : list of str
-        The files written with ``output=`` (``<name>.csv`` per table, then ``summary.csv``
+        The files written with ``output=`` (``warnings.txt`` when the scoring warned, ``<name>.csv`` per
+        table, then ``summary.csv``
         with ``per``); empty without.
     """
 
@@ -142,22 +146,35 @@ def score_tables(profiles, by, *, rename=None, tag=None, plate_metadata=None, pe
     >>> [(score, value) for _, score, value, _ in scores.rows]
     [('Percent Replicating', '100.0%'), ('mAP (mean)', '1.000')]
     """
-    frame = combine_tables(profiles, rename=rename, tag=tag)
-    if plate_metadata is not None:
-        frame = join_plate_metadata(frame, plate_metadata)
-    by = [by] if isinstance(by, str) else by
-    incomplete = [c for c in infer_features(frame) if not frame[c].notna().all()]
-    if incomplete:
-        warnings.warn(f"{len(incomplete)} feature(s) with missing values are left out of the scores", stacklevel=2)
-        frame = frame.drop(columns=incomplete)
-    folder = None
-    if output is not None:
-        folder = Path(output)
-        folder.mkdir(parents=True, exist_ok=True)
-    rows, tables = _score(frame, by, per=per, match_by=match_by, across=across, match_sep=match_sep, null=null,
-                          tail=tail, modalities=modalities, n_replicates=n_replicates, reference=reference,
-                          null_size=null_size, n_samples=n_samples, seed=seed)
+    with warnings.catch_warnings(record=True) as said:  # kept beside the tables: the report shows them too
+        warnings.simplefilter("always")
+        frame = combine_tables(profiles, rename=rename, tag=tag)
+        if plate_metadata is not None:
+            frame = join_plate_metadata(frame, plate_metadata)
+        by = [by] if isinstance(by, str) else by
+        incomplete = [c for c in infer_features(frame) if not frame[c].notna().all()]
+        if incomplete:
+            warnings.warn(f"{len(incomplete)} feature(s) with missing values are left out of the scores",
+                          stacklevel=2)
+            frame = frame.drop(columns=incomplete)
+        folder = None
+        if output is not None:
+            folder = Path(output)
+            folder.mkdir(parents=True, exist_ok=True)
+        rows, tables = _score(frame, by, per=per, match_by=match_by, across=across, match_sep=match_sep, null=null,
+                              tail=tail, modalities=modalities, n_replicates=n_replicates, reference=reference,
+                              null_size=null_size, n_samples=n_samples, seed=seed)
+    messages = list(dict.fromkeys(" ".join(str(w.message).split()) for w in said))
+    for w in said:  # said again, as they were raised, to whoever called
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     files = []
+    if folder is not None:
+        notes = folder / WARNINGS_FILE
+        if messages:
+            notes.write_text("\n".join(messages) + "\n", encoding="utf-8")
+            files.append(str(notes))
+        elif notes.exists():  # an earlier scoring's warnings no longer hold
+            notes.unlink()
     if folder is not None:
         for name in SCORE_TABLES:
             if name in tables:

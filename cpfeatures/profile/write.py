@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ..errors import InputError
+from ..io.fs import check_writable
 from ._frames import check_profiles_path, load_profiles, write_profiles
 from .aggregate import aggregate
 from .annotate import read_platemap
@@ -79,6 +80,7 @@ def write_plate_profiles(sources, output: str | os.PathLike, *, platemaps=None, 
         features_from = read_feature_list(features_from)
     if isinstance(platemaps, (str, os.PathLike)) and not Path(platemaps).is_dir():
         read_platemap(platemaps)  # refused before the cells are read
+    check_writable(out.parent)  # a read-only or full output folder is found before the cells are read
     items = [sources] if isinstance(sources, (str, os.PathLike, pd.DataFrame)) else list(sources)
     if keep_stages and len(items) > 1:  # an option that would do nothing is refused, not ignored
         raise InputError(f"keep_stages writes the stages of one plate; {len(items)} sources were given (profile "

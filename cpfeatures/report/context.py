@@ -23,7 +23,7 @@ from . import data as rd
 from . import qc
 from .layout import plate_dimensions
 from .plates import resolve_plate
-from .scores import read_frame, score_tables
+from .scores import read_frame, score_tables, score_warnings
 from .sites import card_thumbs, choose_sites, draw_overlays, draw_thumbs, parse_sites
 from .wellmap import well_annotations, well_tips
 
@@ -105,6 +105,8 @@ class ReportContext:
         Well -> ``[(site, PNG bytes or error)]`` for those cards.
     scores : list of ScoreTable
         The score tables given (Percent Replicating / Matching, mAP).
+    score_warnings : list of str
+        What the scoring warned about (few features, a constant null, one reference profile...).
     profiles : DataFrame or None
         The well profiles given.
     plate_profiles : DataFrame or None
@@ -140,6 +142,7 @@ class ReportContext:
     card_wells: list[str]
     well_thumbs: dict[str, list[tuple[str, object]]]
     scores: list[ScoreTable]
+    score_warnings: list[str]
     profiles: pd.DataFrame | None
     plate_profiles: pd.DataFrame | None
     profile_pc: pd.Series | None
@@ -249,7 +252,7 @@ def build_context(store, plate=None, scores=None, profiles=None, sites=None, fea
         plate=plate_obj, plate_note=plate_note, shape=shape, annotations=annotations,
         annotation_source=annotation_source, tips=well_tips(shape, annotations), wells=wells,
         flags=qc.flag_wells(wells), overlay_sites=overlay_sites, overlays=overlays.result(), card_wells=card_wells,
-        well_thumbs=card_thumbs(card_keys, overlays.result(), thumbs.result()), scores=score_list,
+        well_thumbs=card_thumbs(card_keys, overlays.result(), thumbs.result()), scores=score_list, score_warnings=score_warnings(scores) if scores is not None else [],
         profiles=profile_frame, plate_profiles=plate_profiles, profile_pc=profile_pc)
 
 

@@ -165,7 +165,8 @@ def scores_section(ctx: ReportContext) -> str:
         return note("No scores yet: run `cpfeatures profile STORE -o profiles.parquet --platemap MAP` and "
                     "`cpfeatures score profiles.parquet --replicates-by COLUMN -o scores/`, then "
                     "`cpfeatures report ... --scores scores/`.")
-    out = []
+    # the warnings the scoring gave (its CLI printed them): the same numbers carry the same caveats here
+    out = [note(f"Warning from the scoring: {w}", "warn") for w in ctx.score_warnings]
     summary = score_summary(tables)
     if len(summary):
         out.append(table_html(summary, scroll=False))

@@ -149,7 +149,10 @@ def build_report(store, out_html, plate=None, scores=None, profiles=None, sites=
     PlateError
         An explicitly given plate cannot be read.
     """
+    from ..io.fs import check_writable
+
     t0 = time.perf_counter()
+    check_writable(Path(out_html).parent)  # a read-only or full folder is found before the store is read
     ctx = build_context(store, plate, scores, profiles, sites, feature, platemap=platemap,
                         external_metadata=external_metadata, negcon=negcon, poscon=poscon, n_overlays=n_overlays,
                         well_cards=well_cards, sample_sites=sample_sites, feature_sites=feature_sites,

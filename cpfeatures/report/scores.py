@@ -216,6 +216,20 @@ def expand_paths(obj) -> list:
     return sorted(files, key=lambda p: (rank.get(p.name.split(".")[0], len(rank)), p.name))
 
 
+def score_warnings(scores) -> list[str]:
+    """What the scoring warned about (``warnings.txt`` of each folder ``cpfeatures score -o`` wrote)."""
+    from ..profile import WARNINGS_FILE
+
+    items = list(scores.values()) if isinstance(scores, dict) else list(scores) \
+        if isinstance(scores, (list, tuple)) else [scores]
+    out: list[str] = []
+    for obj in items:
+        if isinstance(obj, (str, os.PathLike)) and (Path(obj) / WARNINGS_FILE).is_file():
+            out += [ln.strip() for ln in (Path(obj) / WARNINGS_FILE).read_text(encoding="utf-8").splitlines()
+                    if ln.strip()]
+    return list(dict.fromkeys(out))
+
+
 def score_tables(scores) -> list[ScoreTable]:
     """Normalize the ``scores`` argument of :func:`~cpfeatures.report.build_report` to a list of tables.
 

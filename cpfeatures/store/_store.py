@@ -166,8 +166,9 @@ class Store:
             if meta.get("plate_id") != plate_id:
                 raise StoreError(f"store holds plate {meta.get('plate_id')!r}, not {plate_id!r}", self.url)
             if meta.get("config") != config_toml and not _same_settings(meta.get("config") or "", config_toml):
-                raise StoreError("store was written with different settings; use a new output or the same "
-                                 "config (see `cpfeatures config --show STORE`)", self.url)
+                raise StoreError("store was written with different settings ("
+                                 f"{_settings_differ(meta.get('config') or '', config_toml)}); use a new output or "
+                                 "the same config (see `cpfeatures config --show STORE`)", self.url)
             if all(k in meta for k in extra) and not self._consolidated():
                 return
             meta.update({k: v for k, v in extra.items() if k not in meta})
@@ -823,6 +824,31 @@ def _same_settings(stored: str, given: str) -> bool:
     if "store" in old or store_settings(given) != store_settings(""):
         return False
     return {k: v for k, v in new.items() if k != "store"} == old
+
+
+def _settings_differ(stored: str, given: str, most: int = 3) -> str:
+    """Which settings differ between a store's recorded TOML and a run's: ``[table] key: old -> new``."""
+    import tomllib
+
+    def flat(table: dict, where: str = "") -> dict:
+        out = {}
+        for key, value in table.items():
+            name = f"{where}.{key}" if where else key
+            out.update(flat(value, name) if isinstance(value, dict) else {name: value})
+        return out
+
+    try:
+        old, new = flat(tomllib.loads(stored)), flat(tomllib.loads(given))
+    except tomllib.TOMLDecodeError:
+        return "the store's recorded settings cannot be read"
+    keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+    shown = []
+    for key in keys[:most]:
+        table, _, name = key.rpartition(".")
+        where = f"[{table}] {name}" if table else name
+        shown.append(f"{where}: {old.get(key, '(not set)')!r} in the store, {new.get(key, '(not set)')!r} now")
+    more = f" and {len(keys) - most} more" if len(keys) > most else ""
+    return "; ".join(shown) + more if shown else "the same values written differently"
 
 
 def _refuse_foreign_folder(url: str) -> None:
