@@ -99,8 +99,10 @@ def test_score_tables_writes_what_the_command_writes(tmp_path):
     assert isinstance(scores, Scores)
     assert [r[1] for r in scores.rows] == ["Percent Replicating", "Percent Matching", "mAP (mean)", "mAP matching"]
     assert "n/a" not in [r[2] for r in scores.rows], scores.rows
-    assert scores.files == [str(tmp_path / "py" / f"{n}.csv") for n in ("percent_replicating", "percent_matching",
-                                                                        "map", "map_matching")]
+    # the warning is kept beside the tables (the report shows it), then the tables
+    assert scores.files == [str(tmp_path / "py" / "warnings.txt")] + [
+        str(tmp_path / "py" / f"{n}.csv") for n in ("percent_replicating", "percent_matching", "map", "map_matching")]
+    assert (tmp_path / "py" / "warnings.txt").read_text() == "1 feature(s) with missing values are left out of the scores\n"
     assert "Cells_f3" not in scores.tables["map"].columns
     done = CliRunner().invoke(main, ["score", str(tmp_path / "a.csv"), str(tmp_path / "b.csv"), "--replicates-by",
                                      "Metadata_pert", "--rename", "Metadata_target_list=Metadata_target", "--tag",
