@@ -57,9 +57,9 @@ def test_other_host_stale_only_after_its_heartbeat_stops(tmp_path):
     store = tmp_path / "s.zarr"
     _holder(store, host="node-17", boot_id="x", heartbeat=time.time() - 30)
     with pytest.raises(StoreLockedError, match="node-17"):
-        StoreLock(str(store), stale_after=120).acquire()
+        StoreLock(str(store), stale_after=120, heartbeat=0.2).acquire()
     _holder(store, host="node-17", boot_id="x", heartbeat=time.time() - 300)
-    with StoreLock(str(store), stale_after=120) as lock:
+    with StoreLock(str(store), stale_after=120, heartbeat=0.2) as lock:
         assert lock.read()["host"] == socket.gethostname()
 
 
@@ -85,3 +85,60 @@ def test_heartbeat_refreshes_and_notices_a_takeover(tmp_path):
     finally:
         lock.release()
     assert (store / LOCK_PATH).exists()  # the other run's lock is not ours to remove
+
+
+def test_a_container_sharing_host_and_boot_id_keeps_its_live_lock(tmp_path):
+    """Two containers with one host name and boot id but their own process ids: a process id that is
+    dead here says nothing about the other container's run; its fresh heartbeat decides."""
+    store = tmp_path / "s.zarr"
+    _holder(store, pid=_dead_pid(), pid_ns="pid:[4026532999]")  # another namespace, heartbeat now
+    with pytest.raises(StoreLockedError, match="another run is writing"):
+        StoreLock(str(store), heartbeat=0.2).acquire()
+    _holder(store, pid=_dead_pid(), pid_ns="pid:[4026532999]", heartbeat=time.time() - 300, interval=0.2)
+    with StoreLock(str(store), heartbeat=0.2) as lock:  # a silent heartbeat: stale after all
+        assert lock.read()["token"] == lock.token
+
+
+def test_a_clock_behind_never_makes_a_live_run_look_dead(tmp_path):
+    """The holder's clock is 300 s behind ours, but its heartbeat keeps moving: it is alive."""
+    import threading
+
+    store = tmp_path / "s.zarr"
+    stop = threading.Event()
+
+    def beat():
+        while not stop.is_set():
+            _holder(store, host="node-17", boot_id="x", heartbeat=time.time() - 300, interval=0.1)
+            time.sleep(0.1)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.2)
+        with pytest.raises(StoreLockedError, match="node-17"):
+            StoreLock(str(store), stale_after=120, heartbeat=0.1).acquire()
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_storage_without_exclusive_create_is_refused_unless_told(monkeypatch):
+    import fsspec
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    class NoExclusive(MemoryFileSystem):
+        protocol = "noexcl"
+        store: dict = {}
+        pseudo_dirs = [""]
+
+        def _open(self, path, mode="rb", **kwargs):
+            if "x" in mode:
+                raise ValueError("mode x is not supported")
+            return super()._open(path, mode, **kwargs)
+
+    fsspec.register_implementation("noexcl", NoExclusive, clobber=True)
+    with pytest.raises(StoreLockedError, match=r"\(noexcl\) cannot create the lock file exclusively.*--unsafe-lock"):
+        StoreLock("noexcl://s.zarr").acquire()
+    lock = StoreLock("noexcl://s.zarr", unsafe=True).acquire()
+    assert lock.read()["token"] == lock.token
+    lock.release()

@@ -5,9 +5,16 @@ A run holds ``<store>/lock/zarr.json`` while it writes (a Zarr group whose attri
 created exclusively, refreshed every ``heartbeat`` seconds, and removed at the end.
 A lock left by a run that died is *stale* and is taken over:
 
-- held on this machine (same host name and boot id): stale when its process is gone
-  (or the process id now belongs to a process started at another time);
-- held on another machine: stale when its heartbeat is older than ``stale_after``.
+- held on this machine (same host name, boot id and process-id namespace): stale when its
+  process is gone (or the process id now belongs to a process started at another time);
+- held on another machine, or in another container of this one (another process-id namespace:
+  its process ids mean nothing here): stale when its heartbeat is older than ``stale_after``
+  *and* does not move while this run watches it for a few of its heartbeats, so that a clock
+  that differs between machines never makes a live run look dead.
+
+Storage that cannot create a file exclusively (no conditional write) cannot make a safe lock:
+two runs could both think they hold it. Such a store is refused unless the caller says that no
+other run writes it (``unsafe=True``, ``cpfeatures run --unsafe-lock``).
 
 The heartbeat also checks that the lock is still ours; if another run took it over
 (it thought ours stale), :attr:`StoreLock.lost` becomes True and the run stops.
@@ -38,6 +45,14 @@ def _boot_id() -> str:
     try:
         with open("/proc/sys/kernel/random/boot_id") as fh:
             return fh.read().strip()
+    except OSError:
+        return ""
+
+
+def _pid_namespace() -> str:
+    """This process's process-id namespace (``pid:[4026531836]``), or "" where unknown."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
     except OSError:
         return ""
 
@@ -75,10 +90,13 @@ class StoreLock:
         Seconds between refreshes of the lock.
     stale_after : float
         A lock held on another machine whose heartbeat is older than this is stale.
+    unsafe : bool
+        Allow storage that cannot create the lock file exclusively (the caller knows that no other
+        run writes the store).
     """
 
     def __init__(self, url: str, storage_options: dict | None = None, heartbeat: float = 30.0,
-                 stale_after: float = 120.0):
+                 stale_after: float = 120.0, unsafe: bool = False):
         import fsspec
 
         self.url = url
@@ -88,6 +106,7 @@ class StoreLock:
         self.path = f"{root.rstrip('/')}/{LOCK_PATH}"
         self.local = "file" in (self.fs.protocol if isinstance(self.fs.protocol, tuple) else (self.fs.protocol,))
         self.heartbeat, self.stale_after = float(heartbeat), float(stale_after)
+        self.unsafe = bool(unsafe)
         self.token = uuid.uuid4().hex
         self.lost = False
         self._stop = threading.Event()
@@ -97,8 +116,9 @@ class StoreLock:
     def _info(self) -> dict:
         pid = os.getpid()
         return {"token": self.token, "host": socket.gethostname(), "boot_id": _boot_id(), "pid": pid,
-                "pid_start": _process_start(pid), "started": getattr(self, "_started", time.time()),
-                "heartbeat": time.time()}
+                "pid_ns": _pid_namespace(), "pid_start": _process_start(pid),
+                "started": getattr(self, "_started", time.time()), "heartbeat": time.time(),
+                "interval": self.heartbeat}
 
     def _encode(self, info: dict) -> bytes:
         return json.dumps({"zarr_format": 3, "node_type": "group", "attributes": {"cpfeatures_lock": info}},
@@ -119,7 +139,8 @@ class StoreLock:
         """Why a holder's lock is stale, or None if that run may still be writing."""
         if not info:
             return "its lock file is unreadable"
-        if info.get("host") == socket.gethostname() and info.get("boot_id", "") == _boot_id():
+        same_namespace = info.get("pid_ns", _pid_namespace()) == _pid_namespace()  # older records: as before
+        if info.get("host") == socket.gethostname() and info.get("boot_id", "") == _boot_id() and same_namespace:
             pid = int(info.get("pid", -1))
             if not _alive(pid):
                 return f"its process {pid} is gone"
@@ -128,7 +149,19 @@ class StoreLock:
                 return f"process id {pid} now belongs to another process"
             return None
         age = time.time() - float(info.get("heartbeat", 0))
-        return f"no heartbeat for {age:.0f} s" if age > self.stale_after else None
+        if age <= self.stale_after:
+            return None
+        # old by this machine's clock: watch the record itself, which the clocks cannot fool
+        interval = min(float(info.get("interval") or self.heartbeat), self.stale_after)
+        deadline = time.monotonic() + 1.5 * interval + 0.5
+        while time.monotonic() < deadline:
+            time.sleep(min(0.5, interval / 4))
+            now = self.read()
+            if now is None:
+                return "its lock was released"
+            if now.get("token") != info.get("token") or now.get("heartbeat") != info.get("heartbeat"):
+                return None  # its heartbeat moves: alive, whatever the clocks say
+        return f"no heartbeat for {age:.0f} s (and none while watched for {1.5 * interval + 0.5:.0f} s)"
 
     def describe(self, info: dict) -> str:
         started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(info.get("started", 0))))
@@ -157,6 +190,11 @@ class StoreLock:
         except FileExistsError:
             return False
         except (ValueError, NotImplementedError, TypeError):
+            if not self.unsafe:  # check-then-write: two runs could both take the lock
+                protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+                raise StoreLockedError(f"this storage ({protocol}) cannot create the lock file exclusively, so two "
+                                       "runs could both write the store; if no other run writes it, run again "
+                                       "with --unsafe-lock (unsafe_lock=True)", self.url) from None
             if self.fs.exists(self.path):
                 return False
             self.fs.pipe_file(self.path, data)
