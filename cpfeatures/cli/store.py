@@ -55,11 +55,14 @@ def verify(store, as_json):
 @click.option("--obs-names", type=click.Choice(["number", "id"]), default="number", show_default=True,
               help="AnnData row names: 0, 1, ... (pycytominer reads these) or <plate>_<well>_<site>_<object> "
                    "(in obs column Metadata_ObjectID either way).")
+@click.option("--platemap", default=None, type=click.Path(dir_okay=False),
+              help="A plate map (CSV or tab-separated): its columns are added to every row, joined on the well "
+                   "(and the plate, when it names plates); AnnData: obs columns.")
 @_SKIP_DAMAGED
 @_LOG
 @_JSON
 @friendly
-def export(store, fmt, out, names, obs_names, skip_damaged, log_file, as_json):
+def export(store, fmt, out, names, obs_names, platemap, skip_damaged, log_file, as_json):
     """Write a store's tables as Parquet or CSV, or its single cells as AnnData (pycytominer reads them).
 
     Written a well (AnnData: a site) at a time: memory does not grow with the plate.
@@ -68,18 +71,23 @@ def export(store, fmt, out, names, obs_names, skip_damaged, log_file, as_json):
     import time
 
     t0 = time.perf_counter()
+    if platemap is not None:  # read and checked before any site is
+        from ..profile import platemap_by_well
+
+        platemap = platemap_by_well(platemap)
     if fmt == "anndata":
         from ..store import ANNDATA_SUFFIXES, anndata_kind, export_anndata
 
         if anndata_kind(out) is None:
             raise click.UsageError(f"--format anndata writes {' or '.join(ANNDATA_SUFFIXES)}; got -o {out}")
-        paths = [export_anndata(store, out, names=names, obs_names=obs_names, skip_damaged=skip_damaged)]
+        paths = [export_anndata(store, out, names=names, obs_names=obs_names, skip_damaged=skip_damaged,
+                                platemap=platemap)]
     else:
         from ..store import export as export_tables
 
         if os.path.isfile(out):
             raise click.UsageError(f"-o {out} is a file; --format {fmt} writes a folder of tables")
-        paths = export_tables(store, out, fmt=fmt, names=names, skip_damaged=skip_damaged)
+        paths = export_tables(store, out, fmt=fmt, names=names, skip_damaged=skip_damaged, platemap=platemap)
     result = {"command": "export", "store": store, "format": fmt, "names": names, "files": paths,
               "seconds": round(time.perf_counter() - t0, 1), "exit_code": 0}
     _finish(result, paths, as_json, log_file)

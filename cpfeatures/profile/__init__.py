@@ -20,7 +20,7 @@ also a run's store).
 
 from ._frames import check_profiles_path, infer_features, load_profiles, metadata_columns, select_rows, write_profiles
 from .aggregate import aggregate
-from .annotate import annotate, canonical_well, read_platemap
+from .annotate import annotate, canonical_well, platemap_by_well, read_platemap
 from .batch import PlateProfiles, profile_plates, read_feature_list, read_jump_platemaps
 from .average_precision import average_precision, fdr_bh, mean_average_precision
 from .blocklist import default_blocklist
@@ -38,5 +38,5 @@ __all__ = ["profile_plates", "read_jump_platemaps", "PlateProfiles", "aggregate"
            "percent_matching", "average_precision", "mean_average_precision", "fdr_bh", "default_blocklist",
            "canonical_well", "read_platemap", "infer_features", "load_profiles", "metadata_columns", "write_profiles",
            "check_profiles_path", "OPERATIONS", "CPJUMP1_OPERATIONS", "ReplicatingResult", "MatchingResult",
-           "select_rows", "score_tables", "Scores", "SCORE_TABLES", "WARNINGS_FILE", "nested_groups", "combine_tables",
+           "select_rows", "platemap_by_well", "score_tables", "Scores", "SCORE_TABLES", "WARNINGS_FILE", "nested_groups", "combine_tables",
            "join_plate_metadata", "write_plate_profiles", "read_feature_list"]

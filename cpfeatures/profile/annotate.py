@@ -17,7 +17,7 @@ import pandas as pd
 from ..errors import InputError
 from ._frames import load_profiles, metadata_columns
 
-__all__ = ["annotate", "canonical_well", "read_platemap"]
+__all__ = ["annotate", "canonical_well", "read_platemap", "platemap_by_well"]
 
 _WELL = re.compile(r"^\s*([A-Za-z]{1,2})\s*0*(\d{1,3})\s*$")
 _WELL_COLUMNS = ("Metadata_Well", "Metadata_well_position", "Metadata_well", "Metadata_WellPosition")
@@ -99,6 +99,26 @@ def read_platemap(platemap, join_on: str | None = None) -> pd.DataFrame:
         raise InputError(f"platemap has no column {column!r}", source)
     _well_key(frame, column, "platemap")
     return frame
+
+
+def platemap_by_well(platemap, join_on: str | None = None) -> pd.DataFrame:
+    """A plate map as single-cell exports join it: ``Metadata_Well`` in ``A01`` form, then its other
+    ``Metadata_`` columns (``Metadata_Plate`` too, when it names plates).
+
+    Examples
+    --------
+    >>> platemap_by_well(pd.DataFrame({"well_position": ["A1", "B02"], "pert_iname": ["DMSO", "x"]}))
+      Metadata_Well Metadata_pert_iname
+    0           A01                DMSO
+    1           B02                   x
+    """
+    frame = read_platemap(platemap, join_on)
+    column = join_on or _well_column(frame, "platemap")
+    wells = _well_key(frame, column, "platemap")
+    rest = frame.drop(columns=[c for c in (column, "Metadata_Well") if c in frame.columns])
+    out = pd.concat([pd.DataFrame({"Metadata_Well": wells.to_numpy()}), rest.reset_index(drop=True)], axis=1)
+    out.attrs["source"] = frame.attrs.get("source")
+    return out
 
 
 def annotate(profiles, platemap, join_on: str | None = None, external_metadata=None,

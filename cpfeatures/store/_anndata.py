@@ -457,7 +457,7 @@ def _text(node) -> np.ndarray:
 
 
 def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", obs_names: str = "number",
-                   skip_damaged: bool = False) -> str:
+                   skip_damaged: bool = False, platemap=None) -> str:
     """Write a store's single cells as one AnnData file, a site at a time (memory: a read batch of sites).
 
     Parameters
@@ -475,6 +475,9 @@ def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", o
 
     skip_damaged : bool
         Leave damaged sites out, with a warning each, instead of refusing the store.
+    platemap : DataFrame, optional
+        What is in each well (:func:`cpfeatures.profile.platemap_by_well`): its columns become
+        ``obs`` categoricals (see :func:`cpfeatures.store.export`).
 
     Returns
     -------
@@ -502,7 +505,7 @@ def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", o
         from ._layout import StoreError
 
         raise StoreError("the store holds no completed site to export", st.url)
-    plan = plan_table(st, keys, "SingleCells", names)
+    plan = plan_table(st, keys, "SingleCells", names, platemap)
     id_cols = [k for kind, k in plan.order if kind == "block" and names == "cytotable"
                and plan.out[plan.features[k]].startswith("Metadata_")]
     if names == "cpfeatures":  # the ids are metadata whatever their names
@@ -515,6 +518,8 @@ def export_anndata(store, path: "str | os.PathLike", names: str = "cytotable", o
                   "Metadata_Well": sorted({str(a["well"]) for a in attrs})}
     for c in plan.text:
         categories[c] = sorted({str(a.get("image_metadata", {})[c]) for a in attrs if c in a.get("image_metadata", {})})
+    for c in plan.annotations:
+        categories[c] = sorted({v for a in attrs if (v := plan.annotation_of(a["plate"], a["well"]).get(c)) is not None})
     obs_cols, sources = [_Column(ID_COLUMN, "string")], [("id", None)]
     for kind, k in plan.order:
         if kind == "meta":

@@ -34,7 +34,7 @@ _OBJECT_META = [*META, "Metadata_ObjectNumber"]
 
 def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: str = "parquet",
            single_cells: bool = True, tables: list[str] | None = None, names: str = "cytotable",
-           skip_damaged: bool = False) -> list[str]:
+           skip_damaged: bool = False, platemap: pd.DataFrame | None = None) -> list[str]:
     """Write the store's tables as Parquet or CSV files for pycytominer and friends.
 
     Parameters
@@ -61,6 +61,10 @@ def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: 
     skip_damaged : bool
         Leave damaged sites out, with a warning each, instead of refusing the store
         (:class:`~cpfeatures.store.DamagedStoreError`).
+    platemap : DataFrame, optional
+        What is in each well (:func:`cpfeatures.profile.platemap_by_well`): its ``Metadata_``
+        columns are added to every row after the site's, as text, joined on ``Metadata_Well``
+        (and ``Metadata_Plate`` when it has one); a well it does not list gets nulls.
 
     Returns
     -------
@@ -85,9 +89,9 @@ def export(store: "str | os.PathLike | Store", out_dir: str | os.PathLike, fmt: 
     os.makedirs(out_dir, exist_ok=True)
     keys = st.completed_sites()
     wanted = list(tables) if tables else ["Image", *OBJECT_TABLES]
-    plans = {name: plan_table(st, keys, name, names) for name in wanted}
+    plans = {name: plan_table(st, keys, name, names, platemap) for name in wanted}
     if single_cells:
-        plans["SingleCells"] = plan_table(st, keys, "SingleCells", names)
+        plans["SingleCells"] = plan_table(st, keys, "SingleCells", names, platemap)
     written = []
     for name, plan in plans.items():
         path = os.path.join(os.fspath(out_dir), f"{name}.{fmt}")
@@ -119,12 +123,13 @@ class _Plan:
     """
 
     def __init__(self, name: str, features: list[str], text: list[str], names: str = "cpfeatures",
-                 sources: list[str] | None = None):
+                 sources: list[str] | None = None, platemap: pd.DataFrame | None = None):
         self.name = name
         self.naming = names
         self.meta = list(META) if name == "Image" else list(_OBJECT_META)
         if names == "cytotable":
             self.meta = ["Metadata_ImageNumber", *self.meta]
+        self.annotations, self.annotation_of = _annotations(platemap, self.meta)
         self.text = text
         self.features = features
         self.position = {c: i for i, c in enumerate(features)}
@@ -135,10 +140,12 @@ class _Plan:
                 (t for t in OBJECT_TABLES if c.startswith(f"{t}_")), self.sources[0])
         self.out = {c: export_name(table_of[c], c, names) for c in features}
         self.meta_out = {c: export_name(name, c, names) for c in self.meta}  # only Image's Metadata_Site changes
+        self.meta_out.update({c: c for c in self.annotations})
         self.text_out = {c: export_name("Image", c, names) for c in text}
         ids = [i for i, c in enumerate(features) if names == "cytotable" and self.out[c].startswith("Metadata_")]
         rest = [i for i in range(len(features)) if i not in set(ids)]
-        self.order = ([("meta", c) for c in self.meta] + [("block", i) for i in ids]
+        self.order = ([("meta", c) for c in self.meta] + [("meta", c) for c in self.annotations]
+                      + [("block", i) for i in ids]
                       + [("meta", c) for c in text] + [("block", i) for i in rest])
 
     @property
@@ -147,7 +154,25 @@ class _Plan:
                 for kind, k in self.order]
 
 
-def plan_table(st: Store, keys: list[str], name: str, names: str = "cytotable") -> _Plan:
+def _annotations(platemap: pd.DataFrame | None, meta: list[str]):
+    """The plate map's columns for the rows, and ``(plate, well) -> {column: text}``."""
+    if platemap is None:
+        return [], lambda plate, well: {}
+    columns = [c for c in platemap.columns if c not in ("Metadata_Well", "Metadata_Plate", *meta)]
+    by_plate = "Metadata_Plate" in platemap.columns
+    table = {}
+    for row in platemap.to_dict("records"):
+        key = (str(row["Metadata_Plate"]) if by_plate else None, row["Metadata_Well"])
+        table[key] = {c: None if pd.isna(row[c]) else str(row[c]) for c in columns}
+
+    def lookup(plate: str, well: str) -> dict:
+        return table.get((str(plate) if by_plate else None, well), {})
+
+    return columns, lookup
+
+
+def plan_table(st: Store, keys: list[str], name: str, names: str = "cytotable",
+               platemap: pd.DataFrame | None = None) -> _Plan:
     """The columns of one exported table (``Image``, a compartment or ``SingleCells``) over ``keys``.
 
     Columns are the union over sites in first-seen order; SingleCells joins the compartments in
@@ -157,13 +182,13 @@ def plan_table(st: Store, keys: list[str], name: str, names: str = "cytotable") 
     text = _text_columns(st, keys)
     if name != "SingleCells":
         features = [c for c in st.table_columns(name, keys) if c != "ObjectNumber"]
-        return _Plan(name, features, text if name == "Image" else [], names)
+        return _Plan(name, features, text if name == "Image" else [], names, platemap=platemap)
     order = list(CYTOTABLE_ORDER if names == "cytotable" else SINGLE_CELL_ORDER)
     merged: dict[str, None] = {}
     for table in order:
         merged.update(dict.fromkeys(c for c in st.table_columns(table, keys) if c != "ObjectNumber"))
     files = [c for c in text if c.startswith("FileName_")] if names == "cytotable" else []
-    return _Plan("SingleCells", list(merged), files, names, sources=order)
+    return _Plan("SingleCells", list(merged), files, names, sources=order, platemap=platemap)
 
 
 def _text_columns(st: Store, keys: list[str]) -> list[str]:
@@ -202,7 +227,10 @@ def site_rows(st: Store, plan: _Plan, keys: list[str]) -> Iterator[tuple[str, di
         for c in plan.text:
             if c not in meta:
                 meta[c] = files.get(c)
-        yield key, attrs, block, meta.reindex(columns=plan.meta + plan.text)
+        annotation = plan.annotation_of(attrs["plate"], attrs["well"])
+        for c in plan.annotations:
+            meta[c] = annotation.get(c)
+        yield key, attrs, block, meta.reindex(columns=plan.meta + plan.annotations + plan.text)
 
 
 class _Writer:
@@ -222,7 +250,8 @@ class _Writer:
         self.tmp = f"{path}.partial"
         fields = []
         for (kind, k), name in zip(plan.order, plan.columns):
-            text = kind == "meta" and (k in ("Metadata_Plate", "Metadata_Well") or k in plan.text)
+            text = kind == "meta" and (k in ("Metadata_Plate", "Metadata_Well") or k in plan.text
+                                       or k in plan.annotations)
             # the object ids among the store's float64 columns (CytoTable's Metadata_ names) are integers
             ident = kind == "block" and name.startswith("Metadata_")
             fields.append(pa.field(name, pa.string() if text else pa.int64() if kind == "meta" or ident
