@@ -19,8 +19,10 @@ __all__ = ["inspect"]
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of tables.")
 @click.option("--config", type=click.Path(dir_okay=False), help="TOML settings (channel name -> role map).")
 @click.option("--quick", is_flag=True, help="Skip reading every TIFF header (faster on big plates).")
+@click.option("--deep", is_flag=True, help="Decode every image's pixels too (finds truncated or corrupt pixel data "
+                                           "that a header check passes; reads the whole plate).")
 @friendly
-def inspect(plate, plate_name, as_json, config, quick):
+def inspect(plate, plate_name, as_json, config, quick, deep):
     """Describe a plate: wells x fields x planes x channels, channel roles, pixel size.
 
     PLATE is the plate folder, its Images/ folder, its Index.idx.xml / Index.xml,
@@ -33,12 +35,14 @@ def inspect(plate, plate_name, as_json, config, quick):
 
     p = read_plate(plate, config=load_config(config), strict=False, plate=plate_name)
     problem = None
-    if not quick:
+    if not quick or deep:
         try:
-            p.verify()
+            p.verify(deep=deep)
         except CpfeaturesError as exc:
             problem = str(exc)
     summary = p.describe()
+    summary["checked"] = ("pixels" if problem is None else "pixels-unreadable") if deep else \
+        "none" if quick else "headers"
     if as_json:
         click.echo(json.dumps(summary, indent=2))
     else:
@@ -73,3 +77,7 @@ def _print_inspect(s: dict) -> None:
                       str(ch["emission_nm"] or "-"))
     console.print(table)
     console.print(f"  missing files: {len(s['missing_files'])}   extra TIFFs not in index: {len(s['extra_files'])}")
+    console.print({"pixels": "  every image decoded: pixels readable",
+                   "pixels-unreadable": "  images decoded up to an unreadable one (below)",
+                   "headers": "  image headers read; pixels not read (--deep decodes every image)",
+                   "none": "  files not read (--quick); --deep decodes every image"}[s["checked"]])

@@ -314,16 +314,35 @@ class Plate:
                 paths[key] = {r: p for r, p in zip(rows["role"], rows["path"]) if r in roles}
         return paths, problems
 
-    def verify(self) -> None:
-        """Read every image's header: raise on the first unreadable file or shape/dtype mismatch.
+    def verify(self, deep: bool = False) -> None:
+        """Read every image's header (``deep``: decode its pixels too): raise on the first unreadable
+        file or shape/dtype mismatch, in the plate's order.
+
+        A header can be whole while the pixel data after it is truncated or corrupt: only ``deep``
+        finds that (it reads every byte of the plate, decoding images on a few threads).
 
         Raises
         ------
         ImageError
         """
-        for path in self.images["path"]:
-            if path in self._missing_paths:
-                continue
+        paths = [p for p in self.images["path"] if p not in self._missing_paths]
+        if deep:
+            import os
+            from concurrent.futures import ThreadPoolExecutor
+
+            def decode(path):
+                try:
+                    read_image(path, self.image_shape, self.dtype)
+                except ImageError as exc:
+                    return exc
+                return None
+
+            with ThreadPoolExecutor(max_workers=2 * (os.cpu_count() or 1)) as pool:  # decoders release the GIL
+                for problem in pool.map(decode, paths):
+                    if problem is not None:
+                        raise problem
+            return
+        for path in paths:
             shape, dtype = read_header(path)
             shape = tuple(s for s in shape if s != 1)
             if shape != tuple(self.image_shape):

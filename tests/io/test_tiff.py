@@ -49,3 +49,25 @@ def test_a_plate_of_stacks_is_refused(bundled_plate_dir, tmp_path):
         _stack(image, 2, tifffile.imread(image).shape)
     with pytest.raises(ImageError, match=r"single-plane 2-D images, got shape \(2, 540, 540\)"):
         read_plate(plate)
+
+
+def test_inspect_says_what_it_read_and_deep_decodes_the_pixels(bundled_plate_dir, tmp_path):
+    """A truncated pixel block passes a header check: plain inspect says pixels were not read, --deep finds it."""
+    import subprocess
+    import sys
+
+    plate = tmp_path / "plate"
+    shutil.copytree(bundled_plate_dir, plate)
+    (dna,) = sorted((plate / "Images").glob("r04c14f05p01-ch5*.tiff"))
+    data = dna.read_bytes()
+    dna.write_bytes(data[:len(data) - 20000])  # the header is whole, the pixel data is not
+    cli = [sys.executable, "-m", "cpfeatures.cli", "inspect", str(plate)]
+    plain = subprocess.run(cli, capture_output=True, text=True, timeout=120)
+    assert plain.returncode == 0 and "pixels not read (--deep decodes every image)" in plain.stdout
+    deep = subprocess.run(cli + ["--deep"], capture_output=True, text=True, timeout=120)
+    assert deep.returncode == 2 and "Traceback" not in deep.stderr
+    assert deep.stderr.strip() == f"error: {dna}: truncated or corrupt TIFF" + deep.stderr.strip().split(
+        "truncated or corrupt TIFF", 1)[1]
+    dna.write_bytes(data)
+    whole = subprocess.run(cli + ["--deep", "--json"], capture_output=True, text=True, timeout=120)
+    assert whole.returncode == 0 and '"checked": "pixels"' in whole.stdout
