@@ -1,4 +1,5 @@
-"""The store's on-disk names, codecs, checksums and errors: what every reader and writer of a store shares.
+"""The store's on-disk names, codecs, checksums, errors and recorded settings: what every reader and writer
+of a store shares.
 
 The layout itself is documented once, in ``docs/store.md``.
 """
@@ -171,3 +172,59 @@ def local_zarr_kind(path) -> str | None:
     except (OSError, ValueError):
         return "group"
     return "anndata" if attributes.get("encoding-type") == "anndata" else "group"
+
+
+def same_settings(stored: str, given: str) -> bool:
+    """Settings recorded before ``[store]`` existed equal the same settings with the default ``[store]``.
+
+    Such stores were written with zstd at zarr's default level, which is what the default
+    ``[store]`` says: resuming them is allowed (the recorded text stays as it was).
+    """
+    import tomllib
+
+    try:
+        old, new = tomllib.loads(stored), tomllib.loads(given)
+    except tomllib.TOMLDecodeError:
+        return False
+    if "store" in old or store_settings(given) != store_settings(""):
+        return False
+    return {k: v for k, v in new.items() if k != "store"} == old
+
+
+def settings_differ(stored: str, given: str, most: int = 3) -> str:
+    """Which settings differ between a store's recorded TOML and a run's: ``[table] key: old -> new``."""
+    import tomllib
+
+    def flat(table: dict, where: str = "") -> dict:
+        out = {}
+        for key, value in table.items():
+            name = f"{where}.{key}" if where else key
+            out.update(flat(value, name) if isinstance(value, dict) else {name: value})
+        return out
+
+    try:
+        old, new = flat(tomllib.loads(stored)), flat(tomllib.loads(given))
+    except tomllib.TOMLDecodeError:
+        return "the store's recorded settings cannot be read"
+    keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
+    shown = []
+    for key in keys[:most]:
+        table, _, name = key.rpartition(".")
+        where = f"[{table}] {name}" if table else name
+        shown.append(f"{where}: {old.get(key, '(not set)')!r} in the store, {new.get(key, '(not set)')!r} now")
+    more = f" and {len(keys) - most} more" if len(keys) > most else ""
+    return "; ".join(shown) + more if shown else "the same values written differently"
+
+
+def refuse_foreign_folder(url: str) -> None:
+    """Never write into a local folder that holds other things than a Zarr hierarchy."""
+    if "://" in url and not url.startswith("file://"):
+        return
+    path = url[len("file://"):] if url.startswith("file://") else url
+    if os.path.isfile(path):
+        raise StoreError("is a file, not a store folder", path)
+    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "zarr.json")):
+        if os.path.exists(os.path.join(path, ".zgroup")) or os.path.exists(os.path.join(path, ".zarray")):
+            raise StoreError("is a Zarr v2 store, not a cpfeatures store; choose a new output path", path)
+        if any(True for _ in os.scandir(path)):
+            raise StoreError("folder exists and is not a cpfeatures store; choose a new output path", path)

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 from ._layout import array_problem, checksum, damaged, jsonable
 
-__all__ = ["commit_site", "completed_attrs", "remove_site", "site_fetcher", "fetch_sync"]
+__all__ = ["commit_site", "completed_attrs", "remove_site", "site_fetcher", "fetch_sync", "site_block"]
 
 
 def commit_site(root, key: str, arrays: dict[str, np.ndarray], attrs: dict, compressors: list,
@@ -216,3 +217,45 @@ def site_fetcher(root=None, zstore=None, base: str = "", url: str | None = None)
 
     return fetch
 
+
+def site_block(columns, attrs: dict, arrays: dict[str, np.ndarray], tables: list[str],
+                features: list[str] | None = None) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
+    """A site's rows joined over ``tables``: :meth:`Store.site_block`, with ``columns`` (digest -> names) given.
+
+    The lazy plate view (:func:`cpfeatures.store.open_plate`) builds a site's rows with it
+    without opening the store's root.
+    """
+    parts = []
+    for table in tables:
+        if table not in arrays:
+            continue
+        names = columns(attrs["columns"][table])
+        values = arrays[table]
+        numbers = values[:, names.index("ObjectNumber")].astype(np.int64) if "ObjectNumber" in names else None
+        parts.append((names, values, numbers))
+    if features is None:
+        features = list(dict.fromkeys(c for names, _, _ in parts for c in names if c != "ObjectNumber"))
+    numbered = [p[2] for p in parts if p[2] is not None]
+    if numbered and any(len(n) != len(numbered[0]) or not np.array_equal(n, numbered[0]) for n in numbered[1:]):
+        objects = np.unique(np.concatenate(numbered))
+    else:
+        objects = numbered[0] if numbered else None
+    n = len(objects) if objects is not None else (parts[0][1].shape[0] if parts else 0)
+    position = {c: i for i, c in enumerate(features)}
+    block = np.full((n, len(features)), np.nan)
+    for names, values, numbers in parts:
+        src = [i for i, c in enumerate(names) if c in position]
+        dst = [position[names[i]] for i in src]
+        if not src:
+            continue
+        if numbers is None or numbers is objects or np.array_equal(numbers, objects):
+            block[:, dst] = values[:, src]
+        else:
+            block[np.ix_(np.searchsorted(objects, numbers), dst)] = values[:, src]
+    meta = {"Metadata_Plate": [attrs["plate"]] * n, "Metadata_Well": [attrs["well"]] * n,
+            "Metadata_Site": np.full(n, int(attrs["site"]), np.int64)}
+    if objects is not None:
+        meta["Metadata_ObjectNumber"] = objects.astype(np.int64)
+    if "Image" in tables:
+        meta.update({k: [v] * n for k, v in attrs.get("image_metadata", {}).items()})
+    return pd.DataFrame(meta), block, features

@@ -27,9 +27,9 @@ from ..io import parse_site_key, site_key
 from ..pipeline import OBJECT_TABLES, SiteTables
 from ._layout import (_NOT_CONSOLIDATED, LAYOUT_VERSION, META, SINGLE_CELL_ORDER, DamagedStoreError, StoreError,
                       array_problem, checksum, compressors, damaged, digest, dimension_names, jsonable, site_order,
-                      store_settings, table_name)
+                      refuse_foreign_folder, same_settings, settings_differ, store_settings, table_name)
 from ._layout import write_failure as _write_failure
-from ._sites import commit_site, completed_attrs, fetch_sync, remove_site, site_fetcher
+from ._sites import commit_site, completed_attrs, fetch_sync, remove_site, site_block, site_fetcher
 
 __all__ = ["Store", "open_store", "read_table"]
 
@@ -80,7 +80,7 @@ class Store:
             else dict(storage_options or {})
         kwargs = {"storage_options": self.storage_options} if self.storage_options else {}
         if mode != "r":
-            _refuse_foreign_folder(self.url)
+            refuse_foreign_folder(self.url)
         try:
             # Consolidated metadata is for other tools only: it may predate sites a later run added.
             self.root = zarr.open_group(self.url, mode="r" if mode == "r" else "a", use_consolidated=False,
@@ -165,9 +165,9 @@ class Store:
         if meta:
             if meta.get("plate_id") != plate_id:
                 raise StoreError(f"store holds plate {meta.get('plate_id')!r}, not {plate_id!r}", self.url)
-            if meta.get("config") != config_toml and not _same_settings(meta.get("config") or "", config_toml):
+            if meta.get("config") != config_toml and not same_settings(meta.get("config") or "", config_toml):
                 raise StoreError("store was written with different settings ("
-                                 f"{_settings_differ(meta.get('config') or '', config_toml)}); use a new output or "
+                                 f"{settings_differ(meta.get('config') or '', config_toml)}); use a new output or "
                                  "the same config (see `cpfeatures config --show STORE`)", self.url)
             if all(k in meta for k in extra) and not self._consolidated():
                 return
@@ -496,7 +496,7 @@ class Store:
         are every table's columns but ``ObjectNumber``, in order. Built with numpy, not
         pandas merges: a merge of 5,800-column frames costs ~0.5 s per site.
         """
-        return _site_block(self.columns, attrs, arrays, tables, features)
+        return site_block(self.columns, attrs, arrays, tables, features)
 
     def _frame(self, key: str, attrs: dict, name: str, values: np.ndarray,
                columns: list[str] | None = None) -> pd.DataFrame:
@@ -724,49 +724,6 @@ class Store:
         return None
 
 
-def _site_block(columns, attrs: dict, arrays: dict[str, np.ndarray], tables: list[str],
-                features: list[str] | None = None) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
-    """What :meth:`Store.site_block` returns, with ``columns`` (digest -> column names) given.
-
-    The lazy plate view (:func:`cpfeatures.store.open_plate`) builds a site's rows with it
-    without opening the store's root.
-    """
-    parts = []
-    for table in tables:
-        if table not in arrays:
-            continue
-        names = columns(attrs["columns"][table])
-        values = arrays[table]
-        numbers = values[:, names.index("ObjectNumber")].astype(np.int64) if "ObjectNumber" in names else None
-        parts.append((names, values, numbers))
-    if features is None:
-        features = list(dict.fromkeys(c for names, _, _ in parts for c in names if c != "ObjectNumber"))
-    numbered = [p[2] for p in parts if p[2] is not None]
-    if numbered and any(len(n) != len(numbered[0]) or not np.array_equal(n, numbered[0]) for n in numbered[1:]):
-        objects = np.unique(np.concatenate(numbered))
-    else:
-        objects = numbered[0] if numbered else None
-    n = len(objects) if objects is not None else (parts[0][1].shape[0] if parts else 0)
-    position = {c: i for i, c in enumerate(features)}
-    block = np.full((n, len(features)), np.nan)
-    for names, values, numbers in parts:
-        src = [i for i, c in enumerate(names) if c in position]
-        dst = [position[names[i]] for i in src]
-        if not src:
-            continue
-        if numbers is None or numbers is objects or np.array_equal(numbers, objects):
-            block[:, dst] = values[:, src]
-        else:
-            block[np.ix_(np.searchsorted(objects, numbers), dst)] = values[:, src]
-    meta = {"Metadata_Plate": [attrs["plate"]] * n, "Metadata_Well": [attrs["well"]] * n,
-            "Metadata_Site": np.full(n, int(attrs["site"]), np.int64)}
-    if objects is not None:
-        meta["Metadata_ObjectNumber"] = objects.astype(np.int64)
-    if "Image" in tables:
-        meta.update({k: [v] * n for k, v in attrs.get("image_metadata", {}).items()})
-    return pd.DataFrame(meta), block, features
-
-
 def _recorded_arrays(store: Store):
     """Per site, the arrays its attributes say were written (the tables, for sites without checksums)."""
     def names(key: str) -> list[str]:
@@ -807,62 +764,6 @@ def _left_out(node: str, committed: set[str]) -> bool:
     if parts[0] in _NOT_CONSOLIDATED:
         return True
     return parts[0] == "sites" and len(parts) > 1 and parts[1] not in committed
-
-
-def _same_settings(stored: str, given: str) -> bool:
-    """Settings recorded before ``[store]`` existed equal the same settings with the default ``[store]``.
-
-    Such stores were written with zstd at zarr's default level, which is what the default
-    ``[store]`` says: resuming them is allowed (the recorded text stays as it was).
-    """
-    import tomllib
-
-    try:
-        old, new = tomllib.loads(stored), tomllib.loads(given)
-    except tomllib.TOMLDecodeError:
-        return False
-    if "store" in old or store_settings(given) != store_settings(""):
-        return False
-    return {k: v for k, v in new.items() if k != "store"} == old
-
-
-def _settings_differ(stored: str, given: str, most: int = 3) -> str:
-    """Which settings differ between a store's recorded TOML and a run's: ``[table] key: old -> new``."""
-    import tomllib
-
-    def flat(table: dict, where: str = "") -> dict:
-        out = {}
-        for key, value in table.items():
-            name = f"{where}.{key}" if where else key
-            out.update(flat(value, name) if isinstance(value, dict) else {name: value})
-        return out
-
-    try:
-        old, new = flat(tomllib.loads(stored)), flat(tomllib.loads(given))
-    except tomllib.TOMLDecodeError:
-        return "the store's recorded settings cannot be read"
-    keys = [k for k in dict.fromkeys([*old, *new]) if old.get(k) != new.get(k)]
-    shown = []
-    for key in keys[:most]:
-        table, _, name = key.rpartition(".")
-        where = f"[{table}] {name}" if table else name
-        shown.append(f"{where}: {old.get(key, '(not set)')!r} in the store, {new.get(key, '(not set)')!r} now")
-    more = f" and {len(keys) - most} more" if len(keys) > most else ""
-    return "; ".join(shown) + more if shown else "the same values written differently"
-
-
-def _refuse_foreign_folder(url: str) -> None:
-    """Never write into a local folder that holds other things than a Zarr hierarchy."""
-    if "://" in url and not url.startswith("file://"):
-        return
-    path = url[len("file://"):] if url.startswith("file://") else url
-    if os.path.isfile(path):
-        raise StoreError("is a file, not a store folder", path)
-    if os.path.isdir(path) and not os.path.exists(os.path.join(path, "zarr.json")):
-        if os.path.exists(os.path.join(path, ".zgroup")) or os.path.exists(os.path.join(path, ".zarray")):
-            raise StoreError("is a Zarr v2 store, not a cpfeatures store; choose a new output path", path)
-        if any(True for _ in os.scandir(path)):
-            raise StoreError("folder exists and is not a cpfeatures store; choose a new output path", path)
 
 
 def open_store(store: "str | os.PathLike | Store", mode: str = "r", skip_damaged: bool = False) -> Store:

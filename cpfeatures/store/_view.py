@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ._layout import META, SINGLE_CELL_ORDER, StoreError, table_name
-from ._sites import site_fetcher
-from ._store import Store, _site_block, open_store
+from ._sites import site_block, site_fetcher
+from ._store import Store, open_store
 
 __all__ = ["open_plate"]
 
@@ -112,7 +112,7 @@ class _Plan:
         if odd:  # the outer join of differently numbered tables: count it (read these sites)
             where = {k: i for i, k in enumerate(self.keys)}
             for key, attrs, arrays, _ in self.st.read_sites(odd, self.tables):
-                meta, _, _ = _site_block(self.st.columns, attrs, arrays, self.tables, [])
+                meta, _, _ = site_block(self.st.columns, attrs, arrays, self.tables, [])
                 rows[where[key]] = len(meta)
         return rows
 
@@ -202,7 +202,7 @@ class _SiteReader:
         """(metadata frame, float64 block) of a site, its columns those of the view."""
         names = [t for t in self.tables if t in attrs["columns"]]
         (_, arrays, _), = self._fetch()([key], [names], False)
-        meta, block, _ = _site_block(self.columns.__getitem__, attrs, arrays, names, self.features)
+        meta, block, _ = site_block(self.columns.__getitem__, attrs, arrays, names, self.features)
         if len(meta) != rows:
             raise StoreError(f"site {key}: its tables give {len(meta)} joined rows, its counts said {rows} "
                              "(objects numbered differently across tables); read it with Store.single_cells",
