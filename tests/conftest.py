@@ -314,3 +314,25 @@ def s3_server():
     server = S3Server()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def tmpfs(tmp_path):
+    """Factory: ``tmpfs(name, options)`` mounts a tmpfs (``"size=6656k"``, ``"ro,size=1m"``) under tmp_path,
+    unmounted after the test; the test is skipped where mounting is not allowed."""
+    import subprocess
+
+    mounts = []
+
+    def mount(name: str, options: str) -> Path:
+        where = tmp_path / name
+        where.mkdir()
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+        if done.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
+        mounts.append(where)
+        return where
+
+    yield mount
+    for where in mounts:
+        subprocess.run(["umount", "-l", str(where)], check=False)

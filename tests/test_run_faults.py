@@ -206,15 +206,9 @@ def test_workers_gone_for_good_fail_the_run_instead_of_hanging(bundled_plate_dir
 # -- 3. storage faults ----------------------------------------------------------------------------
 
 @pytest.fixture
-def small_disk(tmp_path):
+def small_disk(tmpfs):
     """A 6.5 MB tmpfs: the store's metadata, illumination functions and about one site fit."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=6656k", "tmpfs", str(mount)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+    return tmpfs("disk", "size=6656k")
 
 
 def test_disk_full_leaves_sites_uncommitted_and_resumes(bundled_plate_dir, bundled_run, small_disk):
