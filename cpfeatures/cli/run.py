@@ -4,10 +4,27 @@ from __future__ import annotations
 
 import click
 
+from ..errors import CpfeaturesError
 from ._common import (_JSON, _LOG, _PLATE, _VERBOSE, _crop_options, _crop_settings, _finish, _split, friendly,
                       quiet_cluster)
 
 __all__ = ["run", "crops"]
+
+
+def _TLS(fn):
+    """--tls-ca-file, --tls-cert, --tls-key: a tls:// --scheduler's certificates (else dask's configuration)."""
+    for option in reversed((
+            click.option("--tls-ca-file", default=None, metavar="PEM",
+                         help="For a tls:// --scheduler: the CA certificate that signed the scheduler's certificate "
+                              "(default: dask's distributed.comm.tls.ca-file configuration)."),
+            click.option("--tls-cert", default=None, metavar="PEM",
+                         help="This client's certificate, signed by the scheduler's CA (default: "
+                              "distributed.comm.tls.client.cert)."),
+            click.option("--tls-key", default=None, metavar="PEM",
+                         help="The client certificate's private key, unless in the --tls-cert file (default: "
+                              "distributed.comm.tls.client.key)."))):
+        fn = option(fn)
+    return fn
 
 
 def _as_interrupt(signum, frame):  # SIGTERM (a batch scheduler stopping the job) ends a run as Ctrl-C does
@@ -30,9 +47,11 @@ def _as_interrupt(signum, frame):  # SIGTERM (a batch scheduler stopping the job
 @click.option("--threads-per-worker", type=click.IntRange(min=1), default=None,
               help="Threads per local worker (default 1).")
 @click.option("--scheduler", default=None,
-              help="Address of an existing dask.distributed scheduler, e.g. tcp://host:8786.")
+              help="Address of an existing dask.distributed scheduler, e.g. tls://host:8786 (tcp://host:8786 is "
+                   "not encrypted: a warning unless on this machine).")
 @click.option("--scheduler-timeout", type=click.FloatRange(min=0, min_open=True), default=30.0, show_default=True,
               help="Seconds to wait for --scheduler to answer.")
+@_TLS
 @click.option("--wells", default=None, help="Comma-separated wells to run, e.g. D08,D14.")
 @click.option("--sites", default=None, help="Comma-separated sites to run, e.g. D08_f5,L09_f5.")
 @click.option("--save-labels", is_flag=True, help="Also store the Nuclei/Cells/Cytoplasm label images.")
@@ -49,9 +68,9 @@ def _as_interrupt(signum, frame):  # SIGTERM (a batch scheduler stopping the job
 @_LOG
 @_JSON
 @friendly
-def run(plates, out, plate_name, illum, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
-        save_labels, save_crops, crop_size, crop_mode, crop_border, crop_masks, crop_channels, crops_output,
-        verify_first, progress_mode, no_progress, verbose, log_file, as_json):
+def run(plates, out, plate_name, illum, config, workers, threads_per_worker, scheduler, scheduler_timeout, tls_ca_file,
+        tls_cert, tls_key, wells, sites, save_labels, save_crops, crop_size, crop_mode, crop_border, crop_masks,
+        crop_channels, crops_output, verify_first, progress_mode, no_progress, verbose, log_file, as_json):
     """Segment and measure every site of PLATE into the store OUT (resumable).
 
     PLATE is a Harmony plate folder (or its index file), an ImageXpress or
@@ -83,6 +102,7 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
 
     signal.signal(signal.SIGTERM, _as_interrupt)
     quiet_cluster(verbose)
+    tls = {"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key}
     crops = _crop_settings(crop_size, crop_mode, crop_border, crop_masks, crop_channels, crops_output) \
         if save_crops else None
     if len(plates) > 1 or (plate_name is None and len(batch_plates(plates)) > 1):
@@ -90,10 +110,10 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
             raise click.UsageError("--save-crops runs one plate at a time (or use `cpfeatures crops` per store)")
         return _run_batch(plates, out, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
                           save_labels, verify_first, "none" if no_progress else progress_mode, log_file, as_json,
-                          illum)
+                          illum, tls)
     plate = plates[0]
     summary = run_plate(plate, out, config, workers=workers, threads_per_worker=threads_per_worker,
-                        scheduler=scheduler, scheduler_timeout=scheduler_timeout, wells=_split(wells),
+                        scheduler=scheduler, scheduler_timeout=scheduler_timeout, **tls, wells=_split(wells),
                         sites=_split(sites), save_labels=save_labels, verify=verify_first,
                         progress="none" if no_progress else progress_mode, log_file=log_file,
                         plate=plate_name, illum=illum, crops=crops)
@@ -134,7 +154,7 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
 
 
 def _run_batch(plates, out, config, workers, threads_per_worker, scheduler, scheduler_timeout, wells, sites,
-               save_labels, verify_first, progress, log_file, as_json, illum):
+               save_labels, verify_first, progress, log_file, as_json, illum, tls):
     """`cpfeatures run` of several plates: one cluster, one store per plate under OUT."""
     from ..run import run_plates
 
@@ -147,7 +167,7 @@ def _run_batch(plates, out, config, workers, threads_per_worker, scheduler, sche
                        f"store, {failed} failed; {item.n_objects} cells; {item.seconds:.1f} s -> {item.store}")
 
     batch = run_plates(list(plates), out, config, workers=workers, threads_per_worker=threads_per_worker,
-                       scheduler=scheduler, scheduler_timeout=scheduler_timeout, progress=progress,
+                       scheduler=scheduler, scheduler_timeout=scheduler_timeout, **tls, progress=progress,
                        wells=_split(wells), sites=_split(sites), save_labels=save_labels, verify=verify_first,
                        log_file=log_file, illum=illum, on_plate=None if as_json else said)
     runs = batch.runs
@@ -172,7 +192,9 @@ def _run_batch(plates, out, config, workers, threads_per_worker, scheduler, sche
 @_crop_options
 @click.option("--workers", type=click.IntRange(min=0), default=None,
               help="Local worker processes (default: one per core; 0: in this process).")
-@click.option("--scheduler", default=None, help="Address of an existing dask.distributed scheduler.")
+@click.option("--scheduler", default=None,
+              help="Address of an existing dask.distributed scheduler, e.g. tls://host:8786.")
+@_TLS
 @click.option("--wells", default=None, help="Comma-separated wells, e.g. D08,D14.")
 @click.option("--sites", default=None, help="Comma-separated sites, e.g. D08_f5.")
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
@@ -181,7 +203,7 @@ def _run_batch(plates, out, config, workers, threads_per_worker, scheduler, sche
 @_JSON
 @friendly
 def crops(store, plate, crops_output, crop_size, crop_mode, crop_border, crop_masks, crop_channels, workers,
-          scheduler, wells, sites, progress_mode, verbose, as_json):
+          scheduler, tls_ca_file, tls_cert, tls_key, wells, sites, progress_mode, verbose, as_json):
     """Write single-cell crops of a finished run's STORE from its PLATE's images (resumable).
 
     Each committed site's images are corrected with the store's illumination functions; its
@@ -194,8 +216,12 @@ def crops(store, plate, crops_output, crop_size, crop_mode, crop_border, crop_ma
 
     quiet_cluster(verbose)
     settings = _crop_settings(crop_size, crop_mode, crop_border, crop_masks, crop_channels, None)
+    if not scheduler and any((tls_ca_file, tls_cert, tls_key)):
+        raise CpfeaturesError("--tls-ca-file, --tls-cert and --tls-key are for an existing scheduler reached over "
+                              "TLS (--scheduler tls://HOST:PORT)")
     summary = crops_from_store(store, plate, crops_output, settings=settings, workers=workers, scheduler=scheduler,
-                               sites=_split(sites), wells=_split(wells), progress=progress_mode)
+                               sites=_split(sites), wells=_split(wells), progress=progress_mode,
+                               tls_ca_file=tls_ca_file, tls_cert=tls_cert, tls_key=tls_key)
     failed = len(summary.failed)
     result = {"command": "crops", "crops": summary.path, "done": len(summary.done),
               "already_in_store": len(summary.skipped), "failed": failed, "crops_written": summary.n_crops,

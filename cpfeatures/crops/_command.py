@@ -111,7 +111,8 @@ def _check_labels(cells: np.ndarray, table: pd.DataFrame, key: str) -> None:
 
 def crops_from_store(store: str | os.PathLike, plate: str | os.PathLike, out: str | os.PathLike | None = None, *,
                      settings: CropSettings | None = None, workers: int | None = None, scheduler: str | None = None,
-                     sites=None, wells=None, progress: bool | str = False) -> CropSummary:
+                     sites=None, wells=None, progress: bool | str = False, tls_ca_file=None, tls_cert=None,
+                     tls_key=None) -> CropSummary:
     """Write the crops of every committed site of a finished run (resumable).
 
     Parameters
@@ -128,6 +129,8 @@ def crops_from_store(store: str | os.PathLike, plate: str | os.PathLike, out: st
         Local worker processes (default one per core); ``0`` crops in this process.
     scheduler : str, optional
         An existing dask scheduler's address.
+    tls_ca_file, tls_cert, tls_key : str, optional
+        For a ``tls://`` scheduler, as :class:`cpfeatures.run.RunOptions` takes them.
     sites, wells : iterable of str, optional
         Only these sites or wells.
     progress : bool or str
@@ -202,7 +205,8 @@ def crops_from_store(store: str | os.PathLike, plate: str | os.PathLike, out: st
                 if res.get("storage_error"):
                     break
         elif args:
-            with cluster_client(scheduler, workers, 1) as client:
+            with cluster_client(scheduler, workers, 1, tls_ca_file=tls_ca_file, tls_cert=tls_cert,
+                                tls_key=tls_key) as client:
                 window = TaskWindow(client, crop_store_site, args, None, "crops")
                 for i, res in window:
                     if isinstance(res, BaseException):

@@ -13,7 +13,8 @@ import warnings
 
 from ..errors import CpfeaturesError
 
-__all__ = ["TaskWindow", "WorkersLostError", "cluster_client", "compile_in_workers", "worker_death_message"]
+__all__ = ["TaskWindow", "WorkersLostError", "cluster_client", "compile_in_workers", "scheduler_security",
+           "warn_if_plain", "worker_death_message"]
 
 
 class WorkersLostError(CpfeaturesError):
@@ -155,20 +156,197 @@ def _ignore_interrupt_plugin():
     return IgnoreInterrupt()
 
 
+#: address schemes whose connections dask encrypts with its TLS settings
+_TLS_SCHEMES = ("tls", "wss")
+#: what each TLS option is in dask's own configuration
+_TLS_CONFIG = {"tls_ca_file": ("--tls-ca-file", "distributed.comm.tls.ca-file"),
+               "tls_cert": ("--tls-cert", "distributed.comm.tls.client.cert"),
+               "tls_key": ("--tls-key", "distributed.comm.tls.client.key")}
+
+
+def _scheme(scheduler: str) -> str:
+    from distributed.comm.addressing import parse_address
+
+    try:
+        return parse_address(scheduler)[0]
+    except (ValueError, TypeError):
+        return ""
+
+
+def scheduler_security(scheduler: str | None, tls_ca_file=None, tls_cert=None, tls_key=None):
+    """The ``distributed.security.Security`` to reach ``scheduler`` with (``None``: not a TLS address).
+
+    Given files are used as given (``require_encryption=True``); a file not given comes from dask's
+    configuration (``distributed.comm.tls.ca-file``, ``.client.cert``, ``.client.key``, e.g. the
+    ``DASK_DISTRIBUTED__COMM__TLS__CA_FILE`` variable). Refused (:class:`CpfeaturesError`, one line):
+    TLS files for a scheduler that is not ``tls://``, a ``tls://`` scheduler without a CA file or a
+    client certificate, a file that does not exist or cannot be loaded.
+    """
+    given = {"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key}
+    given = {k: os.fspath(v) for k, v in given.items() if v is not None}
+    if not scheduler and not given:
+        return None
+    names = "the option(s) " + ", ".join(_TLS_CONFIG[k][0] for k in given)
+    if not scheduler:
+        raise CpfeaturesError(f"{names} are for an existing scheduler reached over TLS (--scheduler tls://HOST:PORT); "
+                              "the local cluster of a run without --scheduler stays on this machine")
+    scheme = _scheme(scheduler)
+    if scheme not in _TLS_SCHEMES:
+        if given:
+            raise CpfeaturesError(f"{names} are for a tls:// scheduler; {scheduler} is not encrypted and would not "
+                                  f"use them (write tls://{scheduler.partition('://')[2] or scheduler})")
+        return None
+    import dask
+
+    files = {}  # option -> (file, where it was set)
+    for key, (option, config) in _TLS_CONFIG.items():
+        if key in given:
+            files[key] = (given[key], option)
+        elif dask.config.get(config, None):
+            files[key] = (os.fspath(dask.config.get(config)), f"dask configuration {config}")
+    missing = [f"{what} ({_TLS_CONFIG[key][0]} or dask's {_TLS_CONFIG[key][1]})"
+               for key, what in (("tls_ca_file", "the CA certificate that signed the scheduler's certificate"),
+                                 ("tls_cert", "this client's certificate")) if key not in files]
+    if missing:
+        raise CpfeaturesError(f"the TLS scheduler {scheduler} needs {' and '.join(missing)}; neither an option nor "
+                              "dask's configuration (e.g. DASK_DISTRIBUTED__COMM__TLS__CA_FILE) gives it")
+    for path, where in files.values():
+        if "\n" not in path and not os.path.isfile(path):  # dask's configuration may hold the PEM text itself
+            raise CpfeaturesError(f"no such file ({where})", path)
+    return _load_security(scheduler, files)
+
+
+def _load_security(scheduler: str, files: dict):
+    """``Security`` of these files, loaded once here so a bad file is named now, not as "PEM lib" later."""
+    import ssl
+
+    from distributed.security import Security
+
+    security = Security(tls_ca_file=files["tls_ca_file"][0], tls_client_cert=files["tls_cert"][0],
+                        tls_client_key=files.get("tls_key", (None,))[0], require_encryption=True)
+    try:
+        security.get_connection_args("client")
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        ca, where = files["tls_ca_file"]
+        try:
+            ssl.create_default_context(**({"cadata": ca} if "\n" in ca else {"cafile": ca}))
+        except (ssl.SSLError, OSError, ValueError) as ca_exc:
+            raise CpfeaturesError(f"not a PEM CA certificate ({where}; {_ssl_reason(ca_exc)})",
+                                  None if "\n" in ca else ca) from None
+        shown = {k: f"the PEM text of {where}" if "\n" in path else path for k, (path, where) in files.items()}
+        cert = shown["tls_cert"]
+        key = f"the key {shown['tls_key']}" if "tls_key" in shown else "its key in the same file (no --tls-key)"
+        raise CpfeaturesError(f"cannot use the TLS client certificate {cert} with {key} for {scheduler}: not a "
+                              f"PEM certificate and its private key, or they do not match ({_ssl_reason(exc)})"
+                              ) from None
+    return security
+
+
+def _chain(exc: BaseException | None) -> list[BaseException]:
+    """An exception and those it came from (``raise ... from``, or raised while handling)."""
+    chain: list[BaseException] = []
+    while exc is not None and exc not in chain:
+        chain.append(exc)
+        exc = exc.__cause__ or exc.__context__
+    return chain
+
+
+def _ssl_reason(exc: BaseException) -> str:
+    """An OpenSSL error as its words: ``certificate verify failed: unable to get local issuer certificate``."""
+    import re
+    import ssl
+
+    chain = _chain(exc)
+    for e in chain:
+        if isinstance(e, ssl.SSLCertVerificationError) and e.verify_message:
+            return f"certificate verify failed: {e.verify_message}"
+    text = " ".join(" ".join(str(e) for e in chain).split())
+    match = re.search(r"\[(?:SSL: |X509: )?[A-Z0-9_]+\] ([^(\[]+)", text)
+    if match:
+        return match.group(1).strip()
+    text = re.sub(r"^in <[^>]*>: ", "", " ".join(str(chain[0]).split()))  # dask's "in <TLS (closed) ...>: "
+    return re.sub(r" \(_ssl\.c:\d+\)", "", text) or type(chain[0]).__name__
+
+
+def _handshake_failure(scheduler: str, exc: BaseException) -> str | None:
+    """What went wrong in the TLS handshake with ``scheduler``, in one line (``None``: not a handshake failure)."""
+    import ssl
+
+    chain = _chain(exc)
+    text = " ".join(f"{type(e).__name__}: {e}" for e in chain)
+    if not (any(isinstance(e, ssl.SSLError) for e in chain) or "SSL" in text or "TLS" in text):
+        return None
+    reason = _ssl_reason(exc)
+    if any(isinstance(e, ssl.SSLCertVerificationError) for e in chain) or "certificate verify failed" in reason:
+        why = "its certificate is not signed by the CA given (--tls-ca-file), or has expired"
+    elif any(s in reason.lower() for s in ("unknown ca", "certificate required", "bad certificate",
+                                           "certificate expired", "certificate unknown")):
+        why = "it refused this client's certificate (--tls-cert: not signed by the scheduler's CA, or expired)"
+    elif "EOF" in text or "reset" in text.lower():
+        why = ("it closed the connection during the handshake: it refused this client's certificate (--tls-cert: "
+               "not signed by the scheduler's CA, or expired), or it does not speak TLS")
+    else:
+        why = "it does not answer as a TLS server (a tcp:// scheduler?)"
+    return f"TLS handshake with the dask scheduler at {scheduler} failed: {why} ({reason})"
+
+
+def _is_loopback(scheduler: str) -> bool | None:
+    """Whether ``scheduler``'s host is this machine's loopback (``None``: no host to tell)."""
+    import ipaddress
+
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(scheduler)
+        if scheme == "inproc":
+            return True
+        host = parse_host_port(location)[0]
+    except (ValueError, TypeError):
+        return None
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: not resolved here, reached from other machines as well
+        return False
+
+
+def warn_if_plain(scheduler: str) -> None:
+    """One warning for a scheduler reached in plain text from another machine (not loopback, not TLS)."""
+    if _scheme(scheduler) in _TLS_SCHEMES or _is_loopback(scheduler) is not False:
+        return
+    warnings.warn(f"the dask scheduler {scheduler} is not encrypted: anyone who reaches it runs code on its workers "
+                  "with this run's credentials (plate, store, cloud keys); use a tls:// scheduler with certificates "
+                  "(--tls-ca-file, --tls-cert, --tls-key)", UserWarning, stacklevel=2)
+
+
 @contextlib.contextmanager
 def cluster_client(scheduler: str | None, workers: int | None, threads_per_worker: int | None, memory_limit=None,
-            worker_retries: int = 2, timeout: float = 30.0):
-    """A dask client: an existing cluster (``scheduler``) or a local one sized to the machine."""
+                   worker_retries: int = 2, timeout: float = 30.0, tls_ca_file=None, tls_cert=None, tls_key=None):
+    """A dask client: an existing cluster (``scheduler``) or a local one sized to the machine.
+
+    A ``tls://`` scheduler is reached with :func:`scheduler_security` (the files given, else dask's
+    configuration); a plain one on another machine is warned about (:func:`warn_if_plain`).
+    """
     import dask
     from distributed import Client, LocalCluster
 
+    security = scheduler_security(scheduler, tls_ca_file, tls_cert, tls_key)
     if scheduler:
+        warn_if_plain(scheduler)
         try:
-            client = Client(scheduler, timeout=timeout)
-        except (OSError, TimeoutError, ValueError) as exc:
+            client = Client(scheduler, timeout=timeout, **({"security": security} if security else {}))
+        except Exception as exc:  # whatever answers there, one line: never a traceback
+            failure = _handshake_failure(scheduler, exc) if security else None
+            if failure:
+                raise CpfeaturesError(failure) from None
+            if not isinstance(exc, (OSError, TimeoutError, ValueError)):  # something answered, not a scheduler
+                raise CpfeaturesError(f"what answers at {scheduler} is not a dask scheduler ({type(exc).__name__}: "
+                                      f"{' '.join(str(exc).split())[:200]}): is the address right?") from None
             raise CpfeaturesError(f"cannot reach the dask scheduler at {scheduler} within {timeout:g} s "
-                                  f"({type(exc).__name__}): is it running, is the address tcp://HOST:PORT right, "
-                                  "and is that port open from here? (--scheduler-timeout to wait longer)") from None
+                                  f"({type(exc).__name__}): is it running, is the address tcp:// or tls://HOST:PORT "
+                                  "right, and is that port open from here? (--scheduler-timeout to wait longer)"
+                                  ) from None
         try:
             yield client
         finally:

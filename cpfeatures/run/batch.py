@@ -96,7 +96,8 @@ def _plate_id(source: str, plate: str | None, config) -> str:
 
 
 def run_plates(sources, out_dir, config=None, *, workers: int | None = None, threads_per_worker: int | None = None,
-               scheduler: str | None = None, scheduler_timeout: float = 30.0, progress=True,
+               scheduler: str | None = None, scheduler_timeout: float = 30.0, tls_ca_file=None, tls_cert=None,
+               tls_key=None, progress=True,
                on_plate: Callable | None = None, **kwargs) -> BatchSummary:
     """Run several plates into ``out_dir/<plate>.zarr`` through one dask cluster.
 
@@ -108,7 +109,7 @@ def run_plates(sources, out_dir, config=None, *, workers: int | None = None, thr
         Folder (or fsspec URL prefix) for the stores.
     config : dict or path, optional
         Settings for every plate.
-    workers, threads_per_worker, scheduler, scheduler_timeout
+    workers, threads_per_worker, scheduler, scheduler_timeout, tls_ca_file, tls_cert, tls_key
         The cluster, as :func:`cpfeatures.run.run_plate` takes it; started once for all plates.
     progress : bool or str
         One view for the batch (see :func:`cpfeatures.run.run_plate`): a ``plates`` phase and each
@@ -150,8 +151,9 @@ def run_plates(sources, out_dir, config=None, *, workers: int | None = None, thr
         Path(out_dir).mkdir(parents=True, exist_ok=True)
     retries = int(cfg.get("run", {}).get("worker_retries", RUN_DEFAULTS["worker_retries"]))
     log_file = kwargs.pop("log_file", None)
-    with cluster_client(scheduler, workers, threads_per_worker, worker_retries=retries,
-                        timeout=scheduler_timeout) as client, \
+    tls = {"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key}
+    with cluster_client(scheduler, workers, threads_per_worker, worker_retries=retries, timeout=scheduler_timeout,
+                        **tls) as client, \
             open_progress(progress, log_file) as view:
         address = client.scheduler.address
         plates_task = view.add("plates", len(named))
@@ -160,7 +162,7 @@ def run_plates(sources, out_dir, config=None, *, workers: int | None = None, thr
             out = _fs.join(out_dir, store_name(plate_id))
             try:
                 result = run_plate(source, out, cfg, scheduler=address, scheduler_timeout=scheduler_timeout,
-                                   progress=Labelled(view, plate_id), plate=plate, **kwargs)
+                                   progress=Labelled(view, plate_id), plate=plate, **tls, **kwargs)
             except CpfeaturesError as exc:
                 summary.refused.append((source, str(exc)))
                 failed_plates += 1

@@ -37,7 +37,8 @@ from ..errors import CpfeaturesError, InputError
 from ..settings import defaults, table
 from ..io import Site, parse_site_key, read_illum_files, read_image, read_plate, site_key
 from ..store import Store, StoreLock, StoreWriteError, checksum
-from ._cluster import TaskWindow, WorkersLostError, cluster_client, compile_in_workers, worker_death_message
+from ._cluster import (TaskWindow, WorkersLostError, cluster_client, compile_in_workers, scheduler_security,
+                       worker_death_message)
 from .illumination import compute_illumination, record_excluded
 from .progress import progress as open_progress
 from .site import SiteTask, run_site
@@ -121,9 +122,15 @@ class RunOptions:
     workers, threads_per_worker : int, optional
         Local cluster size (default: one single-threaded worker per core).
     scheduler : str, optional
-        Address of an existing ``dask.distributed`` scheduler (``tcp://host:8786``).
+        Address of an existing ``dask.distributed`` scheduler (``tls://host:8786``, or
+        ``tcp://host:8786``: unencrypted, warned about unless on this machine's loopback).
     scheduler_timeout : float
         Seconds to wait for ``scheduler`` to answer.
+    tls_ca_file, tls_cert, tls_key : str, optional
+        For a ``tls://`` scheduler: the CA certificate that signed the scheduler's certificate,
+        this client's certificate and its key (PEM files). Not given: dask's configuration
+        (``distributed.comm.tls.ca-file``, ``.client.cert``, ``.client.key``). Checked when the
+        options are made: a missing file, or a ``tls://`` scheduler with neither, is refused.
     sites, wells : iterable of str, optional
         Only these sites (``"D08_f5"``) or wells (``"D08"``).
     save_labels : bool
@@ -162,6 +169,9 @@ class RunOptions:
     threads_per_worker: int | None = None
     scheduler: str | None = None
     scheduler_timeout: float = 30.0
+    tls_ca_file: "str | os.PathLike | None" = None
+    tls_cert: "str | os.PathLike | None" = None
+    tls_key: "str | os.PathLike | None" = None
     sites: Iterable[str] | None = None
     wells: Iterable[str] | None = None
     save_labels: bool = False
@@ -175,6 +185,9 @@ class RunOptions:
     plate: str | None = None
     illum: "str | os.PathLike | dict | None" = None
     hooks: tuple = ()
+
+    def __post_init__(self):  # TLS files and settings are refused before any work, not when the cluster is reached
+        scheduler_security(self.scheduler, self.tls_ca_file, self.tls_cert, self.tls_key)
 
 
 def run_plate(plate_path, out, config: dict | str | None = None, options: RunOptions | None = None, *,
@@ -276,7 +289,8 @@ def _run(plate, plate_path, store: Store, cfg: dict, roles: list[str], wanted: l
     need_illum = use_illum and (illum is None or set(illum) != set(roles))
     retries = int(cfg.get("run", {}).get("worker_retries", RUN_DEFAULTS["worker_retries"]))
     with cluster_client(opts.scheduler, opts.workers, opts.threads_per_worker, worker_retries=retries,
-                        timeout=opts.scheduler_timeout) as client:
+                        timeout=opts.scheduler_timeout, tls_ca_file=opts.tls_ca_file, tls_cert=opts.tls_cert,
+                        tls_key=opts.tls_key) as client:
         phases: dict[str, float] = {}
         if opts.scheduler is None and (todo or need_illum):
             t0 = time.perf_counter()
