@@ -64,13 +64,17 @@ def _as_interrupt(signum, frame):  # SIGTERM (a batch scheduler stopping the job
 @click.option("--progress", "progress_mode", type=click.Choice(["auto", "bar", "lines", "none"]), default="auto",
               show_default=True, help="A live bar on a terminal, plain lines on stderr otherwise (batch jobs).")
 @click.option("--no-progress", is_flag=True, help="Same as --progress none.")
+@click.option("--unsafe-lock", is_flag=True,
+              help="Write a store on storage that cannot create its lock file exclusively (refused otherwise): "
+                   "only when no other run writes it.")
 @_VERBOSE
 @_LOG
 @_JSON
 @friendly
 def run(plates, out, plate_name, illum, config, workers, threads_per_worker, scheduler, scheduler_timeout, tls_ca_file,
         tls_cert, tls_key, wells, sites, save_labels, save_crops, crop_size, crop_mode, crop_border, crop_masks,
-        crop_channels, crops_output, verify_first, progress_mode, no_progress, verbose, log_file, as_json):
+        crop_channels, crops_output, verify_first, progress_mode, no_progress, unsafe_lock, verbose, log_file,
+        as_json):
     """Segment and measure every site of PLATE into the store OUT (resumable).
 
     PLATE is a Harmony plate folder (or its index file), an ImageXpress or
@@ -102,7 +106,7 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
 
     signal.signal(signal.SIGTERM, _as_interrupt)
     quiet_cluster(verbose)
-    tls = {"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key}
+    tls = {"tls_ca_file": tls_ca_file, "tls_cert": tls_cert, "tls_key": tls_key, "unsafe_lock": unsafe_lock}
     crops = _crop_settings(crop_size, crop_mode, crop_border, crop_masks, crop_channels, crops_output) \
         if save_crops else None
     if len(plates) > 1 or (plate_name is None and len(batch_plates(plates)) > 1):

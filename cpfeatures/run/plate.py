@@ -126,6 +126,9 @@ class RunOptions:
         ``tcp://host:8786``: unencrypted, warned about unless on this machine's loopback).
     scheduler_timeout : float
         Seconds to wait for ``scheduler`` to answer.
+    unsafe_lock : bool
+        Write a store on storage that cannot create its lock file exclusively (no conditional
+        write): allowed only when the caller knows that no other run writes it.
     tls_ca_file, tls_cert, tls_key : str, optional
         For a ``tls://`` scheduler: the CA certificate that signed the scheduler's certificate,
         this client's certificate and its key (PEM files). Not given: dask's configuration
@@ -172,6 +175,7 @@ class RunOptions:
     tls_ca_file: "str | os.PathLike | None" = None
     tls_cert: "str | os.PathLike | None" = None
     tls_key: "str | os.PathLike | None" = None
+    unsafe_lock: bool = False
     sites: Iterable[str] | None = None
     wells: Iterable[str] | None = None
     save_labels: bool = False
@@ -235,7 +239,7 @@ def run_plate(plate_path, out, config: dict | str | None = None, options: RunOpt
         given_illum = read_illum_files(opts.illum if opts.illum is not None else plate.illum_files, roles,
                                        plate.image_shape, plate=plate.plate_id)
     store = Store(out, mode="a", storage_options=opts.storage_options)
-    lock = StoreLock(store.url, opts.storage_options)
+    lock = StoreLock(store.url, opts.storage_options, unsafe=opts.unsafe_lock)
     with lock, open_progress(opts.progress, opts.log_file) as bar:
         summary = RunSummary(plate.plate_id, store.url, len(wanted))
         try:
