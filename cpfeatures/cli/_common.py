@@ -47,8 +47,9 @@ def quiet_cluster(verbose: bool) -> None:
     if verbose:
         return
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "critical")
-    os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"),
-                                                          "ignore:resource_tracker:UserWarning"]))
+    quiet = "ignore:resource_tracker:UserWarning"
+    if quiet not in os.environ.get("PYTHONWARNINGS", ""):  # said once, however often a command runs in-process
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), quiet]))
     for name in ("distributed", "tornado"):
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
