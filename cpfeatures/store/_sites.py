@@ -127,21 +127,29 @@ def fetch_sync(root, key: str, names: list[str], tolerant: bool = False, url: st
         if not tolerant:
             raise damaged(url, key, problem) from None
         return None, {}, {"metadata": problem}
-    recorded = attrs.get("arrays") or {}
-    arrays, problems = {}, {}
+    read = []
     for name in names:
         try:
-            values = group[name][:]
-            problem = array_problem(values, recorded.get(name))
+            read.append((group[name][:], None))
         except Exception as exc:
-            values, problem = None, f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            read.append((None, f"unreadable ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"))
+    return (attrs, *_checked(url, key, names, read, attrs.get("arrays") or {}, tolerant))
+
+
+def _checked(url: str, key: str, names: list[str], read: list, recorded: dict, tolerant: bool):
+    """``({name: array}, {name: problem})`` of arrays read as ``(value, problem)``: each is checked against
+    the size and CRC-32 its site recorded (a deleted chunk reads as zarr's fill value, a flipped byte as a
+    number, and neither may pass as data); a damaged one raises unless ``tolerant``."""
+    arrays, problems = {}, {}
+    for name, (value, problem) in zip(names, read):
+        problem = problem or array_problem(value, recorded.get(name))
         if problem is None:
-            arrays[name] = values
+            arrays[name] = value
         elif not tolerant:
             raise damaged(url, key, f"{name}: {problem}")
         else:
             problems[name] = problem
-    return attrs, arrays, problems
+    return arrays, problems
 
 
 def site_fetcher(root=None, zstore=None, base: str = "", url: str | None = None):
@@ -195,19 +203,7 @@ def site_fetcher(root=None, zstore=None, base: str = "", url: str | None = None)
                 raise damaged(where, key, problem) from None
             return None, {}, {"metadata": problem}
         results = await asyncio.gather(*(array(f"{path}/{n}", True) for n in names))
-        recorded = attrs.get("arrays") or {}
-        arrays, problems = {}, {}
-        for n, (v, p) in zip(names, results):
-            # every array is checked against the size and CRC-32 its site recorded: a deleted chunk
-            # reads as zarr's fill value, a flipped byte as a number, and neither may pass as data
-            p = p or array_problem(v, recorded.get(n))
-            if p is None:
-                arrays[n] = v
-            elif not tolerant:
-                raise damaged(where, key, f"{n}: {p}")
-            else:
-                problems[n] = p
-        return attrs, arrays, problems
+        return (attrs, *_checked(where, key, names, results, attrs.get("arrays") or {}, tolerant))
 
     async def many(keys, names, tolerant):
         return await asyncio.gather(*(one(k, n, tolerant) for k, n in zip(keys, names)))
