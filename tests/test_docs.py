@@ -4,8 +4,8 @@ Bash lines starting with ``cpfeatures`` (and the command after ``pip install . &
 start) run with the Python blocks, in the order of the README and then of the pages
 ``docs/index.md`` lists, in one fresh folder beside the bundled plate; each Python block in a
 fresh interpreter. Left out: the install and test commands themselves, lines that need a service
-the pages name (``tcp://`` schedulers: ``tests/test_run.py`` runs one on 127.0.0.1; ``s3://``:
-``tests/test_run_s3.py``), and blocks marked ``text``.
+the pages name (``tcp://`` schedulers: ``tests/run/test_plate.py`` runs one on 127.0.0.1; ``s3://``:
+``tests/run/test_s3.py``), and blocks marked ``text``.
 
 The fast tests check what the pages name: the newcomer commands near the top of the README, the
 pages listed by the index and the README, links and their anchors, module paths and functions,

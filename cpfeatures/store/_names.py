@@ -13,7 +13,7 @@ CellProfiler table's columns by one rule, with ``Image`` as the metadata table a
 The identifying columns are CytoTable's preset ones plus the id columns pycytominer would
 otherwise take for features: ``Number_Object_Number`` (a copy of the object number) and
 ``Children_<Objects>_Count``, named as CytoTable names them when they are passed as its
-``identifying_columns`` (checked against CytoTable itself in ``tests/test_export_cytotable.py``).
+``identifying_columns`` (checked against CytoTable itself in ``tests/store/test_export_cytotable.py``).
 The store's names (``--names cpfeatures``) are CellProfiler's with the compartment prefix and
 ``Metadata_Plate / Well / Site / ObjectNumber`` added, as exported before.
 """

@@ -116,7 +116,7 @@ def test_several_plates_need_a_choice(bundled_plate_dir, tmp_path):
     assert [str(s) for s in read_load_data(csv, plate="PLATE_B").sites] == ["G21_f5"]
     with pytest.raises(PlateError, match="plate 'PLATE_C' is not in the CSV"):
         read_load_data(csv, plate="PLATE_C")
-    # inspect shows one plate: it asks which (`run` takes such a CSV as a batch: tests/test_batch.py)
+    # inspect shows one plate: it asks which (`run` takes such a CSV as a batch: tests/run/test_batch.py)
     result = subprocess.run(CLI + ["inspect", str(csv)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "choose one with --plate" in result.stderr and "Traceback" not in result.stderr
 

@@ -165,7 +165,7 @@ def test_profiles_as_anndata(bundled_run, tmp_path):
 
 
 def _grow(url, n_wells: int, n_fields: int, n_cells: int, n_features: int) -> Store:
-    """A synthetic store (as tests/test_export.py grows them): every site n_cells x 3 x n_features."""
+    """A synthetic store (as tests/store/test_export.py grows them): every site n_cells x 3 x n_features."""
     from cpfeatures.store import SiteTables
 
     st = Store(url, mode="a")

@@ -22,7 +22,7 @@ import pytest
 from cpfeatures.store._names import cytotable_name
 from cpfeatures.store import export
 
-FIXTURE = Path(__file__).parent / "data" / "cytotable_cellprofiler_csv_columns.json.gz"
+FIXTURE = Path(__file__).parents[1] / "data" / "cytotable_cellprofiler_csv_columns.json.gz"
 TABLES = ("Image", "Nuclei", "Cells", "Cytoplasm")
 #: The ids pycytominer's infer_cp_features took for features in the store's names (issue 19).
 NINE = ["Cells_Parent_Nuclei", "Cytoplasm_Parent_Cells", "Cytoplasm_Parent_Nuclei", "Nuclei_Number_Object_Number",

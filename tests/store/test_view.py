@@ -1,7 +1,7 @@
 """The store from other tools: dimension names, consolidated metadata, codecs, the lazy plate view.
 
 Oracles: plain ``zarr`` + ``pandas`` reading of the documented layout (and pandas' own merge for
-the single-cell join), xarray's zarr backend, and the eager readers that ``tests/test_store.py``
+the single-cell join), xarray's zarr backend, and the eager readers that ``tests/store/test_store.py``
 checks against the written frames.
 """
 
