@@ -108,3 +108,13 @@ def test_the_command_writes_the_same_files(cells, tmp_path):
                                       pd.read_csv(tmp_path / "py" / f"{name}.csv"))
     done = CliRunner().invoke(main, ["profile", str(tmp_path / "missing.zarr"), "-o", str(tmp_path / "p.csv")])
     assert done.exit_code == 2 and done.stderr.count("\n") == 1 and "missing.zarr" in done.stderr
+
+
+def test_keep_stages_with_several_sources_is_refused_not_ignored(cells, tmp_path):
+    """An option that would do nothing is refused: the stages are one plate's tables."""
+    with pytest.raises(InputError, match="keep_stages writes the stages of one plate; 2 sources were given"):
+        write_plate_profiles([cells / "cells.csv", cells / "cells.csv"], tmp_path / "p.csv", keep_stages=True)
+    done = CliRunner().invoke(main, ["profile", str(cells / "cells.csv"), str(cells / "cells.csv"), "-o",
+                                     str(tmp_path / "p.csv"), "--keep-stages"])
+    assert done.exit_code == 2 and "2 sources were given" in done.output
+    assert list(tmp_path.iterdir()) == []
