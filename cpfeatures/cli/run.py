@@ -97,7 +97,8 @@ def run(plates, out, plate_name, illum, config, workers, threads_per_worker, sch
       0    every site is in the store
       1    some sites failed (see the error table: `cpfeatures export` writes Errors)
       2    bad input or options, refused before any work
-      3    the store could not be written (disk full, ...): run again to resume
+      3    the store could not be written (disk full, ...) or the local cluster lost
+           every worker: run again to resume
       130  interrupted: run again to resume
     """
     import signal
