@@ -28,6 +28,7 @@ function                    CellProfiler module                    settings
 :func:`texture_image`       MeasureTexture, Image table            scales, gray_levels
 :func:`granularity_image`   MeasureGranularity, Image table        subsample, ...
 :func:`image_quality`       MeasureImageQuality (one image)        scales, blur, ...
+:func:`image_intensity`     MeasureImageIntensity (+ mask_image)   mask, labels, percentiles
 ==========================  =====================================  =========================
 
 :func:`measure_objects` runs families over many images into one table (what a plate run
@@ -47,13 +48,15 @@ _WHERE = {
     "object_counts": "_identity", "Objects": "_objects", "as_objects": "_objects", "as_image": "_objects",
     "DEFAULTS": "_defaults", "SETTINGS": "_defaults", "resolve_settings": "_defaults", "toml_section": "_defaults",
     "kernel_probes": "_probes",
+    "image_intensity": "_imageintensity", "mask_image": "_imageintensity",
+    "IMAGE_INTENSITY_FEATURES": "_imageintensity",
 }
 
 __all__ = ["intensity", "texture", "granularity", "sizeshape", "radial", "colocalization", "neighbors",
            "texture_image", "granularity_image", "image_quality", "measure_objects", "measure_image",
            "identity_columns", "object_counts", "Objects", "as_objects", "as_image", "FAMILIES", "IMAGE_FAMILIES",
            "Family", "DEFAULTS", "SETTINGS", "resolve_settings", "toml_section", "available_families",
-           "kernel_probes"]
+           "kernel_probes", "image_intensity", "mask_image", "IMAGE_INTENSITY_FEATURES"]
 
 
 def __getattr__(name: str):
