@@ -104,6 +104,14 @@ class Table:
         return tuple(self.name.split("."))
 
 
+def _threshold(smoothing: float, correction: float, bounds: list) -> dict[str, Setting]:
+    """The threshold settings an Identify module has (CellProfiler's names, this object set's defaults)."""
+    return {"threshold_method": Setting("minimum_cross_entropy", (str,), ""),
+            "threshold_smoothing_scale": Setting(smoothing, NUMBER, ""),
+            "threshold_correction": Setting(correction, NUMBER, ""),
+            "threshold_bounds": Setting(bounds, (list,), "")}
+
+
 _ROLES = ["DNA", "ER", "RNA", "AGP", "Mito", "Brightfield", "HighZBF", "LowZBF"]
 
 #: Every table but the measurement families', in file order.
@@ -151,10 +159,7 @@ TABLES: tuple[Table, ...] = (
     Table("segment.nuclei", {
         "background_block_size": Setting(30, NUMBER, "module 14: \"Background\", block size 30"),
         "background_smoothing": Setting(50.0, NUMBER, "module 14: Gaussian filter, size 50 (0 disables the step)"),
-        "threshold_method": Setting("minimum_cross_entropy", (str,), ""),
-        "threshold_smoothing_scale": Setting(3.0, NUMBER, ""),
-        "threshold_correction": Setting(1.25, NUMBER, ""),
-        "threshold_bounds": Setting([0.014, 1.0], (list,), ""),
+        **_threshold(smoothing=3.0, correction=1.25, bounds=[0.014, 1.0]),
         "diameter_range": Setting([10, 75], (list,), "typical diameter, px; objects outside are discarded"),
         "discard_outside_diameter": Setting(True, (bool,), ""),
         "discard_border": Setting(True, (bool,), ""),
@@ -165,10 +170,7 @@ TABLES: tuple[Table, ...] = (
         "method": Setting("watershed_image", (str,), "or \"propagation\", \"distance_n\""),
         "distance": Setting(10, NUMBER, "distance_n: expansion in pixels"),
         "regularization": Setting(0.05, NUMBER, "propagation: weight of distance vs intensity"),
-        "threshold_method": Setting("minimum_cross_entropy", (str,), ""),
-        "threshold_smoothing_scale": Setting(0.0, NUMBER, ""),
-        "threshold_correction": Setting(1.0, NUMBER, ""),
-        "threshold_bounds": Setting([0.005, 0.014], (list,), ""),
+        **_threshold(smoothing=0.0, correction=1.0, bounds=[0.005, 0.014]),
         "fill_holes": Setting(True, (bool,), ""),
     }),
     Table("measure", {

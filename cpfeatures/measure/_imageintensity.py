@@ -37,6 +37,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
+from ._objects import as_loaded
 
 __all__ = ["mask_image", "image_intensity", "IMAGE_INTENSITY_FEATURES"]
 
@@ -127,19 +128,6 @@ def mask_image(image, labels=None, mask=None, invert: bool = False, *, masking_i
     return out, keep
 
 
-def _as_float(image) -> np.ndarray:
-    image = np.asarray(image)
-    kind = image.dtype.kind
-    if kind in "ui":
-        # as CellProfiler loads integer images: float32 / the type's maximum
-        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
-    if kind == "b":
-        return image.astype(np.float32)
-    if kind != "f":
-        raise InputError(f"image has unsupported dtype {image.dtype}")
-    return image
-
-
 #: numpy 1.x (CellProfiler 4.2.8's) reduces a long array in buffers of this many elements
 _BUFFER = 8192
 
@@ -224,7 +212,7 @@ def image_intensity(image, mask=None, labels=None, *, percentiles=()) -> dict[st
     >>> image_intensity(image, labels=np.array([[0, 0, 0], [0, 1, 1]]))["Intensity_MeanIntensity"]
     1.0
     """
-    pixels = _as_float(image)
+    pixels = as_loaded(np.asarray(image))
     if pixels.ndim not in (2, 3):
         raise InputError(f"image must be 2-D or 3-D, got shape {pixels.shape}")
     wanted = _percentiles(percentiles)

@@ -200,16 +200,8 @@ def as_image(image, objects: Objects | None = None, name: str = "image") -> np.n
         raise InputError(f"{name} must be 2-D, got shape {image.shape}")
     if objects is not None and image.shape != objects.shape:
         raise InputError(f"{name} shape {image.shape} differs from label shape {objects.shape}")
-    kind = image.dtype.kind
-    if kind in "ui":
-        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
-    if kind == "b":
-        return image.astype(np.float32)
-    if kind != "f":
-        raise InputError(f"{name} must be numeric, got dtype {image.dtype}")
-    if image.dtype not in (np.float32, np.float64):
-        image = image.astype(np.float32)
-    if image.size and not _in_unit_range(image):
+    image = as_loaded(image, name)
+    if image.dtype.kind == "f" and image.size and not _in_unit_range(image):
         flat = image.ravel()
         if not np.isfinite(flat).all():
             raise InputError(f"{name} contains NaN or infinite values")
@@ -218,6 +210,19 @@ def as_image(image, objects: Objects | None = None, name: str = "image") -> np.n
             raise InputError(f"{name} has values in [{lo:.4g}, {hi:.4g}]; float images must be in [0, 1] "
                              "(CellProfiler's scale: integer images are divided by their type's maximum)")
     return image
+
+
+def as_loaded(image: np.ndarray, name: str = "image") -> np.ndarray:
+    """An image's values as CellProfiler loads them: integers divided by their type's maximum
+    (float32), booleans as 0/1, floats as they are (float32 or float64); anything else refused."""
+    kind = image.dtype.kind
+    if kind in "ui":
+        return image.astype(np.float32) / np.float32(np.iinfo(image.dtype).max)
+    if kind == "b":
+        return image.astype(np.float32)
+    if kind != "f":
+        raise InputError(f"{name} must be numeric, got dtype {image.dtype}")
+    return image if image.dtype in (np.float32, np.float64) else image.astype(np.float32)
 
 
 def _in_unit_range(image: np.ndarray) -> bool:
